@@ -1,0 +1,30 @@
+"""engine: speculative decoding on real models, headless.
+
+Light imports (config, results, traces) load without torch, so the app can replay traces with no model;
+`Session` and friends import torch on first use.
+"""
+
+from .config import DEFAULT_PROMPT, MAX_BLOCK_SIZE, SpecConfig
+from .errors import ConfigError, EngineError, ModelLoadError, PromptError, TokenizerMismatchError, TraceError
+from .results import Alternative, BaselineResult, Comparison, Decision, Position, Source, Stats, StepResult, Token
+
+_LAZY = {
+    "Session": ".session",
+    "load_model": ".models",
+    "LoadedModel": ".models",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+__all__ = [
+    "DEFAULT_PROMPT", "MAX_BLOCK_SIZE", "SpecConfig", "ConfigError", "EngineError", "ModelLoadError", "PromptError",
+    "TokenizerMismatchError", "TraceError", "Alternative", "BaselineResult", "Comparison", "Decision", "Position",
+    "Source", "Stats", "StepResult", "Token", "Session", "load_model", "LoadedModel",
+]

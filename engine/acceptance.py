@@ -1,0 +1,69 @@
+"""The accept rules: greedy prefix matching and speculative (rejection) sampling.
+
+Pure functions of tensors, so they can be tested on hand-made p and q.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .sampling import sample
+
+
+def residual(p_verifier: torch.Tensor, q_drafter: torch.Tensor) -> torch.Tensor:
+    """normalize(max(0, p - q)): where to resample after a rejection so the output is exactly p."""
+    r = torch.clamp(p_verifier - q_drafter, min=0.0)
+    total = r.sum()
+    # p == q up to rounding: a rejection is then (almost) impossible, and p is the right fallback.
+    return r / total if total > 1e-12 else p_verifier
+
+
+def accept_probability(p_of_draft: float, q_of_draft: float) -> float:
+    if q_of_draft <= 0.0:
+        return 0.0  # cannot happen for a token actually drawn from q; refuse it rather than divide by zero
+    return min(1.0, p_of_draft / q_of_draft)
+
+
+@dataclass(frozen=True)
+class SampledVerdict:
+    accepted: int  # length of the accepted prefix
+    next_token: int  # correction (resampled) or bonus token (sampled from p)
+    accept_probs: tuple[float, ...]  # min(1, p/q) per examined position
+    draws: tuple[float, ...]  # the uniform draws
+
+
+def accept_greedy(draft_ids: list[int], verifier_argmax: list[int]) -> int:
+    """Length of the longest prefix where the draft equals the verifier's argmax (len(verifier_argmax) == k + 1)."""
+    accepted = 0
+    for draft_id, verifier_id in zip(draft_ids, verifier_argmax):
+        if draft_id != verifier_id:
+            break
+        accepted += 1
+    return accepted
+
+
+def accept_sampled(
+    draft_ids: list[int],
+    p_verifier: torch.Tensor,  # [k + 1, V]
+    q_drafter: torch.Tensor,  # [k, V]
+    generator: torch.Generator,
+) -> SampledVerdict:
+    """Speculative sampling (Leviathan et al. / Chen et al.): the emitted tokens are distributed exactly as p."""
+    k = len(draft_ids)
+    if k:
+        index = torch.tensor(draft_ids).unsqueeze(-1)
+        p_of_draft = p_verifier[:k].gather(-1, index).squeeze(-1).tolist()
+        q_of_draft = q_drafter.gather(-1, index).squeeze(-1).tolist()
+    probs, draws = [], []
+    for i in range(k):
+        ratio = accept_probability(p_of_draft[i], q_of_draft[i])
+        u = float(torch.rand((), generator=generator))
+        probs.append(ratio)
+        draws.append(u)
+        if u >= ratio:
+            correction = sample(residual(p_verifier[i], q_drafter[i]), generator)
+            return SampledVerdict(i, correction, tuple(probs), tuple(draws))
+    bonus = sample(p_verifier[k], generator)
+    return SampledVerdict(k, bonus, tuple(probs), tuple(draws))

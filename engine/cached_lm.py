@@ -1,0 +1,44 @@
+"""A causal LM with its own KV cache: feed new tokens, get their logits, roll back to any shorter length."""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+
+
+class CachedLM:
+    """Holds the KV cache of one decoding stream over a (possibly shared) model.
+
+    `length` is how many tokens of the context the cache covers; callers feed the rest.
+    """
+
+    def __init__(self, model, vocab_size: int, device: torch.device):
+        self.model = model
+        self.vocab_size = vocab_size  # logits are cut to the vocab the two models share
+        self.device = device
+        self.cache = DynamicCache(config=model.config)
+        self.length = 0
+
+    def reset(self) -> None:
+        self.cache = DynamicCache(config=self.model.config)
+        self.length = 0
+
+    @torch.inference_mode()
+    def extend(self, token_ids: list[int], keep: int = 1) -> torch.Tensor:
+        """Append `token_ids` to the cache; return float logits [keep, vocab] of the last `keep` of them."""
+        ids = torch.tensor([token_ids], dtype=torch.long, device=self.device)
+        # The cache is updated in place (transformers 5 calls the argument `cache`).
+        out = self.model(input_ids=ids, cache=self.cache, use_cache=True, logits_to_keep=keep)
+        self.length += len(token_ids)
+        return out.logits[0, -keep:, : self.vocab_size].float().cpu()
+
+    def catch_up(self, context: list[int], extra: list[int] = (), keep: int = 1) -> torch.Tensor:
+        """Feed whatever part of `context` the cache lacks, plus `extra`, in one forward pass."""
+        pending = list(context[self.length :]) + list(extra)
+        return self.extend(pending, keep=keep)
+
+    def rollback(self, length: int) -> None:
+        """Forget everything after the first `length` tokens (transformers 5: crop takes a negative count)."""
+        if length < self.length:
+            self.cache.crop(length - self.length)
+            self.length = length

