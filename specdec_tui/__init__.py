@@ -1,0 +1,1 @@
+"""specdec-tui: watch speculative decoding step by step. The UI lives in `app`; `cli` and `headless` stay textual-free."""

@@ -1,0 +1,85 @@
+"""Command-line options, shared by the app and the headless run. Imports neither textual nor torch."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine import DEFAULT_PROMPT, MAX_BLOCK_SIZE, SpecConfig
+from engine.errors import ConfigError
+
+DEFAULTS = SpecConfig()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="specdec-tui",
+        description="Watch speculative decoding token by token (draft -> verify -> accept) on real models.",
+    )
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"text to continue (default: {DEFAULT_PROMPT!r})")
+    p.add_argument("--verifier", default=DEFAULTS.verifier, help="smollm2-135m (embedded), a hub id, a folder or a .gguf file")
+    p.add_argument("--drafter", default=DEFAULTS.drafter, help="same, ngram, early-exit:N, or a model spec; comma-separated with --sweep")
+    p.add_argument("--block-size", "-k", type=int, default=DEFAULTS.block_size, help=f"drafted tokens per step, 1..{MAX_BLOCK_SIZE}")
+    p.add_argument("--block-size-schedule", choices=("constant", "heuristic"), default=DEFAULTS.block_size_schedule)
+    p.add_argument("--draft-mode", choices=("greedy", "sampled"), default=DEFAULTS.draft_mode)
+    p.add_argument("--verify", choices=("greedy", "sampling"), default=DEFAULTS.verify)
+    p.add_argument("--draft-temperature", type=float, default=DEFAULTS.draft_temperature)
+    p.add_argument("--draft-top-k", type=int, default=DEFAULTS.draft_top_k)
+    p.add_argument("--draft-top-p", type=float, default=DEFAULTS.draft_top_p)
+    p.add_argument("--repetition-penalty", type=float, default=DEFAULTS.repetition_penalty)
+    p.add_argument("--no-repeat-ngram-size", type=int, default=DEFAULTS.no_repeat_ngram_size)
+    p.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="verifier temperature (sampling verification)")
+    p.add_argument("--top-k", type=int, default=DEFAULTS.top_k, help="verifier top-k (0: off)")
+    p.add_argument("--top-p", type=float, default=DEFAULTS.top_p, help="verifier top-p (1: off)")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens)
+    p.add_argument("--device", default=DEFAULTS.device, help="cpu (default), cuda or auto")
+    p.add_argument("--no-bonus", action="store_true", help="no extra verifier token after a fully accepted block (the notebook's counts)")
+    p.add_argument("--ngram-max", type=int, default=DEFAULTS.ngram_max, help="longest suffix the ngram drafter looks up")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow models that ship their own Python code")
+    p.add_argument("--headless", action="store_true", help="no UI: print one line per step, then the text")
+    p.add_argument("--json", action="store_true", help="with --headless: JSON Lines instead of text")
+    p.add_argument("--trace", metavar="FILE", help="with --headless: write every step to a JSON Lines trace")
+    p.add_argument("--compare-baseline", action="store_true", help="with --headless: also decode plainly and compare")
+    p.add_argument("--sweep", metavar="A-B", help="with --headless: run each block size in A..B (and each drafter)")
+    p.add_argument("--replay", metavar="FILE", help="open a recorded trace in the app, with no model loaded")
+    return p
+
+
+def config_from_args(args: argparse.Namespace, drafter: str | None = None, block_size: int | None = None) -> SpecConfig:
+    """Build and validate the config; raises ConfigError with the option's own name in the message."""
+    try:
+        return SpecConfig(
+            verifier=args.verifier,
+            drafter=drafter if drafter is not None else args.drafter,
+            block_size=block_size if block_size is not None else args.block_size,
+            block_size_schedule=args.block_size_schedule,
+            draft_mode=args.draft_mode,
+            verify=args.verify,
+            draft_temperature=args.draft_temperature,
+            draft_top_k=args.draft_top_k,
+            draft_top_p=args.draft_top_p,
+            repetition_penalty=args.repetition_penalty,
+            no_repeat_ngram_size=args.no_repeat_ngram_size,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.seed,
+            max_new_tokens=args.max_new_tokens,
+            device=args.device,
+            bonus=not args.no_bonus,
+            ngram_max=args.ngram_max,
+            trust_remote_code=args.trust_remote_code,
+        ).validated()
+    except ConfigError as error:
+        raise ConfigError(f"{error} (see specdec-tui --help)") from error
+
+
+def parse_sweep(text: str) -> list[int]:
+    start, _, end = text.partition("-")
+    try:
+        low, high = int(start), int(end or start)
+    except ValueError:
+        raise ConfigError(f"--sweep takes a range like 1-8, got {text!r}") from None
+    if not 1 <= low <= high <= MAX_BLOCK_SIZE:
+        raise ConfigError(f"--sweep range must lie within 1-{MAX_BLOCK_SIZE}, got {text!r}")
+    return list(range(low, high + 1))

@@ -1,0 +1,59 @@
+"""Greedy speculative decoding must reproduce the verifier's own greedy decoding, token for token."""
+
+import pytest
+
+from conftest import make_session, plain_greedy
+
+PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes, the verifier", "a"]
+
+
+@pytest.mark.parametrize("block_size", range(1, 9))
+@pytest.mark.parametrize("drafter_spec", ["same", "drafter", "early-exit:2", "ngram"])
+@pytest.mark.parametrize("draft_mode", ["greedy", "sampled"])
+def test_greedy_output_equals_plain_greedy(tiny, tiny_verifier, block_size, drafter_spec, draft_mode):
+    spec = tiny["drafter"] if drafter_spec == "drafter" else drafter_spec
+    session = make_session(tiny_verifier, spec, block_size=block_size, draft_mode=draft_mode, max_new_tokens=24)
+    for prompt in PROMPTS:
+        session.reset(prompt)
+        session.run()
+        expected = plain_greedy(tiny_verifier, session.prompt_ids, 24)
+        assert session.new_token_ids == expected, (prompt, block_size, drafter_spec)
+        # Stats add up to what was produced.
+        assert session.stats.new_tokens == len(expected)
+        assert session.stats.verifier_calls == session.stats.steps
+
+
+def test_a_different_drafter_is_really_different(tiny, tiny_verifier):
+    """The 1-layer drafter must disagree sometimes, or the lossless test above proves little."""
+    session = make_session(tiny_verifier, tiny["drafter"], block_size=4, draft_mode="greedy", max_new_tokens=40)
+    session.reset("In a distant future,")
+    session.run()
+    assert 0 < session.stats.accepted < session.stats.drafted
+
+
+def test_same_drafter_greedy_accepts_everything(tiny_verifier):
+    session = make_session(tiny_verifier, "same", block_size=4, draft_mode="greedy", max_new_tokens=20)
+    session.reset("In a distant future,")
+    results = session.run()
+    assert session.stats.acceptance_rate == 1.0
+    assert all(r.positions[-1].decision.value in ("bonus", "stopped") for r in results)
+
+
+def test_one_verifier_pass_per_step(tiny, tiny_verifier, monkeypatch):
+    session = make_session(tiny_verifier, tiny["drafter"], block_size=5, max_new_tokens=30)
+    session.reset("In a distant future,")
+    calls = []
+    original = session.verifier_lm.extend
+    monkeypatch.setattr(session.verifier_lm, "extend", lambda ids, keep=1: calls.append(len(ids)) or original(ids, keep))
+    session.run()
+    assert len(calls) == session.stats.steps
+    # Each pass feeds only what the cache lacks plus the drafts, never the whole context again.
+    assert max(calls) <= 5 + 2
+
+
+def test_no_bonus_reproduces_the_notebook_counts(tiny_verifier):
+    session = make_session(tiny_verifier, "same", block_size=3, draft_mode="greedy", bonus=False, max_new_tokens=12)
+    session.reset("In a distant future,")
+    results = session.run()
+    assert [len(r.emitted) for r in results] == [3, 3, 3, 3]
+    assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 12)

@@ -1,0 +1,37 @@
+"""The engine is a headless library and the app never touches torch: checked in fresh interpreters."""
+
+import subprocess
+import sys
+
+
+def run(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_import_engine_does_not_import_textual_or_rich():
+    out = run("import sys, engine, engine.session, engine.trace, engine.theory; print(sorted(m for m in ('textual', 'rich') if m in sys.modules))")
+    assert out == "[]"
+
+
+def test_light_engine_imports_do_not_need_torch():
+    # Replaying a trace needs no model: config, results and traces import without torch.
+    out = run("import sys, engine, engine.trace, engine.theory; print('torch' in sys.modules)")
+    assert out == "False"
+
+
+def test_headless_cli_does_not_import_textual():
+    out = run("import sys, specdec_tui.cli, specdec_tui.headless; print('textual' in sys.modules)")
+    assert out == "False"
+
+
+def test_app_modules_never_import_torch_or_transformers_directly():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parent.parent / "specdec_tui"
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        for line in path.read_text().splitlines()
+        if line.strip().startswith(("import torch", "from torch", "import transformers", "from transformers"))
+    ]
+    assert offenders == []

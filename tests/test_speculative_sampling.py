@@ -1,0 +1,124 @@
+"""Speculative sampling keeps the verifier's distribution exactly."""
+
+import math
+
+import pytest
+import torch
+
+from engine.acceptance import accept_probability, accept_sampled, residual
+from conftest import make_session
+
+
+def chi_square_p_value(counts, probs):
+    """Upper-tail p-value of Pearson's chi-square (Wilson-Hilferty approximation), merging tiny cells."""
+    n = sum(counts)
+    observed, expected, rest_o, rest_e = [], [], 0, 0.0
+    for c, p in zip(counts, probs):
+        if n * p >= 5:
+            observed.append(c)
+            expected.append(n * p)
+        else:
+            rest_o += c
+            rest_e += n * p
+    if rest_e > 0:
+        observed.append(rest_o)
+        expected.append(max(rest_e, 1e-9))
+    stat = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
+    df = len(observed) - 1
+    z = ((stat / df) ** (1 / 3) - (1 - 2 / (9 * df))) / math.sqrt(2 / (9 * df))
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+P = torch.tensor([0.45, 0.25, 0.15, 0.10, 0.05])
+Q = torch.tensor([0.10, 0.50, 0.05, 0.30, 0.05])
+
+
+def first_token_counts(rule, n=20000, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    counts = [0] * len(P)
+    for _ in range(n):
+        draft = int(torch.multinomial(Q, 1, generator=generator))
+        token = rule(draft, generator)
+        counts[token] += 1
+    return counts
+
+
+def real_rule(draft, generator):
+    verdict = accept_sampled([draft], torch.stack([P, P]), Q.unsqueeze(0), generator)
+    return draft if verdict.accepted else verdict.next_token
+
+
+def wrong_rule(draft, generator):
+    """Accept whenever q > p (and otherwise resample from p): a plausible-looking bug."""
+    if Q[draft] > P[draft]:
+        return draft
+    return int(torch.multinomial(P, 1, generator=generator))
+
+
+def test_output_distribution_matches_p():
+    assert chi_square_p_value(first_token_counts(real_rule), P.tolist()) > 0.001
+
+
+def test_the_test_catches_a_wrong_rule():
+    assert chi_square_p_value(first_token_counts(wrong_rule), P.tolist()) < 1e-6
+
+
+def test_accept_probability_is_min_one_p_over_q():
+    assert accept_probability(0.2, 0.4) == pytest.approx(0.5)
+    assert accept_probability(0.6, 0.3) == 1.0
+    assert accept_probability(0.0, 0.3) == 0.0
+
+
+def test_residual_is_normalized_positive_part():
+    r = residual(P, Q)
+    expected = torch.tensor([0.35, 0.0, 0.10, 0.0, 0.0]) / 0.45
+    assert torch.allclose(r, expected)
+    # p == q: no rejection mass; fall back to p.
+    assert torch.allclose(residual(P, P), P)
+
+
+def test_point_mass_draft_is_accepted_with_probability_p():
+    """Greedy or n-gram drafts have q = 1 on the drafted token: accept with probability p(x)."""
+    q = torch.zeros(5)
+    q[0] = 1.0
+    generator = torch.Generator().manual_seed(1)
+    n = 8000
+    accepted = sum(accept_sampled([0], torch.stack([P, P]), q.unsqueeze(0), generator).accepted for _ in range(n))
+    assert accepted / n == pytest.approx(0.45, abs=0.02)
+
+
+def test_rejection_never_returns_the_rejected_point_mass_token():
+    q = torch.zeros(5)
+    q[0] = 1.0
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(500):
+        verdict = accept_sampled([0], torch.stack([P, P]), q.unsqueeze(0), generator)
+        if not verdict.accepted:
+            assert verdict.next_token != 0
+
+
+def test_all_accepted_gives_bonus_from_last_row():
+    p_rows = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    q_rows = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    verdict = accept_sampled([1, 1], p_rows, q_rows, torch.Generator().manual_seed(0))
+    assert verdict.accepted == 2 and verdict.next_token == 2
+    assert verdict.accept_probs == (1.0, 1.0)
+
+
+def test_session_sampling_matches_verifier_distribution(tiny, tiny_verifier):
+    """End to end: first generated token over many seeds vs the verifier's own softmax, with a real drafter."""
+    import torch as t
+
+    session = make_session(tiny_verifier, tiny["drafter"], block_size=3, verify="sampling", temperature=1.0,
+                           draft_mode="sampled", draft_temperature=1.5, max_new_tokens=4)
+    prompt = "The future of"
+    session.reset(prompt)
+    with t.inference_mode():
+        logits = tiny_verifier.model(input_ids=t.tensor([session.prompt_ids])).logits[0, -1]
+    p = logits.softmax(-1).tolist()
+    counts = [0] * len(p)
+    for seed in range(3000):
+        session.reset(prompt, seed=seed)
+        result = session.step()
+        counts[result.emitted[0].token_id] += 1
+    assert chi_square_p_value(counts, p) > 0.001
