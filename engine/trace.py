@@ -82,6 +82,9 @@ class TraceWriter:
         except OSError as error:
             raise TraceError(f"cannot write trace {self.path}: {error.strerror or error}") from error
         self._tmp = Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a trace is an ordinary file
         self._file = os.fdopen(fd, "w", encoding="utf-8")
         self._write(head)
 

@@ -1,0 +1,63 @@
+"""Token chips and fixed-width columns, so the draft, verifier and comparison rows line up position by position."""
+
+from __future__ import annotations
+
+from textual.content import Content
+
+from engine import Decision, Source
+
+LABEL_WIDTH = 9
+
+# Colour plus a word or symbol: the decision stays readable on light and dark themes and without colour.
+DECISION_STYLE = {
+    Decision.ACCEPTED: ("✓ ACCEPT", "bold $text on $success-muted"),
+    Decision.REJECTED: ("✗ MISMATCH", "bold $text on $error-muted"),
+    Decision.BONUS: ("+ BONUS", "bold $text on $accent-muted"),
+    Decision.NOT_REACHED: ("· unreached", "$text-muted"),
+    Decision.STOPPED: ("■ past end", "$text-muted"),
+}
+
+SOURCE_STYLE = {
+    Source.PROMPT: "$text-muted",
+    Source.DRAFT: "$text-success",
+    Source.CORRECTION: "underline $text-warning",
+    Source.BONUS: "bold $text-accent",
+}
+
+
+def visible(piece: str | None) -> str:
+    """Whitespace made visible, so ' the' and 'the' and a newline are told apart on a chip."""
+    if piece is None:
+        return ""
+    if piece == "":
+        return "‹byte›"  # a token that only starts a multi-byte character
+    return piece.replace(" ", "·").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍")
+
+
+def fit(text: str, width: int) -> str:
+    if len(text) > width:
+        return text[: max(1, width - 1)] + "…"
+    return text.ljust(width)
+
+
+def column_width(total_width: int, columns: int) -> int:
+    return max(7, min(16, (total_width - LABEL_WIDTH - 2) // max(1, columns)))
+
+
+def row(label: str, cells: list[tuple[str, str]], width: int) -> Content:
+    """One line: a label, then one fixed-width cell per position, each (text, style)."""
+    parts: list[tuple[str, str] | str] = [(fit(label, LABEL_WIDTH), "$text-muted")]
+    for text, style in cells:
+        parts.append(" ")
+        parts.append((fit(text, width - 1), style))
+    return Content.assemble(*parts)
+
+
+def probability(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value >= 0.995:
+        return "1.00"
+    if value < 0.005:
+        return f"{value:.0e}" if value > 0 else "0"
+    return f"{value:.2f}"

@@ -1,0 +1,179 @@
+"""What the app steps through: the live engine, or a recorded trace. Called from worker threads only.
+
+A lock serialises all model work, so a step abandoned by a reset finishes before the reset touches the caches.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from engine import EngineError, SpecConfig, Stats, StepResult
+from engine.theory import theory_summary
+from engine.trace import header, read_trace, write_trace
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the screen shows about the run after an operation, handed from the worker to the UI."""
+
+    prompt_pieces: tuple[str, ...]
+    steps: tuple[StepResult, ...]
+    stats: Stats
+    finished: str | None
+    block_size: int
+    config: SpecConfig
+    theory: dict
+    baseline_note: str | None = None
+
+
+class EngineDriver:
+    replay = False
+
+    def __init__(self, config: SpecConfig):
+        self.config = config
+        self.session = None
+        self.lock = threading.Lock()
+        self.baseline_note: str | None = None
+
+    @property
+    def title(self) -> str:
+        return f"verifier {self.config.verifier} · drafter {self.config.drafter}"
+
+    def load(self, progress: Progress) -> None:
+        from engine import Session  # imports torch: only in the worker, never at app start-up
+
+        with self.lock:
+            self.session = Session.from_config(self.config, progress=progress)
+
+    def snapshot(self) -> Snapshot:
+        s = self.session
+        return Snapshot(
+            prompt_pieces=tuple(s.prompt_pieces),
+            steps=tuple(s.steps),
+            stats=s.stats,
+            finished=s.finish_reason,
+            block_size=s.block_size,
+            config=s.config,
+            theory=theory_summary(s.stats, s.block_size),
+            baseline_note=self.baseline_note,
+        )
+
+    def reset(self, prompt: str) -> Snapshot:
+        with self.lock:
+            self.session.reset(prompt)
+            self.baseline_note = None
+            return self.snapshot()
+
+    def step(self, changes: dict) -> tuple[StepResult, Snapshot]:
+        with self.lock:
+            if changes:
+                self.session.configure(**changes)
+            result = self.session.step()
+            return result, self.snapshot()
+
+    def configure(self, changes: dict) -> Snapshot:
+        with self.lock:
+            self.session.configure(**changes)
+            return self.snapshot()
+
+    def baseline(self) -> Snapshot:
+        with self.lock:
+            s = self.session
+            base = s.baseline()
+            comparison = s.compare(base)
+            if s.config.verify == "greedy":
+                same = "identical" if comparison.lossless else f"DIFFERS at token {comparison.first_difference}"
+                note = f"{same} to plain decoding over {comparison.compared_tokens} tokens"
+            else:
+                note = "sampling: compare distributions, not texts"
+            if s.stats.steps:
+                note += f" · speed-up {comparison.speedup:.2f}x ({s.stats.tokens_per_s:.1f} vs {base.tokens_per_s:.1f} tok/s)"
+            else:
+                note += f" · baseline {base.tokens_per_s:.1f} tok/s"
+            self.baseline_note = note
+            return self.snapshot()
+
+    def save(self, folder: str = ".") -> Path:
+        with self.lock:
+            s = self.session
+            head = header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
+            path = Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
+            return write_trace(path, head, s.steps, {"type": "summary", **s.stats.summary()})
+
+
+class ReplayDriver:
+    """Steps through a recorded trace with no model: the same screen, the recorded numbers."""
+
+    replay = True
+
+    def __init__(self, path: str):
+        self.path = path
+        self.trace = None
+        self.position = 0
+        self.lock = threading.Lock()
+
+    @property
+    def config(self) -> SpecConfig:
+        return SpecConfig.from_dict(self.trace.header.get("config", {})) if self.trace else SpecConfig()
+
+    @property
+    def title(self) -> str:
+        name = Path(self.path).name
+        if not self.trace:
+            return f"replay {name}"
+        return f"replay {name} · verifier {self.config.verifier} · drafter {self.config.drafter}"
+
+    @property
+    def prompt(self) -> str:
+        return self.trace.header.get("prompt", "") if self.trace else ""
+
+    def load(self, progress: Progress) -> None:
+        progress(f"reading {self.path}", 0.5)
+        self.trace = read_trace(self.path)
+        progress(f"{self.path}: {len(self.trace.steps)} steps", 1.0)
+
+    def snapshot(self) -> Snapshot:
+        steps = self.trace.steps[: self.position]
+        stats = Stats.from_steps(steps)
+        done = steps[-1].finish_reason if steps else None
+        if done is None and self.position == len(self.trace.steps):
+            done = "end of trace"
+        block = steps[-1].block_size if steps else self.config.block_size
+        return Snapshot(
+            prompt_pieces=tuple(self.trace.prompt_pieces),
+            steps=tuple(steps),
+            stats=stats,
+            finished=done,
+            block_size=block,
+            config=self.config,
+            theory=theory_summary(stats, block),
+        )
+
+    def reset(self, prompt: str) -> Snapshot:
+        self.position = 0
+        return self.snapshot()
+
+    def step(self, changes: dict) -> tuple[StepResult, Snapshot]:
+        if changes:
+            raise EngineError("this is a replay: its settings are fixed by the trace")
+        if self.position >= len(self.trace.steps):
+            raise EngineError("the trace has no more steps: press r to replay it from the start")
+        self.position += 1
+        return self.trace.steps[self.position - 1], self.snapshot()
+
+    def configure(self, changes: dict) -> Snapshot:
+        raise EngineError("this is a replay: its settings are fixed by the trace")
+
+    def baseline(self) -> Snapshot:
+        raise EngineError("the baseline needs the models; a replay has none (run without --replay)")
+
+    def save(self, folder: str = ".") -> Path:
+        head = dict(self.trace.header)
+        path = Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
+        return write_trace(path, head, self.trace.steps[: self.position])

@@ -1,0 +1,49 @@
+"""Per position: ACCEPT / MISMATCH (with the correction) / BONUS / not reached; in sampling, min(1, p/q) and the draw."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from engine import Decision, StepResult
+
+from ..chips import DECISION_STYLE, column_width, probability, row, visible
+
+
+class ComparisonRow(Static):
+    def __init__(self, **kwargs):
+        super().__init__("", **kwargs)
+        self.border_title = "Comparison (longest agreeing prefix is kept)"
+        self.result: StepResult | None = None
+
+    def show(self, result: StepResult | None) -> None:
+        self.result = result
+        self.refresh_content()
+
+    def on_resize(self) -> None:
+        self.refresh_content()
+
+    def refresh_content(self) -> None:
+        result = self.result
+        if result is None:
+            self.update(Content.styled("decisions appear here", "$text-muted"))
+            return
+        width = column_width(self.content_size.width or 80, len(result.positions))
+        decisions, details = [], []
+        for p in result.positions:
+            word, style = DECISION_STYLE[p.decision]
+            decisions.append((word, style))
+            if p.accept_prob is not None:
+                verdict = "<" if p.draw < p.accept_prob else "≥"
+                details.append((f"u={p.draw:.2f}{verdict}{probability(p.accept_prob)}", "$text-muted"))
+            elif p.decision is Decision.REJECTED:
+                details.append((f"→{visible(p.verifier_piece)}", "bold $text-warning"))
+            else:
+                details.append(("", ""))
+        second = "u vs p/q" if result.verify_mode == "sampling" else "taken"
+        summary = Content.styled(
+            f"kept {result.accepted}/{result.drafted} drafts + "
+            f"{len(result.emitted) - result.accepted} verifier token(s) -> {len(result.emitted)} new",
+            "$text-muted",
+        )
+        self.update(Content("\n").join([row("decision", decisions, width), row(second, details, width), summary]))

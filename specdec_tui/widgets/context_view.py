@@ -1,0 +1,42 @@
+"""The accepted context: every token coloured by where it came from, the newest step highlighted."""
+
+from __future__ import annotations
+
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+from engine import Source, StepResult
+
+from ..chips import SOURCE_STYLE
+
+LEGEND = Content.assemble(
+    ("prompt", SOURCE_STYLE[Source.PROMPT]), "  ",
+    ("accepted draft", SOURCE_STYLE[Source.DRAFT]), "  ",
+    ("verifier correction", SOURCE_STYLE[Source.CORRECTION]), "  ",
+    ("bonus", SOURCE_STYLE[Source.BONUS]), "  ",
+    ("▌newest step", "bold reverse"),
+)
+
+
+class ContextView(VerticalScroll):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.border_title = "Accepted context"
+
+    def compose(self):
+        yield Static(LEGEND, id="context-legend")
+        yield Static("", id="context-text")
+
+    def show(self, prompt_pieces: tuple[str, ...], steps: tuple[StepResult, ...], finished: str | None) -> None:
+        parts: list = [(piece, SOURCE_STYLE[Source.PROMPT]) for piece in prompt_pieces]
+        for result in steps:
+            newest = result is steps[-1]
+            for token in result.emitted:
+                piece = token.piece
+                style = SOURCE_STYLE[token.source] + (" reverse" if newest else "")
+                parts.append((piece, style))
+        if finished:
+            parts.append((f"  ■ finished: {finished.replace('_', ' ')}", "italic $text-muted"))
+        self.query_one("#context-text", Static).update(Content.assemble(*parts))
+        self.scroll_end(animate=False)

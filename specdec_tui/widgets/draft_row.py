@@ -1,0 +1,41 @@
+"""The draft block: the k drafted tokens as chips, each with the drafter's q."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from engine import Decision, StepResult
+
+from ..chips import DECISION_STYLE, column_width, probability, row, visible
+
+
+class DraftRow(Static):
+    def __init__(self, **kwargs):
+        super().__init__("", **kwargs)
+        self.border_title = "Draft block (drafter proposes)"
+        self.result: StepResult | None = None
+
+    def show(self, result: StepResult | None) -> None:
+        self.result = result
+        self.refresh_content()
+
+    def on_resize(self) -> None:
+        self.refresh_content()
+
+    def refresh_content(self) -> None:
+        result = self.result
+        if result is None:
+            self.update(Content.styled("press n to draft a block", "$text-muted"))
+            return
+        if not result.drafted:
+            self.update(Content.styled("no draft this step (plain verifier step)", "$text-muted"))
+            return
+        drafts = result.positions[: result.drafted]
+        width = column_width(self.content_size.width or 80, len(result.positions))
+        tokens = [
+            (visible(p.draft_piece), DECISION_STYLE[p.decision][1] if p.decision is not Decision.NOT_REACHED else "$text")
+            for p in drafts
+        ]
+        q = [(probability(p.q_drafter), "$text-muted") for p in drafts]
+        self.update(Content("\n").join([row("draft", tokens, width), row("q", q, width)]))

@@ -1,0 +1,35 @@
+"""One row per step: drafted, accepted, emitted text, time; newest last."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from engine import StepResult
+
+from ..chips import visible
+
+
+class StepLog(DataTable):
+    def __init__(self, **kwargs):
+        super().__init__(cursor_type="none", zebra_stripes=True, **kwargs)
+        self.border_title = "Step log"
+
+    def on_mount(self) -> None:
+        self.add_columns("step", "k", "accepted", "new", "emitted text", "draft s", "verify s")
+
+    def show(self, steps: tuple[StepResult, ...]) -> None:
+        if len(steps) < self.row_count:
+            self.clear()
+        for result in steps[self.row_count :]:
+            self.add_row(
+                str(result.step),
+                str(result.drafted),
+                f"{result.accepted}/{result.drafted}",
+                str(len(result.emitted)),
+                visible(result.emitted_text)[:48],
+                f"{result.draft_s:.3f}",
+                f"{result.verify_s:.3f}",
+            )
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
+            self.scroll_end(animate=False)

@@ -1,0 +1,283 @@
+"""Every binding, keys pressed while a step runs, reset while stepping, and a tiny real model end to end."""
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine import SpecConfig
+from engine.trace import read_trace
+from specdec_tui.app import SpecDecApp
+from specdec_tui.driver import ReplayDriver
+from specdec_tui.widgets.help_screen import HelpScreen
+from specdec_tui.widgets.prompt_bar import PromptBar
+from specdec_tui.widgets.status_bar import StatusBar
+from specdec_tui.widgets.step_log import StepLog
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def status(app) -> str:
+    return app.query_one(StatusBar).message.plain
+
+
+class GatedReplay(ReplayDriver):
+    """A replay whose steps block until the test opens the gate: a slow model, on demand."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.started = threading.Semaphore(0)
+
+    def step(self, changes):
+        self.started.release()
+        assert self.gate.wait(10), "the test never opened the gate"
+        return super().step(changes)
+
+
+def replay_app(**kwargs) -> SpecDecApp:
+    return SpecDecApp(replay=str(DATA / "greedy.jsonl"), **kwargs)
+
+
+def tiny_app(tiny, **config) -> SpecDecApp:
+    return SpecDecApp(config=SpecConfig(verifier=tiny["verifier"], drafter=tiny["drafter"], max_new_tokens=24, **config))
+
+
+@pytest.mark.anyio
+async def test_n_steps_and_the_log_matches_the_stats():
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for _ in range(3):
+            await pilot.press("n")
+            await settle(pilot)
+        assert app.snap.stats.steps == 3
+        assert app.query_one(StepLog).row_count == 3
+        assert "step 3" in status(app)
+
+
+@pytest.mark.anyio
+async def test_steps_pressed_while_a_step_runs_are_queued_not_lost():
+    driver = GatedReplay(str(DATA / "greedy.jsonl"))
+    app = SpecDecApp(driver=driver)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for _ in range(6):
+            await pilot.press("n")
+        assert driver.started.acquire(timeout=5)
+        assert app.queued_steps == 5
+        assert app.query_one(StatusBar).queued == 5  # shown as "· 5 queued" next to the spinner
+        driver.gate.set()
+        for _ in range(20):
+            await settle(pilot)
+            if not app.busy and not app.queue:
+                break
+        assert app.snap.stats.steps == 6  # none lost, none applied twice
+        assert app.query_one(StepLog).row_count == 6
+        assert app.snap.stats.new_tokens == sum(len(r.emitted) for r in app.snap.steps)
+
+
+@pytest.mark.anyio
+async def test_reset_while_stepping_never_shows_the_stale_step():
+    driver = GatedReplay(str(DATA / "greedy.jsonl"))
+    app = SpecDecApp(driver=driver)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        assert driver.started.acquire(timeout=5)
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.snap.steps == ()  # the reset state shows at once
+        driver.gate.set()
+        await settle(pilot)
+        await settle(pilot)
+        assert app.snap.stats.steps == 0 and app.query_one(StepLog).row_count == 0
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.snap.stats.steps == 1
+
+
+@pytest.mark.anyio
+async def test_space_plays_to_the_end_and_t_changes_speed():
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("t", "t")  # 0.3 s -> 1 s -> no pause
+        assert "0.0 s" in status(app)
+        await pilot.press("space")  # a replay steps instantly: play may already have reached the end
+        for _ in range(100):
+            await settle(pilot)
+            if app.snap.finished:
+                break
+            await pilot.pause(0.05)
+        assert app.snap.finished and not app.playing
+        assert app.snap.stats.steps == len(app.driver.trace.steps)
+        await pilot.press("n")
+        assert "finished" in status(app)
+
+
+@pytest.mark.anyio
+async def test_settings_keys_are_refused_in_a_replay_with_a_message():
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for key in ("plus", "minus", "g", "v"):
+            await pilot.press(key)
+            assert "replay" in status(app)
+        await pilot.press("b")
+        assert "baseline needs the models" in status(app)
+
+
+@pytest.mark.anyio
+async def test_help_opens_and_closes():
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@pytest.mark.anyio
+async def test_q_quits():
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+@pytest.mark.anyio
+async def test_save_writes_a_replayable_trace(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n", "n")
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        assert "trace saved" in status(app)
+    saved = list(tmp_path.glob("specdec-trace-*.jsonl"))
+    assert len(saved) == 1
+    assert len(read_trace(saved[0]).steps) == 2
+
+
+@pytest.mark.anyio
+async def test_resize_down_and_back():
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        assert app.has_class("-compact")
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert not app.has_class("-compact")
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.snap.stats.steps == 2
+
+
+# ---- with a tiny real model, through the worker --------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_tiny_model_end_to_end(tiny, tiny_verifier):
+    from conftest import plain_greedy
+
+    app = tiny_app(tiny, draft_mode="greedy", block_size=3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.ready, status(app)
+        for _ in range(4):
+            await pilot.press("n")
+            await settle(pilot)
+        session = app.driver.session
+        assert app.snap.stats.steps == 4
+        expected = plain_greedy(tiny_verifier, session.prompt_ids, len(session.new_token_ids))
+        assert session.new_token_ids == expected
+        await pilot.press("b")
+        await settle(pilot)
+        assert "identical to plain decoding" in app.snap.baseline_note
+
+
+@pytest.mark.anyio
+async def test_block_size_and_mode_keys_apply_to_the_next_step(tiny):
+    app = tiny_app(tiny, block_size=2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("plus", "plus", "minus")
+        assert "k=3" in app.sub_title
+        await pilot.press("g", "v")
+        assert "greedy drafts" in app.sub_title and "sampling verify" in app.sub_title
+        await pilot.press("n")
+        await settle(pilot)
+        step = app.snap.steps[-1]
+        assert (step.block_size, step.draft_mode, step.verify_mode) == (3, "greedy", "sampling")
+        for _ in range(3):
+            await pilot.press("minus")
+        assert "stays 1" in status(app)
+
+
+@pytest.mark.anyio
+async def test_prompt_editing_restarts_and_bad_prompt_keeps_state(tiny):
+    app = tiny_app(tiny)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.press("p")
+        assert isinstance(app.focused, PromptBar)
+        app.query_one(PromptBar).value = ""
+        await pilot.press("space", "enter")  # a whitespace-only prompt
+        await settle(pilot)
+        assert "only whitespace" in status(app)
+        assert app.driver.session.prompt == "In a distant future,"  # nothing lost
+        await pilot.press("p")
+        app.query_one(PromptBar).value = "def add"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.driver.session.prompt == "def add" and app.snap.stats.steps == 0
+        assert app.focused is None  # keys belong to the app again
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.snap.stats.steps == 1
+
+
+@pytest.mark.anyio
+async def test_escape_leaves_the_prompt_so_letters_work_again(tiny):
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.query_one(PromptBar).focus()
+        await pilot.press("n")  # types into the prompt, no step
+        await settle(pilot)
+        assert app.snap.stats.steps == 0
+        await pilot.press("escape", "n")
+        await settle(pilot)
+        assert app.snap.stats.steps == 1
+
+
+@pytest.mark.anyio
+async def test_unknown_model_is_shown_in_the_app():
+    app = SpecDecApp(config=SpecConfig(verifier="no-such-model-xyz"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert "no-such-model-xyz" in status(app) and "cannot start" in status(app)
+        await pilot.press("n")
+        assert "still loading" in status(app) or "cannot start" in status(app)

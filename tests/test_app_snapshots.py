@@ -1,0 +1,57 @@
+"""What a person sees, kept stable: replayed traces (recorded from SmolLM2-135M), so no model or torch is needed."""
+
+from pathlib import Path
+
+from specdec_tui.app import SpecDecApp
+
+DATA = Path(__file__).parent / "data"
+
+
+def replay(name: str = "greedy.jsonl") -> SpecDecApp:
+    return SpecDecApp(replay=str(DATA / name))
+
+
+async def settle(pilot) -> None:
+    # pilot.press does not wait for thread workers: wait for the step itself, then for the screen.
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
+def keys(*pressed: str):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for key in pressed:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run_before
+
+
+def test_start_screen(snap_compare):
+    assert snap_compare(replay(), run_before=keys(), terminal_size=(120, 40))
+
+
+def test_after_one_step(snap_compare):
+    assert snap_compare(replay(), run_before=keys("n"), terminal_size=(120, 40))
+
+
+def test_after_several_steps_with_mismatch_and_bonus(snap_compare):
+    # Steps 1-4 of the greedy trace hold both full acceptance with a bonus and a mismatch.
+    assert snap_compare(replay(), run_before=keys("n", "n", "n", "n", "n"), terminal_size=(120, 40))
+
+
+def test_sampling_mode_shows_p_over_q_and_draws(snap_compare):
+    assert snap_compare(replay("sampling.jsonl"), run_before=keys("n", "n", "n"), terminal_size=(120, 40))
+
+
+def test_help_screen(snap_compare):
+    assert snap_compare(replay(), run_before=keys("question_mark"), terminal_size=(120, 40))
+
+
+def test_error_message_for_a_missing_trace(snap_compare):
+    assert snap_compare(SpecDecApp(replay="/nonexistent/trace.jsonl"), run_before=keys(), terminal_size=(120, 40))
+
+
+def test_small_terminal(snap_compare):
+    assert snap_compare(replay(), run_before=keys("n", "n", "n"), terminal_size=(80, 24))
