@@ -1,0 +1,114 @@
+"""The headless command and JSON Lines traces."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine import TraceError
+from engine.trace import read_trace
+from specdec_tui.cli import main
+
+SUMMARY_KEYS = {
+    "text", "generated_text", "new_tokens", "steps", "drafted", "accepted", "acceptance_rate", "mean_tokens_per_step",
+    "per_position_acceptance", "verifier_calls", "tokens_per_verifier_call", "wall_s", "tokens_per_s",
+    "baseline_text", "baseline_tokens_per_s", "lossless", "speedup", "expected_tokens_per_step", "expected_speedup",
+    "best_k",
+}
+
+
+def test_headless_text_lines(tiny, capsys):
+    assert main(["--headless", "--verifier", tiny["verifier"], "--drafter", tiny["drafter"], "--max-new-tokens", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "[step 1] accepted=" in out and "acc_rate_so_far=" in out
+    assert "text:\nIn a distant future," in out
+
+
+def test_headless_json_with_baseline_and_trace(tiny, tmp_path, capsys):
+    trace = tmp_path / "run.jsonl"
+    code = main(["--headless", "--json", "--verifier", tiny["verifier"], "--drafter", tiny["drafter"],
+                 "--draft-mode", "greedy", "--max-new-tokens", "16", "--compare-baseline", "--trace", str(trace)])
+    assert code == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    steps, summary = records[:-1], records[-1]
+    assert all(r["type"] == "step" for r in steps) and summary["type"] == "summary"
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["lossless"] is True and summary["new_tokens"] == 16
+    assert summary["text"] == summary["baseline_text"]
+    replayed = read_trace(trace)
+    assert len(replayed.steps) == summary["steps"] == len(steps)
+    assert replayed.steps[0].positions[0].verifier_top  # top-5 alternatives travel in the trace
+
+
+def test_headless_bad_settings_exit_2_with_one_line(tiny, capsys):
+    assert main(["--headless", "--verifier", tiny["verifier"], "--block-size", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "block size must be between 1 and 16" in err[0]
+
+
+def test_headless_unknown_model_exit_2(capsys):
+    assert main(["--headless", "--verifier", "no-such-model-xyz"]) == 2
+    assert "no-such-model-xyz" in capsys.readouterr().err
+
+
+def test_sweep_table(tiny, capsys):
+    assert main(["--headless", "--verifier", tiny["verifier"], "--drafter", "same,ngram", "--sweep", "1-2",
+                 "--draft-mode", "greedy", "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "speed-up" in out and out.count("same") >= 2 and out.count("ngram") >= 2
+
+
+def test_ctrl_c_prints_summary_and_exits_130(tiny, tmp_path):
+    trace = tmp_path / "partial.jsonl"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "specdec_tui.cli", "--headless", "--verifier", tiny["verifier"], "--max-new-tokens", "100000",
+         "--block-size", "1", "--trace", str(trace), "--prompt", "a"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.time() + 60
+    while proc.stdout.readline().startswith("[step") is False and time.time() < deadline:
+        pass
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "steps=" in out
+    assert read_trace(trace).steps  # what was written so far stays readable
+
+
+def _write(path, lines):
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_trace_errors(tmp_path):
+    with pytest.raises(TraceError, match="no such trace file"):
+        read_trace(tmp_path / "missing.jsonl")
+    with pytest.raises(TraceError, match="empty"):
+        read_trace(_write(tmp_path / "empty.jsonl", []))
+    with pytest.raises(TraceError, match="corrupt at line 1"):
+        read_trace(_write(tmp_path / "corrupt.jsonl", ["{not json", '{"type": "step"}']))
+    with pytest.raises(TraceError, match="format 99"):
+        read_trace(_write(tmp_path / "newer.jsonl", ['{"type": "header", "format": 99}']))
+    with pytest.raises(TraceError, match="not a specdec-tui trace"):
+        read_trace(_write(tmp_path / "other.jsonl", ['{"hello": 1}']))
+
+
+def test_truncated_last_line_is_skipped_with_a_warning(tmp_path):
+    source = os.path.join(os.path.dirname(__file__), "data", "greedy.jsonl")
+    lines = open(source).read().splitlines()
+    broken = _write(tmp_path / "cut.jsonl", lines[:4] + [lines[4][:50]])
+    trace = read_trace(broken)
+    assert len(trace.steps) == 3 and "truncated" in trace.warnings[0]
+
+
+def test_saving_into_an_unwritable_folder_is_a_clear_error(tmp_path):
+    from engine.trace import write_trace
+
+    with pytest.raises(TraceError, match="cannot write trace"):
+        write_trace(tmp_path / "no" / "such" / "dir" / "t.jsonl", {"type": "header", "format": 1}, [])
+    assert not list(tmp_path.rglob("*.partial"))
