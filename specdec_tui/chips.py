@@ -17,6 +17,15 @@ DECISION_STYLE = {
     Decision.STOPPED: ("■ past end", "$text-muted"),
 }
 
+# Narrow columns (small terminals, large k) use these shorter words.
+DECISION_SHORT = {
+    Decision.ACCEPTED: "✓ ok",
+    Decision.REJECTED: "✗ no",
+    Decision.BONUS: "+ bon",
+    Decision.NOT_REACHED: "·",
+    Decision.STOPPED: "■ end",
+}
+
 SOURCE_STYLE = {
     Source.PROMPT: "$text-muted",
     Source.DRAFT: "$text-success",
@@ -41,7 +50,13 @@ def fit(text: str, width: int) -> str:
 
 
 def column_width(total_width: int, columns: int) -> int:
-    return max(7, min(16, (total_width - LABEL_WIDTH - 2) // max(1, columns)))
+    """Widest cells that still fit every position on one line (down to 5 characters, then clipped)."""
+    return max(5, min(16, (total_width - LABEL_WIDTH) // max(1, columns)))
+
+
+def decision_word(decision: Decision, width: int) -> str:
+    word = DECISION_STYLE[decision][0]
+    return word if len(word) <= width - 1 else DECISION_SHORT[decision]
 
 
 def row(label: str, cells: list[tuple[str, str]], width: int) -> Content:

@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from engine import Decision, StepResult
 
-from ..chips import DECISION_STYLE, column_width, probability, row, visible
+from ..chips import DECISION_STYLE, column_width, decision_word, probability, row, visible
 
 
 class ComparisonRow(Static):
@@ -31,11 +31,11 @@ class ComparisonRow(Static):
         width = column_width(self.content_size.width or 80, len(result.positions))
         decisions, details = [], []
         for p in result.positions:
-            word, style = DECISION_STYLE[p.decision]
-            decisions.append((word, style))
+            decisions.append((decision_word(p.decision, width), DECISION_STYLE[p.decision][1]))
             if p.accept_prob is not None:
                 verdict = "<" if p.draw < p.accept_prob else "≥"
-                details.append((f"u={p.draw:.2f}{verdict}{probability(p.accept_prob)}", "$text-muted"))
+                text = f"u={p.draw:.2f}{verdict}{probability(p.accept_prob)}"
+                details.append((text if len(text) < width else f"{p.draw:.2f}{verdict}", "$text-muted"))
             elif p.decision is Decision.REJECTED:
                 details.append((f"→{visible(p.verifier_piece)}", "bold $text-warning"))
             else:

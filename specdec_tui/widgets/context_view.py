@@ -12,10 +12,10 @@ from ..chips import SOURCE_STYLE
 
 LEGEND = Content.assemble(
     ("prompt", SOURCE_STYLE[Source.PROMPT]), "  ",
-    ("accepted draft", SOURCE_STYLE[Source.DRAFT]), "  ",
-    ("verifier correction", SOURCE_STYLE[Source.CORRECTION]), "  ",
+    ("draft", SOURCE_STYLE[Source.DRAFT]), "  ",
+    ("correction", SOURCE_STYLE[Source.CORRECTION]), "  ",
     ("bonus", SOURCE_STYLE[Source.BONUS]), "  ",
-    ("▌newest step", "bold reverse"),
+    ("newest step", "reverse"),
 )
 
 

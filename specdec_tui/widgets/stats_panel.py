@@ -32,28 +32,27 @@ class StatsPanel(Vertical):
     def show(self, snap: Snapshot) -> None:
         s = snap.stats
         lines = [
-            Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   block k=", "$text-muted"), (f"{snap.block_size}", "bold")),
-            Content.assemble(("acceptance ", "$text-muted"), (f"{100 * s.acceptance_rate:5.1f}%", "bold"),
-                             (f"  ({s.accepted}/{s.drafted} drafts)", "$text-muted")),
+            Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   k=", "$text-muted"), (f"{snap.block_size}", "bold")),
+            Content.assemble(("acceptance ", "$text-muted"), (f"{100 * s.acceptance_rate:.1f}%", "bold"),
+                             (f" ({s.accepted}/{s.drafted})", "$text-muted")),
             Content.assemble(("tokens/step ", "$text-muted"), (f"{s.mean_tokens_per_step:.2f}", "bold")),
             Content.assemble(("verifier calls ", "$text-muted"), (f"{s.verifier_calls}", "bold"),
-                             (" → tokens ", "$text-muted"), (f"{s.new_tokens}", "bold"),
-                             (f" ({s.tokens_per_verifier_call:.2f}/call)", "$text-muted")),
-            Content.assemble(("tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold"),
-                             (f"  draft {s.draft_s:.2f}s verify {s.verify_s:.2f}s", "$text-muted")),
+                             (" → ", "$text-muted"), (f"{s.new_tokens}", "bold"), (" tokens", "$text-muted")),
+            Content.assemble(("tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold")),
+            Content.styled(f"draft {s.draft_s:.2f}s  verify {s.verify_s:.2f}s", "$text-muted"),
             Content.styled("acceptance by draft position:", "$text-muted"),
         ]
         for i, rate in enumerate(s.per_position_acceptance):
             lines.append(Content.assemble((f" {i + 1:>2} ", "$text-muted"), (bar(rate), "$text-success"), f" {100 * rate:3.0f}%"))
         theory = snap.theory
         if theory.get("expected_speedup") is not None:
+            lines.append(Content.assemble(("theory ", "$text-muted"), f"c={theory['cost_ratio']:.2f}  best k={theory['best_k']}"))
             lines.append(Content.assemble(
-                ("theory ", "$text-muted"),
-                (f"c={theory['cost_ratio']:.2f} E[tok/step]={theory['expected_tokens_per_step']:.2f} "
-                 f"E[speed-up]={theory['expected_speedup']:.2f}x best k={theory['best_k']}", ""),
+                ("E[tok/step] ", "$text-muted"), f"{theory['expected_tokens_per_step']:.2f}",
+                ("  E[speed-up] ", "$text-muted"), f"{theory['expected_speedup']:.2f}x",
             ))
             if theory["cost_ratio"] > 0.5:
-                lines.append(Content.styled("drafter costs ≈ the verifier (c near 1): no speed-up possible", "$text-warning"))
+                lines.append(Content.styled("c near 1: the drafter costs about as much as the verifier, so no speed-up", "$text-warning"))
         if snap.baseline_note:
             lines.append(Content.assemble(("baseline ", "$text-muted"), (snap.baseline_note, "bold")))
         else:

@@ -37,7 +37,7 @@ class VerifierRow(Static):
                 style = "bold $text on $warning-muted"
             tokens.append((visible(p.verifier_piece), style))
             p_own.append((probability(p.p_verifier), "$text-muted"))
-            p_draft.append((probability(p.p_verifier_of_draft) if p.draft_id is not None else "(bonus)", "$text-muted"))
+            p_draft.append((probability(p.p_verifier_of_draft) if p.draft_id is not None else "bonus", "$text-muted"))
         self.update(
             Content("\n").join([
                 row(label, tokens, width),
