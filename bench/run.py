@@ -66,7 +66,7 @@ def timed(fn, repeats: int):
 
 def hf_generate(model, ids, max_new, **kwargs):
     with torch.inference_mode():
-        out = model.generate(ids, max_new_tokens=max_new, min_new_tokens=max_new, do_sample=False, **kwargs)
+        out = model.generate(ids, max_new_tokens=max_new, do_sample=False, **kwargs)  # stops at EOS, as the engine does
     return out[0, ids.shape[1]:].tolist()
 
 

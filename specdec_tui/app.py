@@ -17,6 +17,7 @@ from textual.widgets import Footer, Header, Input, Label, ProgressBar
 from textual.worker import Worker, WorkerState
 
 from engine import DEFAULT_PROMPT, MAX_BLOCK_SIZE, EngineError, SpecConfig, Stats
+from engine.theory import theory_summary
 
 from .driver import EngineDriver, ReplayDriver, Snapshot
 from .messages import LoadProgress
@@ -24,6 +25,7 @@ from .widgets.comparison_row import ComparisonRow
 from .widgets.context_view import ContextView
 from .widgets.draft_row import DraftRow
 from .widgets.help_screen import HelpScreen
+from .widgets.position_inspector import PositionInspector
 from .widgets.prompt_bar import PromptBar
 from .widgets.stats_panel import StatsPanel
 from .widgets.status_bar import StatusBar
@@ -53,6 +55,10 @@ class SpecDecApp(App):
         Binding("p", "focus_prompt", "Prompt", id="prompt"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
+        Binding("left", "select(-1)", "Position", show=False, id="position.left"),
+        Binding("right", "select(1)", "Position", show=False, id="position.right"),
+        Binding("left_square_bracket", "browse(-1)", "Earlier step", show=False, id="browse.earlier"),
+        Binding("right_square_bracket", "browse(1)", "Later step", show=False, id="browse.later"),
         Binding("escape", "leave_prompt", "Leave prompt", show=False, id="leave_prompt"),
     ]
     HELP_ROWS = [
@@ -65,6 +71,8 @@ class SpecDecApp(App):
         ("v", "verification: greedy <-> speculative sampling"),
         ("b", "run plain decoding (baseline): identical output? real speed-up?"),
         ("s", "save the steps as a JSON Lines trace (replay with --replay FILE)"),
+        ("← / →", "pick a position: the drafter's and verifier's top-5 side by side"),
+        ("[ / ]", "browse earlier steps (view only; n continues from the latest)"),
         ("p", "edit the prompt (Enter restarts from it, Escape leaves it)"),
         ("?", "this help"),
         ("q", "quit"),
@@ -83,6 +91,8 @@ class SpecDecApp(App):
         self.delay_index = 1
         self.pending: dict = {}
         self.snap: Snapshot | None = None
+        self.view_index: int | None = None  # an earlier step being browsed; None = the latest
+        self.selected = 0  # position shown in the inspector
 
     # -- layout -------------------------------------------------------------------------------------------
 
@@ -100,7 +110,9 @@ class SpecDecApp(App):
                 yield ContextView(id="context")
             with Vertical(id="right"):
                 yield StatsPanel(id="stats")
-        yield StepLog(id="step-log")
+        with Horizontal(id="bottom"):
+            yield StepLog(id="step-log")
+            yield PositionInspector(id="inspector")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -245,14 +257,30 @@ class SpecDecApp(App):
     # -- showing ------------------------------------------------------------------------------------------
 
     def show(self, snap: Snapshot, result) -> None:
+        """A new state from the engine: always shows the latest step."""
         self.snap = snap
-        latest = result or (snap.steps[-1] if snap.steps else None)
+        self.view_index = None
+        self.render_view()
+
+    def render_view(self) -> None:
+        snap = self.snap
+        if self.view_index is not None and self.view_index < len(snap.steps) - 1:
+            steps = snap.steps[: self.view_index + 1]  # the run as it was after that step
+            stats = Stats.from_steps(steps)
+            shown = replace(snap, steps=steps, stats=stats, finished=None, baseline_note=None,
+                            block_size=steps[-1].block_size, theory=theory_summary(stats, steps[-1].block_size))
+        else:
+            shown = snap
+        latest = shown.steps[-1] if shown.steps else None
+        if latest is not None:
+            self.selected = min(self.selected, len(latest.positions) - 1)
         self.query_one(DraftRow).show(latest)
         self.query_one(VerifierRow).show(latest)
-        self.query_one(ComparisonRow).show(latest)
-        self.query_one(ContextView).show(snap.prompt_pieces, snap.steps, snap.finished)
-        self.query_one(StatsPanel).show(snap)
-        self.query_one(StepLog).show(snap.steps)
+        self.query_one(ComparisonRow).show(latest, self.selected)
+        self.query_one(PositionInspector).show(latest, self.selected)
+        self.query_one(ContextView).show(shown.prompt_pieces, shown.steps, shown.finished)
+        self.query_one(StatsPanel).show(shown)
+        self.query_one(StepLog).show(shown.steps)
         self.update_header()
 
     def update_header(self) -> None:
@@ -272,9 +300,32 @@ class SpecDecApp(App):
             return True
         return False
 
+    def action_select(self, delta: int) -> None:
+        if not (self.snap and self.snap.steps):
+            return
+        self.selected = max(0, self.selected + delta)
+        self.render_view()
+
+    def action_browse(self, delta: int) -> None:
+        if not (self.snap and self.snap.steps):
+            self.status.say("no steps yet: press n first", "warning")
+            return
+        last = len(self.snap.steps) - 1
+        current = last if self.view_index is None else self.view_index
+        self.view_index = max(0, min(last, current + delta))
+        if self.view_index == last:
+            self.view_index = None
+            self.status.say(f"latest step ({last + 1})")
+        else:
+            self.status.say(f"viewing step {self.view_index + 1} of {last + 1} (] later, n continues from the latest)")
+        self.render_view()
+
     def action_step(self) -> None:
         if self.not_ready():
             return
+        if self.view_index is not None:
+            self.view_index = None  # n always continues from the latest step
+            self.render_view()
         if self.snap and self.snap.finished and not self.queue:
             self.status.say(f"finished ({self.snap.finished.replace('_', ' ')}): press r to start again", "warning")
             return

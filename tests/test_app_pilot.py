@@ -281,3 +281,61 @@ async def test_unknown_model_is_shown_in_the_app():
         assert "no-such-model-xyz" in status(app) and "cannot start" in status(app)
         await pilot.press("n")
         assert "still loading" in status(app) or "cannot start" in status(app)
+
+
+@pytest.mark.anyio
+async def test_browse_earlier_steps_and_n_continues_from_the_latest():
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for _ in range(4):
+            await pilot.press("n")
+            await settle(pilot)
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert app.view_index == 1 and "viewing step 2 of 4" in status(app)
+        assert app.query_one(StepLog).row_count == 2  # the run as it was after step 2
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert app.view_index is None
+        await pilot.press("left_square_bracket", "n")
+        await settle(pilot)
+        assert app.view_index is None and app.snap.stats.steps == 5
+
+
+@pytest.mark.anyio
+async def test_left_right_select_positions_within_the_block():
+    from specdec_tui.widgets.position_inspector import PositionInspector
+
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        for _ in range(10):
+            await pilot.press("right")
+        last = len(app.snap.steps[-1].positions) - 1
+        assert app.selected == last
+        assert f"position {last + 1}/{last + 1}" in app.query_one(PositionInspector).border_title
+        for _ in range(10):
+            await pilot.press("left")
+        assert app.selected == 0
+
+
+@pytest.mark.anyio
+async def test_a_hundred_step_keys_while_steps_run(tiny):
+    """Pressed as fast as possible: the app stays consistent, every step applied exactly once."""
+    app = tiny_app(tiny, block_size=2)
+    app.driver.config = app.driver.config.replace(max_new_tokens=200)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for _ in range(100):
+            await pilot.press("n")
+        for _ in range(200):
+            await settle(pilot)
+            if not app.busy and not app.queue:
+                break
+        stats, steps = app.snap.stats, app.snap.steps
+        finished = app.snap.finished is not None
+        assert stats.steps == len(steps) == app.query_one(StepLog).row_count
+        assert stats.steps == 100 or finished
+        assert stats.new_tokens == sum(len(r.emitted) for r in steps) == len(app.driver.session.new_token_ids)
+        assert stats.accepted == sum(r.accepted for r in steps)

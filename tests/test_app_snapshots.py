@@ -55,3 +55,21 @@ def test_error_message_for_a_missing_trace(snap_compare):
 
 def test_small_terminal(snap_compare):
     assert snap_compare(replay(), run_before=keys("n", "n", "n"), terminal_size=(80, 24))
+
+
+def test_position_inspector_shows_both_top5_lists(snap_compare):
+    assert snap_compare(replay(), run_before=keys("n", "n", "n", "n", "left", "right"), terminal_size=(120, 40))
+
+
+def test_browsing_an_earlier_step(snap_compare):
+    # Five steps, then back to step 3: the panels show step 3 as it was (one mismatch, context up to it).
+    assert snap_compare(replay(), run_before=keys("n", "n", "n", "n", "n", "left_square_bracket", "left_square_bracket"),
+                        terminal_size=(120, 40))
+
+
+def test_light_theme_keeps_chips_legible(snap_compare):
+    async def run_before(pilot) -> None:
+        pilot.app.theme = "textual-light"
+        await keys("n", "n", "n", "n")(pilot)
+
+    assert snap_compare(replay(), run_before=run_before, terminal_size=(120, 40))

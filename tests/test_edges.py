@@ -117,3 +117,28 @@ def test_baseline_does_not_disturb_the_session(tiny_verifier):
     comparison = session.compare(baseline)
     assert comparison.lossless and comparison.compared_tokens == 20
     assert baseline.new_tokens == 20 and baseline.tokens_per_s > 0
+
+
+def test_emoji_and_cjk_pieces_are_never_mojibake(embedded):
+    """Byte-level BPE splits emoji across tokens: pieces must join to the real text, with no U+FFFD."""
+    from engine.pieces import PieceDecoder
+
+    text = "Rocket 🚀 to 東京 and back 🌍!"
+    ids = embedded.tokenizer(text, add_special_tokens=False).input_ids
+    pieces = PieceDecoder(embedded.tokenizer).pieces([], ids)
+    assert "".join(pieces) == text
+    assert not any("\ufffd" in piece for piece in pieces)
+    assert len(ids) > len(text.split())  # the emoji really are split into several tokens
+
+
+test_emoji_and_cjk_pieces_are_never_mojibake = pytest.mark.embedded(test_emoji_and_cjk_pieces_are_never_mojibake)
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("drafter", ["same", "ngram", "early-exit:20"])
+def test_embedded_model_greedy_is_lossless(embedded, drafter):
+    session = make_session(embedded, drafter, block_size=4, draft_mode="sampled", max_new_tokens=16)
+    session.reset("In a distant future,")
+    session.run()
+    baseline = session.baseline()
+    assert session.compare(baseline).lossless and len(session.new_token_ids) == 16

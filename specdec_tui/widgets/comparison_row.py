@@ -15,9 +15,11 @@ class ComparisonRow(Static):
         super().__init__("", **kwargs)
         self.border_title = "Comparison (longest agreeing prefix is kept)"
         self.result: StepResult | None = None
+        self.selected = 0
 
-    def show(self, result: StepResult | None) -> None:
+    def show(self, result: StepResult | None, selected: int = 0) -> None:
         self.result = result
+        self.selected = selected
         self.refresh_content()
 
     def on_resize(self) -> None:
@@ -31,7 +33,8 @@ class ComparisonRow(Static):
         width = column_width(self.content_size.width or 80, len(result.positions))
         decisions, details = [], []
         for p in result.positions:
-            decisions.append((decision_word(p.decision, width), DECISION_STYLE[p.decision][1]))
+            style = DECISION_STYLE[p.decision][1] + (" reverse" if p.index == self.selected else "")
+            decisions.append((decision_word(p.decision, width), style))
             if p.accept_prob is not None:
                 verdict = "<" if p.draw < p.accept_prob else "≥"
                 text = f"u={p.draw:.2f}{verdict}{probability(p.accept_prob)}"

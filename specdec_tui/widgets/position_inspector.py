@@ -1,0 +1,49 @@
+"""A closer look at one position: the drafter's and the verifier's top-5 side by side (left/right to move)."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from engine import Alternative, Position, StepResult
+
+from ..chips import DECISION_STYLE, fit, visible
+
+
+def _column(alternatives: tuple[Alternative, ...], mark: int | None, width: int) -> list[Content]:
+    cells = []
+    for alt in alternatives:
+        chosen = alt.token_id == mark
+        text = f"{'▸' if chosen else ' '}{fit(visible(alt.piece), width - 10)} {100 * alt.prob:5.1f}%"
+        cells.append(Content.styled(text, "bold $text-accent" if chosen else "$text"))
+    return cells
+
+
+class PositionInspector(Static):
+    def __init__(self, **kwargs):
+        super().__init__("", **kwargs)
+        self.border_title = "Position (←/→)"
+
+    def show(self, result: StepResult | None, index: int) -> None:
+        if result is None:
+            self.border_title = "Position (←/→)"
+            self.update(Content.styled("after a step: ←/→ picks a position, [ and ] browse earlier steps", "$text-muted"))
+            return
+        index = min(index, len(result.positions) - 1)
+        position: Position = result.positions[index]
+        word = DECISION_STYLE[position.decision][0]
+        self.border_title = f"Step {result.step}, position {index + 1}/{len(result.positions)}: {word}"
+        half = max(14, (self.content_size.width or 48) // 2)
+        left = [Content.styled(fit("drafter top-5 (q)", half), "$text-muted")]
+        right = [Content.styled("verifier top-5 (p)", "$text-muted")]
+        if position.draft_id is None:
+            left.append(Content.styled(fit("(bonus slot: no draft)", half), "$text-muted"))
+        else:
+            left += _column(position.draft_top, position.draft_id, half)
+        right += _column(position.verifier_top, position.verifier_id, half)
+        lines = []
+        for i in range(max(len(left), len(right))):
+            l_cell = left[i] if i < len(left) else Content(" " * half)
+            r_cell = right[i] if i < len(right) else Content("")
+            lines.append(Content.assemble(l_cell.pad_right(max(0, half - l_cell.cell_length)), r_cell))
+        self.update(Content("\n").join(lines))
