@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -190,9 +191,11 @@ def _load_gguf(path: Path, report: Progress):
     if (cached / "model.safetensors").exists():
         report(f"{path.name}: loading cached weights", 0.3)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(cached))
-            model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch.float32)
-            return model, tokenizer
+            # The tokenizer (a 3.5 MB tokenizer.json) loads on the other core while the weights load here.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                tokenizer = pool.submit(AutoTokenizer.from_pretrained, str(cached))
+                model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch.float32)
+                return model, tokenizer.result()
         except (OSError, ValueError):
             shutil.rmtree(cached, ignore_errors=True)  # a damaged cache is rebuilt below
     report(f"{path.name}: dequantizing GGUF (first start only, ~30 s)", 0.1)

@@ -26,7 +26,7 @@ class StepLog(DataTable):
                 str(result.drafted),
                 f"{result.accepted}/{result.drafted}",
                 str(len(result.emitted)),
-                visible(result.emitted_text)[:30],
+                visible(result.emitted_text)[:20],
                 f"{result.draft_s:.3f}",
                 f"{result.verify_s:.3f}",
             )
