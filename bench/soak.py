@@ -1,4 +1,6 @@
-"""Soak: the app auto-plays N steps with the default models; resident memory is sampled as it goes.
+"""Soak: the app auto-plays N steps with the default models, resetting at each end of text; RSS is sampled.
+
+Resetting keeps the context (and so the KV caches) bounded, so RSS growth measures leaks, not a longer context.
 
     .venv/bin/python bench/soak.py [--steps 500] [--verifier smollm2-135m] [--drafter same]
 
@@ -23,7 +25,7 @@ from specdec_tui.app import SpecDecApp  # noqa: E402
 
 
 async def soak(args) -> dict:
-    config = SpecConfig(verifier=args.verifier, drafter=args.drafter, max_new_tokens=args.steps * 20)
+    config = SpecConfig(verifier=args.verifier, drafter=args.drafter)
     app = SpecDecApp(config=config)
     process = psutil.Process()
     samples = []
@@ -33,19 +35,27 @@ async def soak(args) -> dict:
             await pilot.pause(0.2)
         load_s = time.perf_counter() - start
         await pilot.press("t", "t", "space")  # auto-play with no pause between steps
-        next_mark = 0
+        next_mark, done_before, resets = 0, 0, 0
         while True:
             await pilot.pause(0.5)
-            steps = app.snap.stats.steps if app.snap else 0
+            steps = done_before + (app.snap.stats.steps if app.snap else 0)
             if steps >= next_mark:
                 rss = process.memory_info().rss / 2**20
                 samples.append({"steps": steps, "rss_mb": rss, "t_s": time.perf_counter() - start})
-                print(f"step {steps:4d}  rss {rss:7.1f} MB  tokens {app.snap.stats.new_tokens}", flush=True)
+                print(f"step {steps:4d}  rss {rss:7.1f} MB  resets {resets}", flush=True)
                 next_mark += 50
-            if steps >= args.steps or (app.snap and app.snap.finished):
+            if steps >= args.steps:
                 break
-            if "✗" in app.query_one("#status").message.plain:
-                raise RuntimeError(app.query_one("#status").message.plain)
+            message = app.query_one("#status").message.plain
+            if message.startswith("✗"):
+                raise RuntimeError(message)
+            if app.snap and app.snap.finished and not app.busy:
+                done_before += app.snap.stats.steps
+                resets += 1
+                await pilot.press("r")
+                while app.busy or app.snap.stats.steps:
+                    await pilot.pause(0.1)
+                await pilot.press("space")
         await pilot.press("space")
     after_50 = [s["rss_mb"] for s in samples if s["steps"] >= 50]
     return {

@@ -142,6 +142,8 @@ def _load_pretrained(spec: str, report: Progress, trust_remote_code: bool):
         raise ModelLoadError(f"cannot load {spec!r}: {_first_line(error)}") from error
     except OSError as error:
         raise ModelLoadError(_explain_missing(spec, error)) from error
+    if type(config) not in AutoModelForCausalLM._model_mapping and not trust_remote_code:
+        raise ModelLoadError(f"{spec!r} is a {config.model_type} model, not a causal language model: it cannot draft or verify")
     try:
         report(f"{spec}: loading tokenizer", 0.15)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
@@ -202,8 +204,11 @@ def _load_gguf(path: Path, report: Progress):
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    except (ValueError, KeyError, OSError, RuntimeError) as error:
-        raise ModelLoadError(f"cannot load {path.name}: {_first_line(error)} (transformers supports only some GGUF architectures)") from error
+    except Exception as error:  # the GGUF reader fails in many ways on files it cannot handle
+        raise ModelLoadError(
+            f"cannot load {path.name}: {_first_line(error)} (not a GGUF model transformers can dequantize; "
+            "it supports llama, mistral, qwen2, phi3, gemma and a few other architectures)"
+        ) from error
     report(f"{path.name}: caching dequantized weights", 0.85)
     try:
         _save_dequantized(model, tokenizer, cached)

@@ -158,6 +158,8 @@ class Stats:
             "tokens_per_s": self.tokens_per_s,
             "draft_s": self.draft_s,
             "verify_s": self.verify_s,
+            "draft_ms_per_token": 1000 * self.draft_s / self.drafted if self.drafted else None,
+            "verify_ms_per_step": 1000 * self.verify_s / self.verifier_calls if self.verifier_calls else None,
         }
 
 

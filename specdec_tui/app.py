@@ -20,7 +20,7 @@ from engine import DEFAULT_PROMPT, MAX_BLOCK_SIZE, EngineError, SpecConfig, Stat
 from engine.theory import theory_summary
 
 from .driver import EngineDriver, ReplayDriver, Snapshot
-from .messages import LoadProgress
+from .messages import LoadProgress, PositionClicked
 from .widgets.comparison_row import ComparisonRow
 from .widgets.context_view import ContextView
 from .widgets.draft_row import DraftRow
@@ -274,8 +274,8 @@ class SpecDecApp(App):
         latest = shown.steps[-1] if shown.steps else None
         if latest is not None:
             self.selected = min(self.selected, len(latest.positions) - 1)
-        self.query_one(DraftRow).show(latest)
-        self.query_one(VerifierRow).show(latest)
+        self.query_one(DraftRow).show(latest, self.selected)
+        self.query_one(VerifierRow).show(latest, self.selected)
         self.query_one(ComparisonRow).show(latest, self.selected)
         self.query_one(PositionInspector).show(latest, self.selected)
         self.query_one(ContextView).show(shown.prompt_pieces, shown.steps, shown.finished)
@@ -304,6 +304,10 @@ class SpecDecApp(App):
         if not (self.snap and self.snap.steps):
             return
         self.selected = max(0, self.selected + delta)
+        self.render_view()
+
+    def on_position_clicked(self, message: PositionClicked) -> None:
+        self.selected = message.index
         self.render_view()
 
     def action_browse(self, delta: int) -> None:

@@ -76,3 +76,13 @@ def probability(value: float | None) -> str:
     if value < 0.005:
         return f"{value:.0e}" if value > 0 else "0"
     return f"{value:.2f}"
+
+
+def column_at(x: int, total_width: int, columns: int) -> int | None:
+    """Which position a click at content column `x` falls on, or None for the label."""
+    width = column_width(total_width, columns)
+    offset = x - LABEL_WIDTH
+    if offset < 0:
+        return None
+    index = offset // width
+    return index if index < columns else None

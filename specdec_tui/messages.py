@@ -10,3 +10,11 @@ class LoadProgress(Message):
         super().__init__()
         self.text = text
         self.fraction = fraction
+
+
+class PositionClicked(Message):
+    """A click on a chip column of the draft, verifier or comparison row."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index

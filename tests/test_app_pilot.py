@@ -339,3 +339,38 @@ async def test_a_hundred_step_keys_while_steps_run(tiny):
         assert stats.steps == 100 or finished
         assert stats.new_tokens == sum(len(r.emitted) for r in steps) == len(app.driver.session.new_token_ids)
         assert stats.accepted == sum(r.accepted for r in steps)
+
+
+@pytest.mark.anyio
+async def test_clicking_a_chip_selects_its_position():
+    from specdec_tui.chips import LABEL_WIDTH, column_width
+    from specdec_tui.widgets.verifier_row import VerifierRow
+
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        row = app.query_one(VerifierRow)
+        width = column_width(row.content_size.width, len(app.snap.steps[-1].positions))
+        # border + padding = 2 cells before the content; then the label, then two columns.
+        await pilot.click(VerifierRow, offset=(2 + LABEL_WIDTH + 2 * width + 1, 1))
+        await pilot.pause()
+        assert app.selected == 2
+
+
+@pytest.mark.anyio
+async def test_quit_while_a_step_runs_returns_promptly():
+    import time
+
+    driver = GatedReplay(str(DATA / "greedy.jsonl"))
+    app = SpecDecApp(driver=driver)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        assert driver.started.acquire(timeout=5)
+        await pilot.press("q")
+        released = time.monotonic()
+        driver.gate.set()  # the forward pass in flight ends now
+    assert time.monotonic() - released < 1.0
+    assert app.return_code == 0

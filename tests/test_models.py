@@ -71,3 +71,24 @@ def test_gguf_cache_round_trip(tmp_path, monkeypatch, embedded):
 
 
 test_gguf_cache_round_trip = pytest.mark.embedded(test_gguf_cache_round_trip)
+
+
+def test_a_model_that_is_not_a_causal_lm(tmp_path):
+    from transformers import DistilBertConfig
+
+    DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32).save_pretrained(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="distilbert model, not a causal language model"):
+        load_model(str(tmp_path))
+
+
+def test_a_gguf_file_transformers_cannot_load(tmp_path):
+    fake = tmp_path / "broken.gguf"
+    fake.write_bytes(b"GGUF" + b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="broken.gguf"):
+        load_model(str(fake))
+
+
+def test_remote_code_stays_off_by_default():
+    from engine import SpecConfig
+
+    assert SpecConfig().trust_remote_code is False

@@ -122,3 +122,24 @@ def test_session_sampling_matches_verifier_distribution(tiny, tiny_verifier):
         result = session.step()
         counts[result.emitted[0].token_id] += 1
     assert chi_square_p_value(counts, p) > 0.001
+
+
+def test_ngram_drafts_keep_the_verifier_distribution(tiny_verifier):
+    """n-gram drafts are point masses (q = 1): accepted with probability p, else resampled from p without them."""
+    import torch as t
+
+    prompt = "the future of the future of the future of"
+    session = make_session(tiny_verifier, "ngram", block_size=3, verify="sampling", max_new_tokens=4)
+    session.reset(prompt)
+    with t.inference_mode():
+        logits = tiny_verifier.model(input_ids=t.tensor([session.prompt_ids])).logits[0, -1]
+    p = logits.softmax(-1).tolist()
+    counts = [0] * len(p)
+    drafted = 0
+    for seed in range(3000):
+        session.reset(prompt, seed=seed)
+        result = session.step()
+        drafted += result.drafted > 0
+        counts[result.emitted[0].token_id] += 1
+    assert drafted == 3000  # the repeated prompt always gives the n-gram drafter something to propose
+    assert chi_square_p_value(counts, p) > 0.001

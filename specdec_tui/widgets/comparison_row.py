@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
 
-from engine import Decision, StepResult
+from engine import Decision
 
+from .chip_row import ChipRow
 from ..chips import DECISION_STYLE, column_width, decision_word, probability, row, visible
 
 
-class ComparisonRow(Static):
-    def __init__(self, **kwargs):
-        super().__init__("", **kwargs)
-        self.border_title = "Comparison (longest agreeing prefix is kept)"
-        self.result: StepResult | None = None
-        self.selected = 0
-
-    def show(self, result: StepResult | None, selected: int = 0) -> None:
-        self.result = result
-        self.selected = selected
-        self.refresh_content()
-
-    def on_resize(self) -> None:
-        self.refresh_content()
+class ComparisonRow(ChipRow):
+    TITLE = "Comparison (longest agreeing prefix is kept)"
 
     def refresh_content(self) -> None:
         result = self.result

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
 
-from engine import Decision, StepResult
+from engine import Decision
 
+from .chip_row import ChipRow
 from ..chips import DECISION_STYLE, column_width, probability, row, visible
 
 
-class DraftRow(Static):
-    def __init__(self, **kwargs):
-        super().__init__("", **kwargs)
-        self.border_title = "Draft block (drafter proposes)"
-        self.result: StepResult | None = None
-
-    def show(self, result: StepResult | None) -> None:
-        self.result = result
-        self.refresh_content()
-
-    def on_resize(self) -> None:
-        self.refresh_content()
+class DraftRow(ChipRow):
+    TITLE = "Draft block (drafter proposes)"
 
     def refresh_content(self) -> None:
         result = self.result

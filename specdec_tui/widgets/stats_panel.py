@@ -19,6 +19,10 @@ def bar(fraction: float, width: int = 10) -> str:
     return ("█" * full + partial).ljust(width, "·")
 
 
+def _ms(seconds: float, count: int) -> str:
+    return f"{1000 * seconds / count:.0f}" if count else "-"
+
+
 class StatsPanel(Vertical):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -39,7 +43,8 @@ class StatsPanel(Vertical):
             Content.assemble(("verifier calls ", "$text-muted"), (f"{s.verifier_calls}", "bold"),
                              (" → ", "$text-muted"), (f"{s.new_tokens}", "bold"), (" tokens", "$text-muted")),
             Content.assemble(("tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold")),
-            Content.styled(f"draft {s.draft_s:.2f}s  verify {s.verify_s:.2f}s", "$text-muted"),
+            Content.assemble(("cost ", "$text-muted"), f"draft {_ms(s.draft_s, s.drafted)} ms/token",
+                             ("  ", ""), f"verify {_ms(s.verify_s, s.verifier_calls)} ms/step"),
             Content.styled("acceptance by draft position:", "$text-muted"),
         ]
         for i, rate in enumerate(s.per_position_acceptance):

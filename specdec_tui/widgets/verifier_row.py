@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
 
-from engine import Decision, StepResult
+from engine import Decision
 
+from .chip_row import ChipRow
 from ..chips import column_width, probability, row, visible
 
 
-class VerifierRow(Static):
-    def __init__(self, **kwargs):
-        super().__init__("", **kwargs)
-        self.border_title = "Verifier row (one forward pass)"
-        self.result: StepResult | None = None
-
-    def show(self, result: StepResult | None) -> None:
-        self.result = result
-        self.refresh_content()
-
-    def on_resize(self) -> None:
-        self.refresh_content()
+class VerifierRow(ChipRow):
+    TITLE = "Verifier row (one forward pass)"
 
     def refresh_content(self) -> None:
         result = self.result
