@@ -11,13 +11,16 @@ from textual.widgets import Static
 
 READING = """\
 How to read it
-  The drafter proposes k tokens (draft block, with q = drafter probability).
-  The verifier scores all k in ONE forward pass and predicts k + 1 tokens (verifier row, p).
-  Greedy: keep the longest prefix where draft = verifier's choice; then take the verifier's
-  token: the correction at the first mismatch, or a bonus token when all k were kept.
-  Sampling: keep draft x with probability min(1, p(x)/q(x)) (u < p/q); on rejection resample
-  from max(0, p - q). Either way the output is exactly what the verifier alone would produce.
-  c = drafter cost per token / verifier cost per step; speed-up needs high acceptance and small c."""
+  The drafter proposes k tokens: the draft block, with q = drafter probability.
+  The verifier scores all k in ONE forward pass and predicts k + 1 tokens: the
+  verifier row, with p = verifier probability.
+  Greedy: keep the longest prefix where the draft equals the verifier's choice, then
+  take the verifier's token: the correction at the first mismatch, or a bonus token
+  when all k were kept.
+  Sampling: keep draft x when u < min(1, p(x)/q(x)); on rejection resample from
+  max(0, p - q). Either way the output is what the verifier alone would produce.
+  c = drafter cost per token / verifier cost per step: a speed-up needs high
+  acceptance and a small c."""
 
 
 class HelpScreen(ModalScreen):
