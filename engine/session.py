@@ -44,6 +44,9 @@ def build_drafter(config: SpecConfig, verifier: LoadedModel, vocab: int, progres
         return NgramDrafter(vocab, config.ngram_max)
     if spec.startswith("early-exit"):
         _, _, count = spec.partition(":")
+        layers = len(getattr(getattr(verifier.model, "model", None), "layers", ()))
+        if count == "":
+            count = str(max(1, layers // 2))  # plain `early-exit`: half the verifier's layers
         if not count.isdigit():
             raise ConfigError(f"early-exit drafter needs a layer count, e.g. early-exit:8 (got {spec!r})")
         view = early_exit_view(verifier.model, int(count))
@@ -135,15 +138,26 @@ class Session:
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":
         config = config.validated()
         verifier = load_model(config.verifier, config.device, progress, config.trust_remote_code)
-        drafter = build_drafter(config, verifier, verifier.vocab_size, progress)
-        if isinstance(drafter, ModelDrafter) and not drafter.shares_verifier_weights:
-            # A padded embedding matrix gives different vocab sizes for one tokenizer: use the shared part.
-            vocab = min(verifier.vocab_size, drafter.lm.model.get_output_embeddings().weight.shape[0])
-            drafter.lm.vocab_size = vocab
-            session = cls(config, verifier, drafter)
-            session.vocab = session.verifier_lm.vocab_size = vocab
-            return session
-        return cls(config, verifier, drafter)
+        session = cls(config, verifier, build_drafter(config, verifier, verifier.vocab_size, progress))
+        session._share_vocab()
+        return session
+
+    def _share_vocab(self) -> None:
+        """A padded embedding matrix gives different vocab sizes for one tokenizer: use the shared part."""
+        vocab = self.verifier.vocab_size
+        if isinstance(self.drafter, ModelDrafter) and not self.drafter.shares_verifier_weights:
+            vocab = min(vocab, self.drafter.lm.model.get_output_embeddings().weight.shape[0])
+            self.drafter.lm.vocab_size = vocab
+        self.vocab = self.verifier_lm.vocab_size = vocab
+
+    def switch_drafter(self, spec: str, progress: Progress | None = None) -> None:
+        """Swap in another drafter (the verifier stays loaded) and restart from the current prompt."""
+        config = self.config.replace(drafter=spec)
+        drafter = build_drafter(config, self.verifier, self.verifier.vocab_size, progress)
+        self.config, self.drafter = config, drafter
+        self._share_vocab()
+        if self.prompt:
+            self.reset(self.prompt)
 
     # -- state ---------------------------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class SpecDecApp(App):
         Binding("minus", "block_size(-1)", "k-1", id="block_size.down"),
         Binding("g", "toggle_draft", "Draft", id="draft_mode"),
         Binding("v", "toggle_verify", "Verify", id="verify_mode"),
+        Binding("d", "next_drafter", "Drafter", id="drafter"),
         Binding("b", "baseline", "Baseline", id="baseline"),
         Binding("s", "save", "Save", id="save"),
         Binding("t", "speed", "Play speed", show=False, id="speed"),
@@ -69,6 +70,7 @@ class SpecDecApp(App):
         ("+ / -", f"block size k (drafted tokens per step), 1..{MAX_BLOCK_SIZE}"),
         ("g", "drafting: greedy <-> sampled (temperature, top-k, top-p, penalties)"),
         ("v", "verification: greedy <-> speculative sampling"),
+        ("d", "next drafter: the one you chose, same, ngram, early-exit (half the layers); restarts"),
         ("b", "run plain decoding (baseline): identical output? real speed-up?"),
         ("s", "save the steps as a JSON Lines trace (replay with --replay FILE)"),
         ("← / →", "pick a position: the drafter's and verifier's top-5 side by side"),
@@ -142,7 +144,7 @@ class SpecDecApp(App):
         self.busy = True
         epoch = self.epoch
         labels = {"load": "loading", "step": "stepping", "reset": "resetting", "baseline": "running plain decoding",
-                  "save": "saving"}
+                  "save": "saving", "drafter": "switching drafter"}
         self.status.busy(labels[kind], self.queued_steps)
 
         def work():
@@ -213,9 +215,10 @@ class SpecDecApp(App):
                 self.status.say(f"finished ({snap.finished.replace('_', ' ')}): press r to start again, p to edit the prompt", "ok")
             else:
                 self.status.say(f"step {result.step}: kept {result.accepted}/{result.drafted} drafts, +{len(result.emitted)} tokens")
-        elif kind == "reset":
+        elif kind in ("reset", "drafter"):
             self.show(value, None)
-            self.status.say("reset: press n to step", "ok")
+            done = f"drafter {value.config.drafter}" if kind == "drafter" else "reset"
+            self.status.say(f"{done}: press n to step", "ok")
         elif kind == "baseline":
             self.show(value, self.snap.steps[-1] if self.snap and self.snap.steps else None)
             self.status.say(f"baseline: {value.baseline_note}", "ok")
@@ -237,6 +240,8 @@ class SpecDecApp(App):
                 self.start("reset", self.driver.reset, op[1])
             elif op[0] == "baseline":
                 self.start("baseline", self.driver.baseline)
+            elif op[0] == "drafter":
+                self.start("drafter", self.driver.switch_drafter, op[1], self.prompt_text)
             elif op[0] == "save":
                 self.start("save", self.driver.save)
             return
@@ -397,6 +402,19 @@ class SpecDecApp(App):
             self.status.say("this is a replay: settings are fixed by the trace", "warning")
             return True
         return False
+
+    def action_next_drafter(self) -> None:
+        if self.not_ready() or self.refuse_in_replay():
+            return
+        choices = self.driver.drafter_choices()
+        current = self.snap.config.drafter if self.snap else choices[0]
+        following = choices[(choices.index(current) + 1) % len(choices)] if current in choices else choices[0]
+        self.epoch += 1  # a new drafter restarts decoding: anything in flight is stale
+        self.playing = False
+        self.queue = deque(op for op in self.queue if op[0] not in ("step", "reset", "drafter"))
+        self.queue.append(("drafter", following))
+        self.status.say(f"switching drafter to {following}…")
+        self.pump()
 
     def action_baseline(self) -> None:
         if self.not_ready():

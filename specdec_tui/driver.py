@@ -43,7 +43,21 @@ class EngineDriver:
 
     @property
     def title(self) -> str:
-        return f"verifier {self.config.verifier} · drafter {self.config.drafter}"
+        config = self.session.config if self.session else self.config
+        return f"verifier {config.verifier} · drafter {config.drafter}"
+
+    def drafter_choices(self) -> list[str]:
+        """What `d` cycles through: the drafter asked for on the command line, then the built-in ones."""
+        choices = [self.config.drafter, "same", "ngram", "early-exit"]
+        return list(dict.fromkeys(choices))
+
+    def switch_drafter(self, spec: str, prompt: str) -> Snapshot:
+        with self.lock:
+            if not self.session.prompt:
+                self.session.prompt = prompt
+            self.session.switch_drafter(spec)
+            self.baseline_note = None
+            return self.snapshot()
 
     def load(self, progress: Progress) -> None:
         from engine import Session  # imports torch: only in the worker, never at app start-up
@@ -169,6 +183,12 @@ class ReplayDriver:
 
     def configure(self, changes: dict) -> Snapshot:
         raise EngineError("this is a replay: its settings are fixed by the trace")
+
+    def drafter_choices(self) -> list[str]:
+        return [self.config.drafter]
+
+    def switch_drafter(self, spec: str, prompt: str) -> Snapshot:
+        raise EngineError("this is a replay: its drafter is fixed by the trace")
 
     def baseline(self) -> Snapshot:
         raise EngineError("the baseline needs the models; a replay has none (run without --replay)")

@@ -374,3 +374,22 @@ async def test_quit_while_a_step_runs_returns_promptly():
         driver.gate.set()  # the forward pass in flight ends now
     assert time.monotonic() - released < 1.0
     assert app.return_code == 0
+
+
+@pytest.mark.anyio
+async def test_d_switches_the_drafter_and_restarts(tiny):
+    app = tiny_app(tiny, block_size=3, draft_mode="greedy")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        seen = []
+        for _ in range(4):
+            await pilot.press("d")
+            await settle(pilot)
+            seen.append(app.snap.config.drafter)
+            assert app.snap.stats.steps == 0 and f"drafter {seen[-1]}" in app.sub_title
+            await pilot.press("n")
+            await settle(pilot)
+            assert app.snap.stats.steps == 1, status(app)
+        assert seen == ["same", "ngram", "early-exit", tiny["drafter"]]

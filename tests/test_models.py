@@ -92,3 +92,17 @@ def test_remote_code_stays_off_by_default():
     from engine import SpecConfig
 
     assert SpecConfig().trust_remote_code is False
+
+
+def test_switching_drafters_keeps_the_verifier_and_stays_lossless(tiny):
+    from conftest import plain_greedy
+
+    session = Session.from_config(SpecConfig(verifier=tiny["verifier"], drafter=tiny["padded"], max_new_tokens=12))
+    session.reset("In a distant future,")
+    verifier = session.verifier
+    for spec in ("ngram", "early-exit", tiny["drafter"]):
+        session.switch_drafter(spec)
+        assert session.verifier is verifier and session.config.drafter == spec and session.stats.steps == 0
+        session.run()
+        assert session.new_token_ids == plain_greedy(verifier, session.prompt_ids, 12)
+    assert len(session.drafter.lm.model.model.layers) == 1  # the separately loaded 1-layer drafter
