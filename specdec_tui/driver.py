@@ -91,11 +91,6 @@ class EngineDriver:
             result = self.session.step()
             return result, self.snapshot()
 
-    def configure(self, changes: dict) -> Snapshot:
-        with self.lock:
-            self.session.configure(**changes)
-            return self.snapshot()
-
     def baseline(self) -> Snapshot:
         with self.lock:
             s = self.session
@@ -180,9 +175,6 @@ class ReplayDriver:
             raise EngineError("the trace has no more steps: press r to replay it from the start")
         self.position += 1
         return self.trace.steps[self.position - 1], self.snapshot()
-
-    def configure(self, changes: dict) -> Snapshot:
-        raise EngineError("this is a replay: its settings are fixed by the trace")
 
     def drafter_choices(self) -> list[str]:
         return [self.config.drafter]
