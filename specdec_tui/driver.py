@@ -39,7 +39,7 @@ class EngineDriver:
         self.config = config
         self.session = None
         self.lock = threading.Lock()
-        self.baseline_note: str | None = None
+        self.baseline_result = None  # BaselineResult of the current prompt, once `b` ran it
 
     @property
     def title(self) -> str:
@@ -56,7 +56,7 @@ class EngineDriver:
             if not self.session.prompt:
                 self.session.prompt = prompt
             self.session.switch_drafter(spec)
-            self.baseline_note = None
+            self.baseline_result = None
             return self.snapshot()
 
     def load(self, progress: Progress) -> None:
@@ -75,37 +75,42 @@ class EngineDriver:
             block_size=s.block_size,
             config=s.config,
             theory=theory_summary(s.stats, s.block_size),
-            baseline_note=self.baseline_note,
+            baseline_note=self.baseline_note(),
         )
+
+    def baseline_note(self) -> str | None:
+        """The baseline against the run *so far*: recomputed after every step, so it never goes stale."""
+        s, base = self.session, self.baseline_result
+        if base is None:
+            return None
+        comparison = s.compare(base)
+        if s.config.verify == "greedy":
+            same = "identical" if comparison.lossless else f"DIFFERS at token {comparison.first_difference}"
+            note = f"{same} to plain decoding over {comparison.compared_tokens} tokens"
+        else:
+            note = "sampling: compare distributions, not texts"
+        if s.stats.steps:
+            return note + f" · speed-up {comparison.speedup:.2f}x ({s.stats.tokens_per_s:.1f} vs {base.tokens_per_s:.1f} tok/s)"
+        return note + f" · baseline {base.tokens_per_s:.1f} tok/s"
 
     def reset(self, prompt: str) -> Snapshot:
         with self.lock:
             self.session.reset(prompt)
-            self.baseline_note = None
+            self.baseline_result = None  # it belonged to the previous prompt
             return self.snapshot()
 
     def step(self, changes: dict) -> tuple[StepResult, Snapshot]:
         with self.lock:
             if changes:
                 self.session.configure(**changes)
+                if {"verify", "temperature", "top_k", "top_p"} & changes.keys():
+                    self.baseline_result = None  # a different target distribution
             result = self.session.step()
             return result, self.snapshot()
 
     def baseline(self) -> Snapshot:
         with self.lock:
-            s = self.session
-            base = s.baseline()
-            comparison = s.compare(base)
-            if s.config.verify == "greedy":
-                same = "identical" if comparison.lossless else f"DIFFERS at token {comparison.first_difference}"
-                note = f"{same} to plain decoding over {comparison.compared_tokens} tokens"
-            else:
-                note = "sampling: compare distributions, not texts"
-            if s.stats.steps:
-                note += f" · speed-up {comparison.speedup:.2f}x ({s.stats.tokens_per_s:.1f} vs {base.tokens_per_s:.1f} tok/s)"
-            else:
-                note += f" · baseline {base.tokens_per_s:.1f} tok/s"
-            self.baseline_note = note
+            self.baseline_result = self.session.baseline()
             return self.snapshot()
 
     def save(self, folder: str = ".") -> Path:

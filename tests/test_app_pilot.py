@@ -214,6 +214,9 @@ async def test_tiny_model_end_to_end(tiny, tiny_verifier):
         await pilot.press("b")
         await settle(pilot)
         assert "identical to plain decoding" in app.snap.baseline_note
+        await pilot.press("n")  # the comparison follows the run, it does not go stale
+        await settle(pilot)
+        assert f"over {len(session.new_token_ids)} tokens" in app.snap.baseline_note
 
 
 @pytest.mark.anyio
