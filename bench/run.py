@@ -122,6 +122,9 @@ def main() -> int:
         record("assisted generation (same, transformers)", runs, runs[-1][1])
         runs = timed(lambda: hf_generate(model, ids, max_new, prompt_lookup_num_tokens=k), args.repeats)
         record("prompt lookup (transformers)", runs, runs[-1][1])
+        runs = timed(lambda: hf_generate(model, ids, max_new, assistant_early_exit=args.early_exit, num_assistant_tokens=k,
+                                          num_assistant_tokens_schedule="constant"), args.repeats)
+        record(f"early exit {args.early_exit} (transformers)", runs, runs[-1][1])
 
         for drafter in ("same", "ngram", f"early-exit:{args.early_exit}"):
             session = _session(verifier, drafter, k, max_new)
@@ -143,21 +146,25 @@ def main() -> int:
                 "overhead_share": other / stats.wall_s,
             })
 
+    # Each engine drafter against transformers' own way of doing the same thing.
+    counterpart = {"engine same": "assisted generation (same, transformers)", "engine ngram": "prompt lookup (transformers)",
+                   f"engine early-exit:{args.early_exit}": f"early exit {args.early_exit} (transformers)"}
     for row in rows:  # ratios against plain greedy (transformers) on the same prompt, same run
-        plain = next(r for r in rows if r["prompt"] == row["prompt"] and r["method"] == "plain greedy (transformers)")
-        row["speedup_vs_plain"] = row["tokens_per_s"] / plain["tokens_per_s"]
-        assisted = next(r for r in rows if r["prompt"] == row["prompt"] and r["method"].startswith("assisted"))
-        row["ratio_vs_assisted"] = row["tokens_per_s"] / assisted["tokens_per_s"]
+        same_prompt = {r["method"]: r for r in rows if r["prompt"] == row["prompt"]}
+        row["speedup_vs_plain"] = row["tokens_per_s"] / same_prompt["plain greedy (transformers)"]["tokens_per_s"]
+        if row["method"] in counterpart:
+            row["ratio_vs_transformers_counterpart"] = row["tokens_per_s"] / same_prompt[counterpart[row["method"]]]["tokens_per_s"]
 
     print()
-    print(f"{'prompt':<22} {'method':<42} {'tok/s':>6} {'vs plain':>8} {'accept':>7} {'tok/call':>8} "
+    print(f"{'prompt':<22} {'method':<42} {'tok/s':>6} {'vs plain':>8} {'vs HF':>6} {'accept':>7} {'tok/call':>8} "
           f"{'draft ms':>8} {'verify ms':>9} {'other %':>7} lossless")
     for r in rows:
         acc = f"{100 * r['acceptance_rate']:6.1f}%" if "acceptance_rate" in r else "      -"
         tpc = f"{r['tokens_per_verifier_call']:8.2f}" if "tokens_per_verifier_call" in r else "       -"
         split = (f"{1000 * r['draft_s_per_step']:8.1f} {1000 * r['verify_s_per_step']:9.1f} {100 * r['overhead_share']:6.1f}%"
                  if "draft_s_per_step" in r else f"{'-':>8} {'-':>9} {'-':>7}")
-        print(f"{r['prompt']:<22} {r['method']:<42} {r['tokens_per_s']:6.1f} {r['speedup_vs_plain']:7.2f}x {acc} {tpc} {split} {r['lossless']}")
+        vs_hf = f"{r['ratio_vs_transformers_counterpart']:5.2f}x" if "ratio_vs_transformers_counterpart" in r else f"{'-':>6}"
+        print(f"{r['prompt']:<22} {r['method']:<42} {r['tokens_per_s']:6.1f} {r['speedup_vs_plain']:7.2f}x {vs_hf} {acc} {tpc} {split} {r['lossless']}")
     result = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
@@ -174,7 +181,7 @@ def main() -> int:
 def _session(verifier, drafter: str, k: int, max_new: int) -> Session:
     config = SpecConfig(verifier=verifier.name, drafter=drafter, block_size=k, draft_mode="greedy",
                         max_new_tokens=max_new).validated()
-    return Session(config, verifier, build_drafter(config, verifier, verifier.vocab_size, None))
+    return Session(config, verifier, build_drafter(config, verifier))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def accept_greedy(draft_ids: list[int], verifier_argmax: list[int]) -> int:
 def accept_sampled(
     draft_ids: list[int],
     p_verifier: torch.Tensor,  # [k + 1, V]
-    q_drafter: torch.Tensor,  # [k, V]
+    q_drafter: torch.Tensor | None,  # [k, V]; None when nothing was drafted
     generator: torch.Generator,
 ) -> SampledVerdict:
     """Speculative sampling (Leviathan et al. / Chen et al.): the emitted tokens are distributed exactly as p."""

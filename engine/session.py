@@ -35,7 +35,9 @@ from .tokenizer_check import check_same_tokenizer
 TOP_ALTERNATIVES = 5
 
 
-def build_drafter(config: SpecConfig, verifier: LoadedModel, vocab: int, progress: Progress | None):
+def build_drafter(config: SpecConfig, verifier: LoadedModel, progress: Progress | None = None):
+    """The drafter a config names; its vocabulary starts as the verifier's (Session narrows it if needed)."""
+    vocab = verifier.vocab_size
     spec = config.drafter.strip()
     if spec == "same":
         # The verifier's own instance (no second copy of the weights), drafting with its own cache.
@@ -99,13 +101,10 @@ def accept(
         probs, draws = (), ()
     else:
         p_verifier = warp(logits, config.temperature, config.top_k, config.top_p)
-        if k:
-            verdict = accept_sampled(proposal.ids, p_verifier, proposal.q_drafter, generator)
-        else:
-            verdict = None
-        accepted = verdict.accepted if verdict else 0
-        next_token = verdict.next_token if verdict else sample(p_verifier[0], generator)
-        probs, draws = (verdict.accept_probs, verdict.draws) if verdict else ((), ())
+        # With no drafts (an n-gram miss) this samples the verifier's own token from p.
+        verdict = accept_sampled(proposal.ids, p_verifier, proposal.q_drafter, generator)
+        accepted, next_token = verdict.accepted, verdict.next_token
+        probs, draws = verdict.accept_probs, verdict.draws
         # Row shown for sampling: kept drafts, then the token the verifier drew; argmax where never reached.
         verifier_ids = proposal.ids[:accepted] + [next_token] + argmax[accepted + 1 :]
     if accepted == k and not config.bonus and k > 0:
@@ -124,6 +123,7 @@ class Session:
         self.vocab = verifier.vocab_size
         self.decoder = PieceDecoder(verifier.tokenizer)
         self.verifier_lm = CachedLM(verifier.model, self.vocab, verifier.device)
+        self._share_vocab()
         self.prompt = ""
         self.prompt_ids: list[int] = []
         self.tokens: list[int] = []
@@ -138,9 +138,7 @@ class Session:
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":
         config = config.validated()
         verifier = load_model(config.verifier, config.device, progress, config.trust_remote_code)
-        session = cls(config, verifier, build_drafter(config, verifier, verifier.vocab_size, progress))
-        session._share_vocab()
-        return session
+        return cls(config, verifier, build_drafter(config, verifier, progress))
 
     def _share_vocab(self) -> None:
         """A padded embedding matrix gives different vocab sizes for one tokenizer: use the shared part."""
@@ -153,7 +151,7 @@ class Session:
     def switch_drafter(self, spec: str, progress: Progress | None = None) -> None:
         """Swap in another drafter (the verifier stays loaded) and restart from the current prompt."""
         config = self.config.replace(drafter=spec)
-        drafter = build_drafter(config, self.verifier, self.verifier.vocab_size, progress)
+        drafter = build_drafter(config, self.verifier, progress)
         self.config, self.drafter = config, drafter
         self._share_vocab()
         if self.prompt:

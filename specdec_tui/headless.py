@@ -128,7 +128,7 @@ def run_sweep(args) -> int:
     rows = []
     baseline = None
     for drafter_spec in drafters:
-        drafter = build_drafter(base_config.replace(drafter=drafter_spec), verifier, verifier.vocab_size, None)
+        drafter = build_drafter(base_config.replace(drafter=drafter_spec), verifier)
         for k in sizes:
             config: SpecConfig = config_from_args(args, drafter=drafter_spec, block_size=k)
             session = Session(config, verifier, drafter)

@@ -104,7 +104,7 @@ def make_session(verifier, drafter_spec="same", **config):
     from engine.session import build_drafter
 
     cfg = SpecConfig(verifier=verifier.name, drafter=drafter_spec, **config).validated()
-    drafter = build_drafter(cfg, verifier, verifier.vocab_size, None)
+    drafter = build_drafter(cfg, verifier)
     return Session(cfg, verifier, drafter)
 
 
