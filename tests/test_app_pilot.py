@@ -45,6 +45,14 @@ class GatedReplay(ReplayDriver):
         return super().step(changes)
 
 
+async def start_blocked_step(pilot, driver: GatedReplay, presses: int = 1) -> None:
+    """Press n until a step is running and blocked inside the 'model'."""
+    await settle(pilot)
+    for _ in range(presses):
+        await pilot.press("n")
+    assert driver.started.acquire(timeout=5)
+
+
 def replay_app(**kwargs) -> SpecDecApp:
     return SpecDecApp(replay=str(DATA / "greedy.jsonl"), **kwargs)
 
@@ -71,10 +79,7 @@ async def test_steps_pressed_while_a_step_runs_are_queued_not_lost():
     driver = GatedReplay(str(DATA / "greedy.jsonl"))
     app = SpecDecApp(driver=driver)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        for _ in range(6):
-            await pilot.press("n")
-        assert driver.started.acquire(timeout=5)
+        await start_blocked_step(pilot, driver, presses=6)
         assert app.queued_steps == 5
         assert app.query_one(StatusBar).queued == 5  # shown as "· 5 queued" next to the spinner
         driver.gate.set()
@@ -92,9 +97,7 @@ async def test_reset_while_stepping_never_shows_the_stale_step():
     driver = GatedReplay(str(DATA / "greedy.jsonl"))
     app = SpecDecApp(driver=driver)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        assert driver.started.acquire(timeout=5)
+        await start_blocked_step(pilot, driver)
         await pilot.press("r")
         await pilot.pause()
         assert app.snap.steps == ()  # the reset state shows at once
@@ -369,9 +372,7 @@ async def test_quit_while_a_step_runs_returns_promptly():
     driver = GatedReplay(str(DATA / "greedy.jsonl"))
     app = SpecDecApp(driver=driver)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        assert driver.started.acquire(timeout=5)
+        await start_blocked_step(pilot, driver)
         await pilot.press("q")
         released = time.monotonic()
         driver.gate.set()  # the forward pass in flight ends now
