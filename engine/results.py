@@ -109,6 +109,14 @@ class Stats:
         return self.new_tokens / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
+    def draft_ms_per_token(self) -> float | None:
+        return 1000 * self.draft_s / self.drafted if self.drafted else None
+
+    @property
+    def verify_ms_per_step(self) -> float | None:
+        return 1000 * self.verify_s / self.verifier_calls if self.verifier_calls else None
+
+    @property
     def per_position_acceptance(self) -> tuple[float, ...]:
         """Share of steps that drafted position i in which position i was accepted."""
         return tuple(a / d if d else 0.0 for a, d in zip(self.per_position_accepted, self.per_position_drafted))
@@ -158,8 +166,8 @@ class Stats:
             "tokens_per_s": self.tokens_per_s,
             "draft_s": self.draft_s,
             "verify_s": self.verify_s,
-            "draft_ms_per_token": 1000 * self.draft_s / self.drafted if self.drafted else None,
-            "verify_ms_per_step": 1000 * self.verify_s / self.verifier_calls if self.verifier_calls else None,
+            "draft_ms_per_token": self.draft_ms_per_token,
+            "verify_ms_per_step": self.verify_ms_per_step,
         }
 
 

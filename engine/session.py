@@ -131,7 +131,6 @@ class Session:
         self.stats = Stats()
         self.finish_reason: str | None = None
         self.block_size = self.config.block_size
-        self.prefill_s = 0.0
         self.generator = torch.Generator().manual_seed(self.config.seed)
 
     @classmethod
@@ -217,9 +216,7 @@ class Session:
         self.prompt, self.prompt_ids, self.tokens = prompt, ids, list(ids)
         self.steps, self.stats, self.finish_reason = [], Stats(), None
         self.block_size = self.config.block_size
-        start = time.perf_counter()
         prefill(self.verifier_lm, self.drafter, ids)
-        self.prefill_s = time.perf_counter() - start
 
     # -- stepping ------------------------------------------------------------------------------------------
 
@@ -254,7 +251,8 @@ class Session:
         emitted_ids = proposal.ids[: verdict.accepted] + ([verdict.next_token] if verdict.next_token is not None else [])
         emitted_ids, finish_reason = self._cut_at_end(context, emitted_ids)
         positions = self._positions(context, proposal, verdict, len(emitted_ids))
-        pieces = self.decoder.pieces(context, emitted_ids)
+        # The positions already hold these texts: the kept drafts, then the verifier's token after them.
+        pieces = [p.draft_piece for p in positions[: verdict.accepted]] + [positions[verdict.accepted].verifier_piece]
         sources = [Source.DRAFT] * verdict.accepted + [Source.BONUS if verdict.accepted == len(proposal.ids) else Source.CORRECTION]
         emitted = tuple(Token(t, piece, src) for t, piece, src in zip(emitted_ids, pieces, sources))
         accepted = sum(1 for t in emitted if t.source is Source.DRAFT)

@@ -19,8 +19,8 @@ def bar(fraction: float, width: int = 10) -> str:
     return ("█" * full + partial).ljust(width, "·")
 
 
-def _ms(seconds: float, count: int) -> str:
-    return f"{1000 * seconds / count:.0f}" if count else "-"
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 class StatsPanel(Vertical):
@@ -43,8 +43,8 @@ class StatsPanel(Vertical):
             Content.assemble(("verifier calls ", "$text-muted"), (f"{s.verifier_calls}", "bold"),
                              (" → ", "$text-muted"), (f"{s.new_tokens}", "bold"), (" tokens", "$text-muted")),
             Content.assemble(("tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold")),
-            Content.assemble(("cost ", "$text-muted"), f"draft {_ms(s.draft_s, s.drafted)} ms/token",
-                             ("  ", ""), f"verify {_ms(s.verify_s, s.verifier_calls)} ms/step"),
+            Content.assemble(("cost ", "$text-muted"), f"draft {_ms(s.draft_ms_per_token)} ms/token",
+                             ("  ", ""), f"verify {_ms(s.verify_ms_per_step)} ms/step"),
             Content.styled("acceptance by draft position:", "$text-muted"),
         ]
         for i, rate in enumerate(s.per_position_acceptance):
