@@ -397,3 +397,17 @@ async def test_d_switches_the_drafter_and_restarts(tiny):
             await settle(pilot)
             assert app.snap.stats.steps == 1, status(app)
         assert seen == ["same", "ngram", "early-exit", tiny["drafter"]]
+
+
+@pytest.mark.anyio
+async def test_a_step_without_drafts_is_not_called_a_bonus(tiny):
+    from specdec_tui.widgets.comparison_row import ComparisonRow
+
+    app = SpecDecApp(config=SpecConfig(verifier=tiny["verifier"], drafter="ngram", max_new_tokens=8), prompt="ab")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.snap.steps[-1].drafted == 0
+        text = app.query_one(ComparisonRow).content.plain
+        assert "no drafts this step" in text and "BONUS" not in text

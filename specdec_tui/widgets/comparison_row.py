@@ -18,6 +18,12 @@ class ComparisonRow(ChipRow):
         if result is None:
             self.update(Content.styled("decisions appear here", "$text-muted"))
             return
+        if not result.drafted:  # an n-gram miss: nothing to compare, the verifier decoded one token itself
+            self.update(Content.styled(
+                f"no drafts this step: the verifier produced {result.emitted_text!r} on its own (a plain decoding step)",
+                "$text-muted",
+            ))
+            return
         width = column_width(self.content_size.width or 80, len(result.positions))
         decisions, details = [], []
         for p in result.positions:
