@@ -54,16 +54,6 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def timed(fn, repeats: int):
-    fn()  # warm-up
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        runs.append((time.perf_counter() - start, out))
-    return runs
-
-
 def hf_generate(model, ids, max_new, **kwargs):
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=max_new, do_sample=False, **kwargs)  # stops at EOS, as the engine does
@@ -77,11 +67,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--early-exit", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="1 repeat, 24 tokens, first two prompts")
+    parser.add_argument("--prompt", action="append", help="only prompts whose name contains this (repeatable)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.max_new_tokens = 1, 24
     prompts = dict(list(PROMPTS.items())[:2]) if args.quick else PROMPTS
+    if args.prompt:
+        prompts = {name: text for name, text in PROMPTS.items() if any(part in name for part in args.prompt)}
     k, max_new = args.k, args.max_new_tokens
 
     start = time.perf_counter()
@@ -93,61 +86,57 @@ def main() -> int:
 
     for prompt_name, prompt in prompts.items():
         ids = torch.tensor([tok(prompt).input_ids])
-        reference: list[int] | None = None
-
-        def record(method, runs, tokens, extra=None):
-            nonlocal reference
-            walls = [wall for wall, _ in runs]
-            median = statistics.median(walls)
-            lossless = None if reference is None else tokens[: len(reference)] == reference[: len(tokens)]
-            row = {"prompt": prompt_name, "method": method, "k": k, "new_tokens": len(tokens),
-                   "median_s": median, "tokens_per_s": len(tokens) / median, "runs_s": walls,
-                   "lossless": lossless, "rss_mb": rss_mb(), **(extra or {})}
-            rows.append(row)
-            print(f"  {prompt_name:<22} {method:<34} {row['tokens_per_s']:6.1f} tok/s  lossless={lossless}", flush=True)
-            return row
-
-        # Baselines: transformers' plain greedy generate (the reference output), and the engine's own baseline.
-        runs = timed(lambda: hf_generate(model, ids, max_new), args.repeats)
-        reference = runs[-1][1]
-        record("plain greedy (transformers)", runs, reference)
+        methods = {  # name -> (function returning the new token ids, session whose stats it leaves, or None)
+            "plain greedy (transformers)": (lambda: hf_generate(model, ids, max_new), None),
+        }
         base_session = _session(verifier, "same", k, max_new)
         base_session.reset(prompt)
-        runs = timed(lambda: list(base_session.baseline(max_new).token_ids[ids.shape[1]:]), args.repeats)
-        record("plain greedy (engine baseline)", runs, runs[-1][1])
+        methods["plain greedy (engine baseline)"] = (
+            lambda: list(base_session.baseline(max_new).token_ids[ids.shape[1]:]), None)
+        # transformers' assisted generation with the same pair and k, its prompt lookup and its early exit.
+        methods["assisted generation (same, transformers)"] = (
+            lambda: hf_generate(model, ids, max_new, assistant_model=model, num_assistant_tokens=k,
+                                num_assistant_tokens_schedule="constant", assistant_confidence_threshold=0.0), None)
+        methods["prompt lookup (transformers)"] = (lambda: hf_generate(model, ids, max_new, prompt_lookup_num_tokens=k), None)
+        methods[f"early exit {args.early_exit} (transformers)"] = (
+            lambda: hf_generate(model, ids, max_new, assistant_early_exit=args.early_exit, num_assistant_tokens=k,
+                                num_assistant_tokens_schedule="constant"), None)
+        engines = [("same", "auto"), ("same", "transformers"), ("ngram", "auto"), (f"early-exit:{args.early_exit}", "auto")]
+        for drafter, forward in engines:
+            session = _session(verifier, drafter, k, max_new, forward)
+            suffix = "" if forward == "auto" else ", transformers forward"
+            methods[f"engine {drafter}{suffix}"] = (_engine_run(session, prompt), session)
 
-        # transformers' assisted generation with the same pair and k, and its prompt lookup.
-        runs = timed(lambda: hf_generate(model, ids, max_new, assistant_model=model, num_assistant_tokens=k,
-                                          num_assistant_tokens_schedule="constant", assistant_confidence_threshold=0.0), args.repeats)
-        record("assisted generation (same, transformers)", runs, runs[-1][1])
-        runs = timed(lambda: hf_generate(model, ids, max_new, prompt_lookup_num_tokens=k), args.repeats)
-        record("prompt lookup (transformers)", runs, runs[-1][1])
-        runs = timed(lambda: hf_generate(model, ids, max_new, assistant_early_exit=args.early_exit, num_assistant_tokens=k,
-                                          num_assistant_tokens_schedule="constant"), args.repeats)
-        record(f"early exit {args.early_exit} (transformers)", runs, runs[-1][1])
-
-        for drafter in ("same", "ngram", f"early-exit:{args.early_exit}"):
-            session = _session(verifier, drafter, k, max_new)
-
-            def run_engine():
-                session.reset(prompt)
-                session.run()
-                return list(session.new_token_ids)
-
-            runs = timed(run_engine, args.repeats)
-            stats = session.stats  # of the last repeat
-            other = stats.wall_s - stats.draft_s - stats.verify_s
-            record(f"engine {drafter}", runs, runs[-1][1], {
-                "acceptance_rate": stats.acceptance_rate,
-                "tokens_per_verifier_call": stats.tokens_per_verifier_call,
-                "draft_s_per_step": stats.draft_s / stats.steps,
-                "verify_s_per_step": stats.verify_s / stats.steps,
-                "other_s_per_step": other / stats.steps,
-                "overhead_share": other / stats.wall_s,
-            })
+        # Round robin: every repeat runs each method once, so a slow spell of the machine hits all of them alike.
+        for fn, _ in methods.values():
+            fn()  # warm-up
+        walls = {name: [] for name in methods}
+        outputs, splits = {}, {name: [] for name in methods}
+        for _ in range(args.repeats):
+            for name, (fn, session) in methods.items():
+                begin = time.perf_counter()
+                outputs[name] = fn()
+                walls[name].append(time.perf_counter() - begin)
+                if session is not None:
+                    splits[name].append(_split(session.stats))
+        reference = outputs["plain greedy (transformers)"]
+        for name, (fn, session) in methods.items():
+            tokens = outputs[name]
+            median = statistics.median(walls[name])
+            row = {"prompt": prompt_name, "method": name, "k": k, "new_tokens": len(tokens),
+                   "median_s": median, "tokens_per_s": len(tokens) / median, "runs_s": walls[name],
+                   "lossless": tokens[: len(reference)] == reference[: len(tokens)], "rss_mb": rss_mb()}
+            if session is not None:
+                stats = session.stats  # counts are the same every repeat (greedy); times are medians
+                row.update({"acceptance_rate": stats.acceptance_rate,
+                            "tokens_per_verifier_call": stats.tokens_per_verifier_call,
+                            **{key: statistics.median(s[key] for s in splits[name]) for key in splits[name][0]}})
+            rows.append(row)
+            print(f"  {prompt_name:<22} {name:<44} {row['tokens_per_s']:6.1f} tok/s  lossless={row['lossless']}", flush=True)
 
     # Each engine drafter against transformers' own way of doing the same thing.
-    counterpart = {"engine same": "assisted generation (same, transformers)", "engine ngram": "prompt lookup (transformers)",
+    counterpart = {"engine same": "assisted generation (same, transformers)",
+                   "engine same, transformers forward": "assisted generation (same, transformers)", "engine ngram": "prompt lookup (transformers)",
                    f"engine early-exit:{args.early_exit}": f"early exit {args.early_exit} (transformers)"}
     for row in rows:  # ratios against plain greedy (transformers) on the same prompt, same run
         same_prompt = {r["method"]: r for r in rows if r["prompt"] == row["prompt"]}
@@ -156,7 +145,7 @@ def main() -> int:
             row["ratio_vs_transformers_counterpart"] = row["tokens_per_s"] / same_prompt[counterpart[row["method"]]]["tokens_per_s"]
 
     print()
-    print(f"{'prompt':<22} {'method':<42} {'tok/s':>6} {'vs plain':>8} {'vs HF':>6} {'accept':>7} {'tok/call':>8} "
+    print(f"{'prompt':<22} {'method':<44} {'tok/s':>6} {'vs plain':>8} {'vs HF':>6} {'accept':>7} {'tok/call':>8} "
           f"{'draft ms':>8} {'verify ms':>9} {'other %':>7} lossless")
     for r in rows:
         acc = f"{100 * r['acceptance_rate']:6.1f}%" if "acceptance_rate" in r else "      -"
@@ -164,7 +153,7 @@ def main() -> int:
         split = (f"{1000 * r['draft_s_per_step']:8.1f} {1000 * r['verify_s_per_step']:9.1f} {100 * r['overhead_share']:6.1f}%"
                  if "draft_s_per_step" in r else f"{'-':>8} {'-':>9} {'-':>7}")
         vs_hf = f"{r['ratio_vs_transformers_counterpart']:5.2f}x" if "ratio_vs_transformers_counterpart" in r else f"{'-':>6}"
-        print(f"{r['prompt']:<22} {r['method']:<42} {r['tokens_per_s']:6.1f} {r['speedup_vs_plain']:7.2f}x {vs_hf} {acc} {tpc} {split} {r['lossless']}")
+        print(f"{r['prompt']:<22} {r['method']:<44} {r['tokens_per_s']:6.1f} {r['speedup_vs_plain']:7.2f}x {vs_hf} {acc} {tpc} {split} {r['lossless']}")
     result = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
@@ -178,10 +167,25 @@ def main() -> int:
     return 0
 
 
-def _session(verifier, drafter: str, k: int, max_new: int) -> Session:
+def _session(verifier, drafter: str, k: int, max_new: int, forward: str = "auto") -> Session:
     config = SpecConfig(verifier=verifier.name, drafter=drafter, block_size=k, draft_mode="greedy",
-                        max_new_tokens=max_new).validated()
+                        max_new_tokens=max_new, forward=forward).validated()
     return Session(config, verifier, build_drafter(config, verifier))
+
+
+def _engine_run(session: Session, prompt: str):
+    def run():
+        session.reset(prompt)
+        session.run()
+        return list(session.new_token_ids)
+    return run
+
+
+def _split(stats) -> dict:
+    """A step's time: the drafter's forwards, the verifier's forward, and everything else (the engine's own work)."""
+    other = stats.wall_s - stats.draft_s - stats.verify_s
+    return {"draft_s_per_step": stats.draft_s / stats.steps, "verify_s_per_step": stats.verify_s / stats.steps,
+            "other_s_per_step": other / stats.steps, "overhead_share": other / stats.wall_s}
 
 
 if __name__ == "__main__":

@@ -5,6 +5,15 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
+from . import fast_llama
+
+
+def open_cached_lm(model, vocab_size: int, device: torch.device, forward: str = "auto"):
+    """A cached decoding stream over `model`: the lean Llama forward where it applies, else transformers'."""
+    if forward == "auto" and fast_llama.supports(model):
+        return fast_llama.FastLlamaLM(model, vocab_size, device)
+    return CachedLM(model, vocab_size, device)
+
 
 class CachedLM:
     """Holds the KV cache of one decoding stream over a (possibly shared) model.

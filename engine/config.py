@@ -11,6 +11,7 @@ MAX_BLOCK_SIZE = 16
 DRAFT_MODES = ("greedy", "sampled")
 VERIFY_MODES = ("greedy", "sampling")
 SCHEDULES = ("constant", "heuristic")
+FORWARDS = ("auto", "transformers")
 DEFAULT_PROMPT = "In a distant future,"
 
 
@@ -39,6 +40,8 @@ class SpecConfig:
     block_size_schedule: str = "constant"
     ngram_max: int = 3
     trust_remote_code: bool = False
+    # "auto": the lean Llama forward (engine/fast_llama.py) where it applies; "transformers": always the model's own.
+    forward: str = "auto"
 
     def validated(self) -> "SpecConfig":
         """Return self, or raise ConfigError naming the first bad setting and its allowed range."""
@@ -50,6 +53,8 @@ class SpecConfig:
             raise ConfigError(f"verify mode must be one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
         if self.block_size_schedule not in SCHEDULES:
             raise ConfigError(f"block-size schedule must be one of {', '.join(SCHEDULES)}, got {self.block_size_schedule!r}")
+        if self.forward not in FORWARDS:
+            raise ConfigError(f"forward must be one of {', '.join(FORWARDS)}, got {self.forward!r}")
         for name in ("temperature", "draft_temperature"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name.replace('_', ' ')} must be > 0, got {getattr(self, name)} (use greedy mode for argmax)")

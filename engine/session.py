@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from .acceptance import accept_greedy, accept_sampled
-from .cached_lm import CachedLM
+from .cached_lm import CachedLM, open_cached_lm
 from .config import MAX_BLOCK_SIZE, SpecConfig
 from .drafters import DraftKnobs, ModelDrafter, NgramDrafter, Proposal, early_exit_view
 from .errors import ConfigError, EngineError, PromptError
@@ -41,7 +41,7 @@ def build_drafter(config: SpecConfig, verifier: LoadedModel, progress: Progress 
     spec = config.drafter.strip()
     if spec == "same":
         # The verifier's own instance (no second copy of the weights), drafting with its own cache.
-        return ModelDrafter("same", CachedLM(verifier.model, vocab, verifier.device), shares_verifier_weights=True)
+        return ModelDrafter("same", open_cached_lm(verifier.model, vocab, verifier.device, config.forward), shares_verifier_weights=True)
     if spec == "ngram":
         return NgramDrafter(vocab, config.ngram_max)
     if spec.startswith("early-exit"):
@@ -52,10 +52,10 @@ def build_drafter(config: SpecConfig, verifier: LoadedModel, progress: Progress 
         if not count.isdigit():
             raise ConfigError(f"early-exit drafter needs a layer count, e.g. early-exit:8 (got {spec!r})")
         view = early_exit_view(verifier.model, int(count))
-        return ModelDrafter(spec, CachedLM(view, vocab, verifier.device), shares_verifier_weights=True)
+        return ModelDrafter(spec, open_cached_lm(view, vocab, verifier.device, config.forward), shares_verifier_weights=True)
     drafter = load_model(spec, config.device, progress, config.trust_remote_code)
     check_same_tokenizer(verifier.name, verifier.tokenizer, drafter.name, drafter.tokenizer)
-    return ModelDrafter(spec, CachedLM(drafter.model, vocab, drafter.device), shares_verifier_weights=False)
+    return ModelDrafter(spec, open_cached_lm(drafter.model, vocab, drafter.device, config.forward), shares_verifier_weights=False)
 
 
 # ---- the phases of one step -------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ class Session:
         self.drafter = drafter
         self.vocab = verifier.vocab_size
         self.decoder = PieceDecoder(verifier.tokenizer)
-        self.verifier_lm = CachedLM(verifier.model, self.vocab, verifier.device)
+        self.verifier_lm = open_cached_lm(verifier.model, self.vocab, verifier.device, self.config.forward)
         self._share_vocab()
         self.prompt = ""
         self.prompt_ids: list[int] = []
@@ -361,7 +361,7 @@ class Session:
         if not self.prompt_ids:
             raise EngineError("no prompt yet: call reset(prompt) first")
         budget = max_new_tokens or self.config.max_new_tokens
-        lm = CachedLM(self.verifier.model, self.vocab, self.verifier.device)
+        lm = open_cached_lm(self.verifier.model, self.vocab, self.verifier.device, self.config.forward)
         generator = torch.Generator().manual_seed(self.config.seed)
         tokens = list(self.prompt_ids)
         logits = lm.extend(tokens)[-1]

@@ -35,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=DEFAULTS.device, help="cpu (default), cuda or auto")
     p.add_argument("--no-bonus", action="store_true", help="no extra verifier token after a fully accepted block (the notebook's counts)")
     p.add_argument("--ngram-max", type=int, default=DEFAULTS.ngram_max, help="longest suffix the ngram drafter looks up")
+    p.add_argument("--forward", choices=("auto", "transformers"), default=DEFAULTS.forward, help="auto: the engine's lean Llama forward where it applies; transformers: the model's own forward")
     p.add_argument("--trust-remote-code", action="store_true", help="allow models that ship their own Python code")
     p.add_argument("--headless", action="store_true", help="no UI: print one line per step, then the text")
     p.add_argument("--json", action="store_true", help="with --headless: JSON Lines instead of text")
@@ -69,6 +70,7 @@ def config_from_args(args: argparse.Namespace, drafter: str | None = None, block
             bonus=not args.no_bonus,
             ngram_max=args.ngram_max,
             trust_remote_code=args.trust_remote_code,
+            forward=args.forward,
         ).validated()
     except ConfigError as error:
         raise ConfigError(f"{error} (see specdec-tui --help)") from error

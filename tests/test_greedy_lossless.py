@@ -10,9 +10,12 @@ PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes, the 
 @pytest.mark.parametrize("block_size", range(1, 9))
 @pytest.mark.parametrize("drafter_spec", ["same", "drafter", "early-exit:2", "ngram"])
 @pytest.mark.parametrize("draft_mode", ["greedy", "sampled"])
-def test_greedy_output_equals_plain_greedy(tiny, tiny_verifier, block_size, drafter_spec, draft_mode):
+@pytest.mark.parametrize("forward", ["auto", "transformers"])  # the engine's lean Llama forward, and the model's own
+def test_greedy_output_equals_plain_greedy(tiny, tiny_verifier, block_size, drafter_spec, draft_mode, forward):
     spec = tiny["drafter"] if drafter_spec == "drafter" else drafter_spec
-    session = make_session(tiny_verifier, spec, block_size=block_size, draft_mode=draft_mode, max_new_tokens=24)
+    session = make_session(
+        tiny_verifier, spec, block_size=block_size, draft_mode=draft_mode, max_new_tokens=24, forward=forward
+    )
     for prompt in PROMPTS:
         session.reset(prompt)
         session.run()
