@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache
 
 from . import fast_llama
+from .errors import EngineError
 
 
 def open_cached_lm(model, vocab_size: int, device: torch.device, forward: str = "auto"):
     """A cached decoding stream over `model`: the lean Llama forward where it applies, else transformers'."""
     if forward == "auto" and fast_llama.supports(model):
         return fast_llama.FastLlamaLM(model, vocab_size, device)
+    if not hasattr(model, "generate"):  # a lean_llama module: weights only, no transformers forward to call
+        raise EngineError("this model was loaded without transformers: load it with forward='transformers'")
     return CachedLM(model, vocab_size, device)
 
 
@@ -25,10 +27,11 @@ class CachedLM:
         self.model = model
         self.vocab_size = vocab_size  # logits are cut to the vocab the two models share
         self.device = device
-        self.cache = DynamicCache(config=model.config)
-        self.length = 0
+        self.reset()
 
     def reset(self) -> None:
+        from transformers import DynamicCache  # imported here: the lean path never needs transformers
+
         self.cache = DynamicCache(config=self.model.config)
         self.length = 0
 

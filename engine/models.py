@@ -18,7 +18,9 @@ from typing import Callable
 
 import torch
 
+from . import lean_llama
 from .errors import ModelLoadError
+from .lean_tokenizer import LeanTokenizer
 
 Progress = Callable[[str, float], None]  # (message, fraction done in [0, 1])
 
@@ -58,6 +60,9 @@ class LoadedModel:
             ids.add(extra)
         elif extra:
             ids.update(extra)
+        configured = getattr(self.model.config, "eos_token_id", None)
+        if isinstance(configured, int):
+            ids.add(configured)
         return frozenset(ids)
 
 
@@ -94,19 +99,29 @@ def resolve_device(device: str) -> torch.device:
         raise ModelLoadError(f"unknown device {device!r}: use cpu, cuda or auto") from error
 
 
-def load_model(spec: str, device: str = "cpu", progress: Progress | None = None, trust_remote_code: bool = False) -> LoadedModel:
-    """Load a model spec; every failure becomes a ModelLoadError that names the spec and says what to do."""
+def load_model(
+    spec: str,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    trust_remote_code: bool = False,
+    lean: bool = True,
+) -> LoadedModel:
+    """Load a model spec; every failure becomes a ModelLoadError that names the spec and says what to do.
+
+    `lean`: a cached dequantized GGUF loads as plain torch modules without importing transformers (seconds
+    faster); pass False for a transformers model (its own forward, `generate`).
+    """
     report = progress or (lambda message, fraction: None)
     torch_device = resolve_device(device)
-    _quiet_transformers()
+    lean = lean and torch_device.type == "cpu"
     spec = spec.strip()
     if spec in EMBEDDED:
-        model, tokenizer = _load_gguf(embedded_gguf(spec), report)
+        model, tokenizer = _load_gguf(embedded_gguf(spec), report, lean)
     elif spec.lower().endswith(".gguf"):
         path = Path(spec).expanduser()
         if not path.is_file():
             raise ModelLoadError(f"no such .gguf file: {spec}")
-        model, tokenizer = _load_gguf(path, report)
+        model, tokenizer = _load_gguf(path, report, lean)
     else:
         model, tokenizer = _load_pretrained(spec, report, trust_remote_code)
     model.to(torch_device).eval()
@@ -125,6 +140,7 @@ def _quiet_transformers() -> None:
 def _load_pretrained(spec: str, report: Progress, trust_remote_code: bool):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    _quiet_transformers()
     looks_local = spec.startswith((".", "/", "~")) or os.sep in spec.rstrip(os.sep) and Path(spec).expanduser().exists()
     path = Path(spec).expanduser()
     if looks_local or path.exists():
@@ -179,17 +195,27 @@ def _first_line(error: Exception) -> str:
 
 
 def _gguf_cache_dir(path: Path) -> Path:
-    import transformers
+    from importlib.metadata import version  # not `import transformers`: the lean warm start never imports it
 
     stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{transformers.__version__}"
+    key = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{version('transformers')}"
     return cache_root() / "gguf" / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
 
 
-def _load_gguf(path: Path, report: Progress):
+def _load_gguf(path: Path, report: Progress, lean: bool):
+    cached = _gguf_cache_dir(path)
+    if lean and lean_llama.can_load(cached):
+        report(f"{path.name}: loading cached weights", 0.3)
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                tokenizer = pool.submit(LeanTokenizer, cached)
+                model = lean_llama.LeanLlamaForCausalLM.from_folder(cached)
+                return model, tokenizer.result()
+        except Exception:  # a damaged cache: rebuilt below, through transformers
+            shutil.rmtree(cached, ignore_errors=True)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cached = _gguf_cache_dir(path)
+    _quiet_transformers()
     if (cached / "model.safetensors").exists():
         report(f"{path.name}: loading cached weights", 0.3)
         try:

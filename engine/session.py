@@ -53,7 +53,7 @@ def build_drafter(config: SpecConfig, verifier: LoadedModel, progress: Progress 
             raise ConfigError(f"early-exit drafter needs a layer count, e.g. early-exit:8 (got {spec!r})")
         view = early_exit_view(verifier.model, int(count))
         return ModelDrafter(spec, open_cached_lm(view, vocab, verifier.device, config.forward), shares_verifier_weights=True)
-    drafter = load_model(spec, config.device, progress, config.trust_remote_code)
+    drafter = load_model(spec, config.device, progress, config.trust_remote_code, lean=config.forward == "auto")
     check_same_tokenizer(verifier.name, verifier.tokenizer, drafter.name, drafter.tokenizer)
     return ModelDrafter(spec, open_cached_lm(drafter.model, vocab, drafter.device, config.forward), shares_verifier_weights=False)
 
@@ -136,7 +136,9 @@ class Session:
     @classmethod
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":
         config = config.validated()
-        verifier = load_model(config.verifier, config.device, progress, config.trust_remote_code)
+        verifier = load_model(
+            config.verifier, config.device, progress, config.trust_remote_code, lean=config.forward == "auto"
+        )
         return cls(config, verifier, build_drafter(config, verifier, progress))
 
     def _share_vocab(self) -> None:
