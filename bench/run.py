@@ -78,7 +78,8 @@ def main() -> int:
     k, max_new = args.k, args.max_new_tokens
 
     start = time.perf_counter()
-    verifier = load_model("smollm2-135m")
+    # Through transformers: its `generate` runs the baselines; the engine decodes the same weights its own way.
+    verifier = load_model("smollm2-135m", lean=False)
     load_s = time.perf_counter() - start
     model, tok = verifier.model, verifier.tokenizer
     rss_loaded = rss_mb()

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
 from . import fast_llama
 from .errors import EngineError
 
 
-def open_cached_lm(model, vocab_size: int, device: torch.device, forward: str = "auto"):
+class DecodingStream(Protocol):
+    """One model's KV-cached view of the context: CachedLM (transformers' forward) or fast_llama.FastLlamaLM."""
+
+    model: torch.nn.Module
+    vocab_size: int
+    length: int
+
+    def reset(self) -> None: ...
+    def extend(self, token_ids: list[int], keep: int = 1) -> torch.Tensor: ...
+    def catch_up(self, context: list[int], extra: list[int] = (), keep: int = 1) -> torch.Tensor: ...
+    def rollback(self, length: int) -> None: ...
+
+
+def open_cached_lm(model, vocab_size: int, device: torch.device, forward: str = "auto") -> DecodingStream:
     """A cached decoding stream over `model`: the lean Llama forward where it applies, else transformers'."""
     if forward == "auto" and fast_llama.supports(model):
         return fast_llama.FastLlamaLM(model, vocab_size, device)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .cached_lm import CachedLM
+from .cached_lm import DecodingStream
 from .errors import ConfigError, ModelLoadError
 from .sampling import ban, banned_by_ngram, one_hot, penalize_repetition, sample, warp
 
@@ -34,7 +34,7 @@ class Proposal:
 class ModelDrafter:
     """A language model drafting with its own KV cache (also used for `same` and `early-exit:N`)."""
 
-    def __init__(self, name: str, lm: CachedLM, shares_verifier_weights: bool):
+    def __init__(self, name: str, lm: DecodingStream, shares_verifier_weights: bool):
         self.name = name
         self.lm = lm
         self.shares_verifier_weights = shares_verifier_weights

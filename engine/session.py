@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from .acceptance import accept_greedy, accept_sampled
-from .cached_lm import CachedLM, open_cached_lm
+from .cached_lm import DecodingStream, open_cached_lm
 from .config import MAX_BLOCK_SIZE, SpecConfig
 from .drafters import DraftKnobs, ModelDrafter, NgramDrafter, Proposal, early_exit_view
 from .errors import ConfigError, EngineError, PromptError
@@ -61,7 +61,7 @@ def build_drafter(config: SpecConfig, verifier: LoadedModel, progress: Progress 
 # ---- the phases of one step -------------------------------------------------------------------------------
 
 
-def prefill(verifier_lm: CachedLM, drafter, prompt_ids: list[int]) -> None:
+def prefill(verifier_lm: DecodingStream, drafter, prompt_ids: list[int]) -> None:
     """Cache all prompt tokens but the last; the first step feeds it together with the drafts."""
     verifier_lm.reset()
     if len(prompt_ids) > 1:
@@ -73,7 +73,7 @@ def draft(drafter, context: list[int], k: int, knobs: DraftKnobs, generator: tor
     return drafter.propose(context, k, knobs, generator)
 
 
-def verify(verifier_lm: CachedLM, context: list[int], draft_ids: list[int]) -> torch.Tensor:
+def verify(verifier_lm: DecodingStream, context: list[int], draft_ids: list[int]) -> torch.Tensor:
     """One forward pass over [pending context tokens] + drafts: verifier logits for the k + 1 positions."""
     return verifier_lm.catch_up(context, extra=draft_ids, keep=len(draft_ids) + 1)
 
