@@ -72,6 +72,9 @@ def test_ctrl_c_prints_summary_and_exits_130(embedded, tmp_path):
         [sys.executable, "-m", "specdec_tui.cli", "--headless", "--verifier", "smollm2-135m", "--max-new-tokens", "100000",
          "--block-size", "1", "--trace", str(trace), "--prompt", "a"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # A child inherits an ignored SIGINT (some earlier test in the session leaves it ignored), and Python
+        # then installs no KeyboardInterrupt handler: give it the default disposition, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while proc.stdout.readline().startswith("[step") is False and time.time() < deadline:
