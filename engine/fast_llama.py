@@ -2,10 +2,10 @@
 
 Why not just call the transformers model: on a CPU a decode step is a handful of skinny matrix products
 (1 to k + 1 rows), and two things there cost more than the arithmetic.
-- MKL picks a slow kernel for `x @ W.T` with 2-16 rows; the same product computed as `W @ x.T` is 1.5-2.5x
-  faster (bench/matmul_layouts.py measures it). A verify pass is exactly such a product, at every layer.
-- transformers rebuilds masks, position embeddings and cache bookkeeping on every call; here the rotary table
-  and the KV cache are preallocated, and rolling back is moving a length (no crop, no copy).
+- MKL picks a slow kernel for `x @ W.T` with a few rows; the same product computed as `W @ x.T` is 1.1-2.9x
+  faster for 2-5 rows here (bench/matmul_layouts.py measures it; one row: no difference). A verify pass is exactly such a product, at every layer.
+- transformers rebuilds masks, position embeddings and cache bookkeeping on every call; here the rotary angles
+  are computed for the new positions only, the KV cache is preallocated, and rolling back is moving a length.
 The arithmetic is otherwise transformers' own (same RMSNorm, rotary, SDPA and order of operations), and the
 tests check the logits against the transformers model.
 """
