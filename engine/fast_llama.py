@@ -18,23 +18,31 @@ import torch.nn.functional as F
 _CHUNK = 256  # the KV cache grows by doubling, in multiples of this many positions
 
 
-def supports(model: torch.nn.Module) -> bool:
-    """True for plain Llama decoders (SmolLM2, TinyLlama, Llama 2/3 without rope scaling) in fp32."""
-    config = getattr(model, "config", None)
-    inner = getattr(model, "model", None)
-    if config is None or inner is None or getattr(config, "model_type", None) != "llama":
+def config_supported(config) -> bool:
+    """The architecture this forward implements: a plain Llama decoder without rope scaling or biases."""
+    if getattr(config, "model_type", None) != "llama":
         return False
     rope = getattr(config, "rope_parameters", None) or {}
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    embed = getattr(inner, "embed_tokens", None)
     return (
         rope.get("rope_type", "default") == "default"
+        and "rope_theta" in rope
         and not getattr(config, "attention_bias", False)
         and not getattr(config, "mlp_bias", False)
         and getattr(config, "hidden_act", "silu") == "silu"
         and getattr(config, "pretraining_tp", 1) in (None, 1)
         and head_dim * config.num_attention_heads == config.hidden_size
+    )
+
+
+def supports(model: torch.nn.Module) -> bool:
+    """True for plain Llama decoders (SmolLM2, TinyLlama, Llama 2/3 without rope scaling) in fp32 on the CPU."""
+    config = getattr(model, "config", None)
+    embed = getattr(getattr(model, "model", None), "embed_tokens", None)
+    return (
+        config is not None
         and embed is not None
+        and config_supported(config)
         and embed.weight.dtype == torch.float32
         and embed.weight.device.type == "cpu"
     )

@@ -106,20 +106,10 @@ def read_config(folder: Path) -> SimpleNamespace:
 
 def can_load(folder: Path) -> bool:
     """A plain fp32 Llama checkpoint in one safetensors file, which FastLlamaLM decodes exactly."""
+    from .fast_llama import config_supported
+
     try:
         config = read_config(folder)
     except (OSError, ValueError, TypeError):
         return False
-    rope = getattr(config, "rope_parameters", None) or {}
-    return (
-        (folder / "model.safetensors").exists()
-        and (folder / "tokenizer.json").exists()
-        and getattr(config, "model_type", None) == "llama"
-        and rope.get("rope_type", "default") == "default"
-        and "rope_theta" in rope
-        and not getattr(config, "attention_bias", False)
-        and not getattr(config, "mlp_bias", False)
-        and getattr(config, "hidden_act", "silu") == "silu"
-        and getattr(config, "pretraining_tp", 1) in (None, 1)
-        and config.head_dim * config.num_attention_heads == config.hidden_size
-    )
+    return (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists() and config_supported(config)
