@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.specdec-installed
 ARGS ?=
 
-.PHONY: run test bench setup clean
+.PHONY: run test bench train-head setup clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(ARGS)
+
+# The draft head (engine/heads/smollm2-135m): data from the verifier itself, then training; both resume if killed.
+train-head: $(STAMP)
+	$(PY) training/make_data.py
+	$(PY) training/train_head.py $(ARGS)
 
 clean:
 	rm -rf $(VENV)

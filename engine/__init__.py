@@ -12,6 +12,9 @@ _LAZY = {
     "Session": ".session",
     "load_model": ".models",
     "LoadedModel": ".models",
+    "Drafter": ".drafters",
+    "build_drafter": ".drafters",
+    "drafter_choices": ".drafters",
 }
 
 
@@ -27,4 +30,5 @@ __all__ = [
     "DEFAULT_PROMPT", "MAX_BLOCK_SIZE", "SpecConfig", "ConfigError", "EngineError", "ModelLoadError", "PromptError",
     "TokenizerMismatchError", "TraceError", "Alternative", "BaselineResult", "Comparison", "Decision", "Position",
     "Source", "Stats", "StepResult", "Token", "Session", "load_model", "LoadedModel",
+    "Drafter", "build_drafter", "drafter_choices",
 ]

@@ -67,3 +67,46 @@ def accept_sampled(
             return SampledVerdict(i, correction, tuple(probs), tuple(draws))
     bonus = sample(p_verifier[k], generator)
     return SampledVerdict(k, bonus, tuple(probs), tuple(draws))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the accept rule decided for one step."""
+
+    accepted: int
+    next_token: int | None  # None when all k were accepted and bonus tokens are off
+    verifier_ids: list[int]  # the verifier row: its token at each of the k + 1 positions
+    p_verifier: torch.Tensor  # [k + 1, V]
+    accept_probs: tuple[float, ...] = ()
+    draws: tuple[float, ...] = ()
+
+
+def accept(
+    draft_ids: list[int],
+    q_drafter: torch.Tensor | None,
+    logits: torch.Tensor,
+    config,
+    generator: torch.Generator,
+) -> Verdict:
+    """Apply the rule in force (config.verify) to the verifier's logits [k + 1, V] over the drafts."""
+    from .sampling import warp
+
+    k = len(draft_ids)
+    argmax = logits.argmax(dim=-1).tolist()
+    if config.verify == "greedy":
+        p_verifier = logits.softmax(dim=-1)
+        accepted = accept_greedy(draft_ids, argmax)
+        next_token = argmax[accepted]
+        verifier_ids = argmax
+        probs, draws = (), ()
+    else:
+        p_verifier = warp(logits, config.temperature, config.top_k, config.top_p)
+        # With no drafts (an n-gram miss) this samples the verifier's own token from p.
+        verdict = accept_sampled(draft_ids, p_verifier, q_drafter, generator)
+        accepted, next_token = verdict.accepted, verdict.next_token
+        probs, draws = verdict.accept_probs, verdict.draws
+        # Row shown for sampling: kept drafts, then the token the verifier drew; argmax where never reached.
+        verifier_ids = draft_ids[:accepted] + [next_token] + argmax[accepted + 1 :]
+    if accepted == k and not config.bonus and k > 0:
+        next_token = None
+    return Verdict(accepted, next_token, verifier_ids, p_verifier, probs, draws)

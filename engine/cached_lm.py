@@ -16,6 +16,8 @@ class DecodingStream(Protocol):
     model: torch.nn.Module
     vocab_size: int
     length: int
+    hidden: torch.Tensor | None  # final hidden states (before the final norm) of the last pass's rows
+    hidden_start: int  # the position of hidden's first row
 
     def reset(self) -> None: ...
     def extend(self, token_ids: list[int], keep: int = 1) -> torch.Tensor: ...
@@ -49,13 +51,24 @@ class CachedLM:
 
         self.cache = DynamicCache(config=self.model.config)
         self.length = 0
+        self.hidden, self.hidden_start = None, 0
 
     @torch.inference_mode()
     def extend(self, token_ids: list[int], keep: int = 1) -> torch.Tensor:
         """Append `token_ids` to the cache; return float logits [keep, vocab] of the last `keep` of them."""
         ids = torch.tensor([token_ids], dtype=torch.long, device=self.device)
-        # The cache is updated in place (transformers 5 calls the argument `cache`).
-        out = self.model(input_ids=ids, cache=self.cache, use_cache=True, logits_to_keep=keep)
+        captured = []
+        # The final norm's input is the feature a draft head reads; hooked per call, as the model may be shared.
+        norm = getattr(getattr(self.model, "model", None), "norm", None)
+        hook = norm.register_forward_hook(lambda m, args, out: captured.append(args[0])) if norm is not None else None
+        try:
+            # The cache is updated in place (transformers 5 calls the argument `cache`).
+            out = self.model(input_ids=ids, cache=self.cache, use_cache=True, logits_to_keep=keep)
+        finally:
+            if hook is not None:
+                hook.remove()
+        self.hidden = captured[-1][0].float().cpu() if captured else None
+        self.hidden_start = self.length
         self.length += len(token_ids)
         return out.logits[0, -keep:, : self.vocab_size].float().cpu()
 

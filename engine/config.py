@@ -18,8 +18,9 @@ DEFAULT_PROMPT = "In a distant future,"
 @dataclass(frozen=True)
 class SpecConfig:
     verifier: str = "smollm2-135m"
-    # "same" (the verifier's own weights), "ngram", "early-exit:N", or any model spec.
-    drafter: str = "same"
+    # "auto" (the trained head shipped for the verifier, else "same"), "head", "head:PATH", "same" (the verifier's
+    # own weights), "ngram", "early-exit:N", or any model spec.
+    drafter: str = "auto"
     block_size: int = 4
     draft_mode: str = "sampled"
     verify: str = "greedy"
@@ -42,6 +43,9 @@ class SpecConfig:
     trust_remote_code: bool = False
     # "auto": the lean Llama forward (engine/fast_llama.py) where it applies; "transformers": always the model's own.
     forward: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.validated()  # a SpecConfig that exists is a valid one
 
     def validated(self) -> "SpecConfig":
         """Return self, or raise ConfigError naming the first bad setting and its allowed range."""
@@ -78,7 +82,7 @@ class SpecConfig:
         return self
 
     def replace(self, **changes) -> "SpecConfig":
-        return dataclasses.replace(self, **changes).validated()
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

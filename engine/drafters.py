@@ -1,16 +1,24 @@
-"""Drafters propose the next k tokens: another model (or the verifier itself), prompt lookup, early exit."""
+"""Drafters propose the next k tokens: another model (or the verifier itself), prompt lookup, early exit, a head.
+
+Every drafter satisfies the `Drafter` protocol; `build_drafter` is the one factory that turns a spec into one.
+Adding a drafter is one class and one line in `_BUILDERS`.
+"""
 
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import torch
 
-from .cached_lm import DecodingStream
+from .cached_lm import DecodingStream, open_cached_lm
 from .errors import ConfigError, ModelLoadError
 from .sampling import ban, banned_by_ngram, one_hot, penalize_repetition, sample, warp
+
+if TYPE_CHECKING:
+    from .config import SpecConfig
+    from .models import LoadedModel, Progress
 
 
 @dataclass(frozen=True)
@@ -23,16 +31,53 @@ class DraftKnobs:
     no_repeat_ngram_size: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Proposal:
     ids: list[int]
     q_drafter: torch.Tensor | None  # [k, V]: the distribution each draft was drawn from (point mass if greedy)
-    shown: torch.Tensor | None  # [k, V]: what to show as the drafter's top alternatives
-    seconds: float
+    shown: torch.Tensor | None  # [k, V]: the drafter's own probabilities, shown as its top alternatives
+
+
+NO_PROPOSAL = Proposal([], None, None)
+
+
+class Drafter(Protocol):
+    """What the session needs from a drafter. Positions are counted in tokens of the context."""
+
+    name: str
+    shares_verifier_weights: bool  # no second copy of the verifier's weights (same, early-exit, ngram, head)
+    reads_verifier_features: bool  # wants the verifier's hidden states through `observe`
+
+    def reset(self, context: list[int]) -> None:
+        """Start over on a new context (the prompt)."""
+
+    def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
+        """Up to k draft tokens continuing `context` (fewer, or none, when the drafter has nothing to offer)."""
+
+    def rollback(self, length: int) -> None:
+        """Forget any state past the first `length` tokens of the context (after a rejection)."""
+
+    def observe(self, start: int, hidden: torch.Tensor) -> None:
+        """The verifier's final hidden states (before its final norm) for positions start, start + 1, ..."""
+
+
+def choose(logits: torch.Tensor, seen: list[int], knobs: DraftKnobs, generator: torch.Generator):
+    """One draft token from logits [V]: (token, q it was drawn from, the drafter's own probabilities)."""
+    if knobs.sampled:
+        scores = penalize_repetition(logits, seen, knobs.repetition_penalty)
+        banned = ban(scores, banned_by_ngram(seen, knobs.no_repeat_ngram_size))
+        # With a tiny vocabulary the n-gram ban can remove everything: then ignore it.
+        scores = banned if torch.isfinite(banned).any() else scores
+        q = warp(scores, knobs.temperature, knobs.top_k, knobs.top_p)
+        return sample(q, generator), q, q
+    token = int(logits.argmax())
+    return token, one_hot(token, logits.shape[-1]), logits.softmax(-1)
 
 
 class ModelDrafter:
     """A language model drafting with its own KV cache (also used for `same` and `early-exit:N`)."""
+
+    reads_verifier_features = False
 
     def __init__(self, name: str, lm: DecodingStream, shares_verifier_weights: bool):
         self.name = name
@@ -47,39 +92,31 @@ class ModelDrafter:
     def rollback(self, length: int) -> None:
         self.lm.rollback(length)
 
+    def observe(self, start: int, hidden: torch.Tensor) -> None:
+        pass
+
     @torch.inference_mode()
     def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
-        start = time.perf_counter()
         if k == 0:
-            return Proposal([], None, None, 0.0)
+            return NO_PROPOSAL
         ids: list[int] = []
         q_rows, shown_rows = [], []
         logits = self.lm.catch_up(context)[-1]
         for i in range(k):
-            if knobs.sampled:
-                seen = context + ids
-                scores = penalize_repetition(logits, seen, knobs.repetition_penalty)
-                banned = ban(scores, banned_by_ngram(seen, knobs.no_repeat_ngram_size))
-                # With a tiny vocabulary the n-gram ban can remove everything: then ignore it.
-                scores = banned if torch.isfinite(banned).any() else scores
-                q = warp(scores, knobs.temperature, knobs.top_k, knobs.top_p)
-                token = sample(q, generator)
-                shown_rows.append(q)
-            else:
-                token = int(logits.argmax())
-                q = one_hot(token, logits.shape[-1])
-                shown_rows.append(logits.softmax(-1))
+            token, q, shown = choose(logits, context + ids, knobs, generator)
             ids.append(token)
             q_rows.append(q)
+            shown_rows.append(shown)
             if i < k - 1:
                 logits = self.lm.extend([token])[-1]
-        return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows), time.perf_counter() - start)
+        return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows))
 
 
 class NgramDrafter:
     """Prompt lookup: copy what followed the most recent earlier occurrence of the context's last n tokens."""
 
     shares_verifier_weights = True  # no weights at all
+    reads_verifier_features = False
 
     def __init__(self, vocab_size: int, max_n: int = 3):
         self.name = "ngram"
@@ -90,6 +127,9 @@ class NgramDrafter:
         pass
 
     def rollback(self, length: int) -> None:
+        pass
+
+    def observe(self, start: int, hidden: torch.Tensor) -> None:
         pass
 
     def lookup(self, context: list[int], k: int) -> list[int]:
@@ -106,12 +146,11 @@ class NgramDrafter:
         return []
 
     def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
-        start = time.perf_counter()
         ids = self.lookup(context, k) if k else []
         if not ids:
-            return Proposal([], None, None, time.perf_counter() - start)
+            return NO_PROPOSAL
         q = torch.stack([one_hot(t, self.vocab_size) for t in ids])
-        return Proposal(ids, q, q, time.perf_counter() - start)
+        return Proposal(ids, q, q)
 
 
 def early_exit_view(model: torch.nn.Module, n_layers: int) -> torch.nn.Module:
@@ -137,3 +176,84 @@ def early_exit_view(model: torch.nn.Module, n_layers: int) -> torch.nn.Module:
     view.model = view_inner
     view.config = config
     return view
+
+
+# ---- the factory ------------------------------------------------------------------------------------------
+
+
+def _same(argument: str, config: "SpecConfig", verifier: "LoadedModel", progress) -> Drafter:
+    # The verifier's own instance (no second copy of the weights), drafting with its own cache.
+    lm = open_cached_lm(verifier.model, verifier.vocab_size, verifier.device, config.forward)
+    return ModelDrafter("same", lm, shares_verifier_weights=True)
+
+
+def _ngram(argument: str, config: "SpecConfig", verifier: "LoadedModel", progress) -> Drafter:
+    return NgramDrafter(verifier.vocab_size, config.ngram_max)
+
+
+def _early_exit(argument: str, config: "SpecConfig", verifier: "LoadedModel", progress) -> Drafter:
+    layers = len(getattr(getattr(verifier.model, "model", None), "layers", ()))
+    count = argument or str(max(1, layers // 2))  # plain `early-exit`: half the verifier's layers
+    if not count.isdigit():
+        raise ConfigError(f"early-exit drafter needs a layer count, e.g. early-exit:8 (got {argument!r})")
+    view = early_exit_view(verifier.model, int(count))
+    name = f"early-exit:{argument}" if argument else "early-exit"
+    lm = open_cached_lm(view, verifier.vocab_size, verifier.device, config.forward)
+    return ModelDrafter(name, lm, shares_verifier_weights=True)
+
+
+def _head(argument: str, config: "SpecConfig", verifier: "LoadedModel", progress) -> Drafter:
+    from .draft_head import HeadDrafter, load_head
+
+    return HeadDrafter(f"head:{argument}" if argument else "head", load_head(argument or None, verifier), verifier)
+
+
+def _model(spec: str, config: "SpecConfig", verifier: "LoadedModel", progress) -> Drafter:
+    from .models import load_model
+    from .tokenizer_check import check_same_tokenizer
+
+    drafter = load_model(spec, config.device, progress, config.trust_remote_code, lean=config.forward == "auto")
+    check_same_tokenizer(verifier.name, verifier.tokenizer, drafter.name, drafter.tokenizer)
+    lm = open_cached_lm(drafter.model, verifier.vocab_size, drafter.device, config.forward)
+    return ModelDrafter(spec, lm, shares_verifier_weights=False)
+
+
+Builder = Callable[[str, "SpecConfig", "LoadedModel", "Progress | None"], Drafter]
+
+# spec name (before an optional ":argument") -> builder; anything else is a model spec.
+_BUILDERS: dict[str, Builder] = {
+    "same": _same,
+    "ngram": _ngram,
+    "early-exit": _early_exit,
+    "head": _head,
+}
+BUILT_IN_DRAFTERS = tuple(_BUILDERS)
+
+
+def shipped_head(verifier_name: str) -> bool:
+    from .draft_head import SHIPPED
+
+    return verifier_name in SHIPPED and (SHIPPED[verifier_name] / "card.json").is_file()
+
+
+def drafter_choices(verifier_name: str) -> list[str]:
+    """The built-in drafters that work for this verifier, best first (what the app's `d` key cycles through)."""
+    return (["head"] if shipped_head(verifier_name) else []) + ["same", "ngram", "early-exit"]
+
+
+def resolve_spec(spec: str, verifier_name: str) -> str:
+    """`auto`: the trained head shipped for this verifier if there is one, else the verifier itself (`same`)."""
+    spec = spec.strip()
+    if spec == "auto":
+        return "head" if shipped_head(verifier_name) else "same"
+    return spec
+
+
+def build_drafter(config: "SpecConfig", verifier: "LoadedModel", progress: "Progress | None" = None) -> Drafter:
+    """The drafter `config.drafter` names, for `verifier`. Raises ConfigError / ModelLoadError with a clear message."""
+    spec = resolve_spec(config.drafter, verifier.name)
+    name, _, argument = spec.partition(":")
+    builder = _BUILDERS.get(name)
+    if builder is None or (argument and name in ("same", "ngram")):
+        return _model(spec, config, verifier, progress)
+    return builder(argument, config, verifier, progress)

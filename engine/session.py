@@ -1,123 +1,69 @@
 """A speculative-decoding session: prefill, then steps of draft -> verify -> accept, with KV caches.
 
 One verifier forward pass per step scores all k drafts; both caches are cropped back to the accepted length.
+The phases are flat functions (gpt-fast's shape); the rules live in acceptance.py, the display records in
+positions.py, plain decoding in baseline.py, the drafters and their factory in drafters.py.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from .acceptance import accept_greedy, accept_sampled
+from .acceptance import Verdict, accept
+from .baseline import compare, plain_decode
 from .cached_lm import DecodingStream, open_cached_lm
-from .config import MAX_BLOCK_SIZE, SpecConfig
-from .drafters import DraftKnobs, ModelDrafter, NgramDrafter, Proposal, early_exit_view
+from .config import SpecConfig
+from .drafters import DraftKnobs, Drafter, ModelDrafter, Proposal, build_drafter
 from .errors import ConfigError, EngineError, PromptError
 from .models import LoadedModel, Progress, load_model
 from .pieces import PieceDecoder
-from .results import (
-    Alternative,
-    BaselineResult,
-    Comparison,
-    Decision,
-    Position,
-    Source,
-    Stats,
-    StepResult,
-    Token,
-)
-from .sampling import sample, warp
-from .tokenizer_check import check_same_tokenizer
+from .positions import build_positions
+from .results import BaselineResult, Comparison, Source, Stats, StepResult, Token
+from .schedule import next_block_size
 
-TOP_ALTERNATIVES = 5
-
-
-def build_drafter(config: SpecConfig, verifier: LoadedModel, progress: Progress | None = None):
-    """The drafter a config names; its vocabulary starts as the verifier's (Session narrows it if needed)."""
-    vocab = verifier.vocab_size
-    spec = config.drafter.strip()
-    if spec == "same":
-        # The verifier's own instance (no second copy of the weights), drafting with its own cache.
-        return ModelDrafter("same", open_cached_lm(verifier.model, vocab, verifier.device, config.forward), shares_verifier_weights=True)
-    if spec == "ngram":
-        return NgramDrafter(vocab, config.ngram_max)
-    if spec.startswith("early-exit"):
-        _, _, count = spec.partition(":")
-        layers = len(getattr(getattr(verifier.model, "model", None), "layers", ()))
-        if count == "":
-            count = str(max(1, layers // 2))  # plain `early-exit`: half the verifier's layers
-        if not count.isdigit():
-            raise ConfigError(f"early-exit drafter needs a layer count, e.g. early-exit:8 (got {spec!r})")
-        view = early_exit_view(verifier.model, int(count))
-        return ModelDrafter(spec, open_cached_lm(view, vocab, verifier.device, config.forward), shares_verifier_weights=True)
-    drafter = load_model(spec, config.device, progress, config.trust_remote_code, lean=config.forward == "auto")
-    check_same_tokenizer(verifier.name, verifier.tokenizer, drafter.name, drafter.tokenizer)
-    return ModelDrafter(spec, open_cached_lm(drafter.model, vocab, drafter.device, config.forward), shares_verifier_weights=False)
+__all__ = ["Session", "prefill", "draft", "verify", "accept", "Verdict", "build_drafter", "next_block_size"]
 
 
 # ---- the phases of one step -------------------------------------------------------------------------------
 
 
-def prefill(verifier_lm: DecodingStream, drafter, prompt_ids: list[int]) -> None:
+def _show_features(verifier_lm: DecodingStream, drafter: Drafter) -> None:
+    """Hand the verifier's hidden states of its last pass to a drafter that reads them (the draft head)."""
+    if drafter.reads_verifier_features:
+        if verifier_lm.hidden is None:
+            raise EngineError(f"the {drafter.name} drafter needs the verifier's hidden states, which this model does not expose")
+        drafter.observe(verifier_lm.hidden_start, verifier_lm.hidden)
+
+
+def prefill(verifier_lm: DecodingStream, drafter: Drafter, prompt_ids: list[int]) -> None:
     """Cache all prompt tokens but the last; the first step feeds it together with the drafts."""
     verifier_lm.reset()
+    drafter.reset(prompt_ids)
     if len(prompt_ids) > 1:
         verifier_lm.extend(prompt_ids[:-1])
-    drafter.reset(prompt_ids)
+        _show_features(verifier_lm, drafter)
 
 
-def draft(drafter, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
+def draft(drafter: Drafter, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
     return drafter.propose(context, k, knobs, generator)
 
 
-def verify(verifier_lm: DecodingStream, context: list[int], draft_ids: list[int]) -> torch.Tensor:
+def verify(verifier_lm: DecodingStream, drafter: Drafter, context: list[int], draft_ids: list[int]) -> torch.Tensor:
     """One forward pass over [pending context tokens] + drafts: verifier logits for the k + 1 positions."""
-    return verifier_lm.catch_up(context, extra=draft_ids, keep=len(draft_ids) + 1)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    accepted: int
-    next_token: int | None  # None when all k were accepted and bonus tokens are off
-    verifier_ids: list[int]  # the verifier row: its token at each of the k + 1 positions
-    p_verifier: torch.Tensor  # [k + 1, V]
-    accept_probs: tuple[float, ...] = ()
-    draws: tuple[float, ...] = ()
-
-
-def accept(
-    config: SpecConfig, proposal: Proposal, logits: torch.Tensor, generator: torch.Generator
-) -> Verdict:
-    k = len(proposal.ids)
-    argmax = logits.argmax(dim=-1).tolist()
-    if config.verify == "greedy":
-        p_verifier = logits.softmax(dim=-1)
-        accepted = accept_greedy(proposal.ids, argmax)
-        next_token = argmax[accepted]
-        verifier_ids = argmax
-        probs, draws = (), ()
-    else:
-        p_verifier = warp(logits, config.temperature, config.top_k, config.top_p)
-        # With no drafts (an n-gram miss) this samples the verifier's own token from p.
-        verdict = accept_sampled(proposal.ids, p_verifier, proposal.q_drafter, generator)
-        accepted, next_token = verdict.accepted, verdict.next_token
-        probs, draws = verdict.accept_probs, verdict.draws
-        # Row shown for sampling: kept drafts, then the token the verifier drew; argmax where never reached.
-        verifier_ids = proposal.ids[:accepted] + [next_token] + argmax[accepted + 1 :]
-    if accepted == k and not config.bonus and k > 0:
-        next_token = None
-    return Verdict(accepted, next_token, verifier_ids, p_verifier, probs, draws)
+    logits = verifier_lm.catch_up(context, extra=draft_ids, keep=len(draft_ids) + 1)
+    _show_features(verifier_lm, drafter)
+    return logits
 
 
 # ---- the session --------------------------------------------------------------------------------------------
 
 
 class Session:
-    def __init__(self, config: SpecConfig, verifier: LoadedModel, drafter):
-        self.config = config.validated()
+    def __init__(self, config: SpecConfig, verifier: LoadedModel, drafter: Drafter):
+        self.config = config.replace(drafter=drafter.name) if config.drafter.strip() == "auto" else config
         self.verifier = verifier
         self.drafter = drafter
         self.vocab = verifier.vocab_size
@@ -135,10 +81,14 @@ class Session:
 
     @classmethod
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":
-        config = config.validated()
         verifier = load_model(
             config.verifier, config.device, progress, config.trust_remote_code, lean=config.forward == "auto"
         )
+        return cls.from_loaded(config, verifier, progress)
+
+    @classmethod
+    def from_loaded(cls, config: SpecConfig, verifier: LoadedModel, progress: Progress | None = None) -> "Session":
+        """A session over an already loaded verifier (a sweep or a bench loads it once for many sessions)."""
         return cls(config, verifier, build_drafter(config, verifier, progress))
 
     def _share_vocab(self) -> None:
@@ -153,7 +103,8 @@ class Session:
         """Swap in another drafter (the verifier stays loaded) and restart from the current prompt."""
         config = self.config.replace(drafter=spec)
         drafter = build_drafter(config, self.verifier, progress)
-        self.config, self.drafter = config, drafter
+        self.config = config.replace(drafter=drafter.name) if spec.strip() == "auto" else config
+        self.drafter = drafter
         self._share_vocab()
         if self.prompt:
             self.reset(self.prompt)
@@ -246,13 +197,13 @@ class Session:
 
         proposal = draft(self.drafter, context, k, self._knobs(), self.generator)
         drafted = time.perf_counter()
-        logits = verify(self.verifier_lm, context, proposal.ids)
+        logits = verify(self.verifier_lm, self.drafter, context, proposal.ids)
         verified = time.perf_counter()
-        verdict = accept(self.config, proposal, logits, self.generator)
+        verdict = accept(proposal.ids, proposal.q_drafter, logits, self.config, self.generator)
 
         emitted_ids = proposal.ids[: verdict.accepted] + ([verdict.next_token] if verdict.next_token is not None else [])
         emitted_ids, finish_reason = self._cut_at_end(context, emitted_ids)
-        positions = self._positions(context, proposal, verdict, len(emitted_ids))
+        positions = build_positions(self.decoder, context, proposal, verdict, len(emitted_ids))
         # The positions already hold these texts: the kept drafts, then the verifier's token after them.
         pieces = [p.draft_piece for p in positions[: verdict.accepted]] + [positions[verdict.accepted].verifier_piece]
         sources = [Source.DRAFT] * verdict.accepted + [Source.BONUS if verdict.accepted == len(proposal.ids) else Source.CORRECTION]
@@ -311,107 +262,14 @@ class Session:
             return
         self.block_size = next_block_size(self.block_size, result.drafted, result.accepted)
 
-    def _top(self, probs: torch.Tensor) -> tuple[Alternative, ...]:
-        values, indices = torch.topk(probs, min(TOP_ALTERNATIVES, probs.shape[-1]))
-        return tuple(
-            Alternative(i, self.decoder.alone(i), v) for v, i in zip(values.tolist(), indices.tolist())
-        )
-
-    def _positions(self, context, proposal: Proposal, verdict: Verdict, n_emitted: int) -> tuple[Position, ...]:
-        k = len(proposal.ids)
-        draft_pieces = self.decoder.pieces(context, proposal.ids)
-        positions = []
-        for i in range(k + 1):
-            draft_id = proposal.ids[i] if i < k else None
-            verifier_id = verdict.verifier_ids[i]
-            p_row = verdict.p_verifier[i]
-            if i < verdict.accepted:
-                decision = Decision.ACCEPTED
-            elif i == verdict.accepted and i < k:
-                decision = Decision.REJECTED
-            elif i == k and verdict.accepted == k and verdict.next_token is not None:
-                decision = Decision.BONUS
-            else:
-                decision = Decision.NOT_REACHED
-            if decision in (Decision.ACCEPTED, Decision.BONUS) and i >= n_emitted:
-                decision = Decision.STOPPED
-            examined = i < len(verdict.accept_probs)
-            positions.append(
-                Position(
-                    index=i,
-                    draft_id=draft_id,
-                    draft_piece=draft_pieces[i] if i < k else None,
-                    q_drafter=float(proposal.q_drafter[i, draft_id]) if i < k else None,
-                    verifier_id=verifier_id,
-                    verifier_piece=self.decoder.piece(context + proposal.ids[:i], verifier_id),
-                    p_verifier=float(p_row[verifier_id]),
-                    p_verifier_of_draft=float(p_row[draft_id]) if i < k else None,
-                    decision=decision,
-                    accept_prob=verdict.accept_probs[i] if examined else None,
-                    draw=verdict.draws[i] if examined else None,
-                    draft_top=self._top(proposal.shown[i]) if i < k else (),
-                    verifier_top=self._top(p_row),
-                )
-            )
-        return tuple(positions)
-
     # -- the baseline ---------------------------------------------------------------------------------------
 
-    @torch.inference_mode()
     def baseline(self, max_new_tokens: int | None = None) -> BaselineResult:
         """Plain decoding with the verifier alone (own KV cache, same knobs). Leaves the session untouched."""
         if not self.prompt_ids:
             raise EngineError("no prompt yet: call reset(prompt) first")
         budget = max_new_tokens or self.config.max_new_tokens
-        lm = open_cached_lm(self.verifier.model, self.vocab, self.verifier.device, self.config.forward)
-        generator = torch.Generator().manual_seed(self.config.seed)
-        tokens = list(self.prompt_ids)
-        logits = lm.extend(tokens)[-1]
-        start = time.perf_counter()  # decode throughput, excluding the prefill (as for the session's stats)
-        finish = "max_new_tokens"
-        for n in range(1, budget + 1):
-            if self.config.verify == "greedy":
-                token = int(logits.argmax())
-            else:
-                token = sample(warp(logits, self.config.temperature, self.config.top_k, self.config.top_p), generator)
-            tokens.append(token)
-            if token in self.verifier.eos_ids:
-                finish = "eos"
-                break
-            if len(tokens) >= self.context_window:
-                finish = "context_window"
-                break
-            if n < budget:
-                logits = lm.extend([token])[-1]
-        wall = time.perf_counter() - start
-        new = tokens[len(self.prompt_ids) :]
-        decode = self.verifier.tokenizer.decode
-        return BaselineResult(
-            token_ids=tuple(tokens),
-            text=decode(tokens, skip_special_tokens=True),
-            generated_text=decode(new, skip_special_tokens=True),
-            new_tokens=len(new),
-            wall_s=wall,
-            finish_reason=finish,
-        )
+        return plain_decode(self.verifier, self.config, self.prompt_ids, budget, self.vocab)
 
     def compare(self, baseline: BaselineResult) -> Comparison:
-        ours = self.new_token_ids
-        theirs = list(baseline.token_ids[len(self.prompt_ids) :])
-        n = min(len(ours), len(theirs))
-        first_difference = next((i for i in range(n) if ours[i] != theirs[i]), None)
-        speedup = self.stats.tokens_per_s / baseline.tokens_per_s if baseline.tokens_per_s else 0.0
-        return Comparison(
-            lossless=first_difference is None,
-            compared_tokens=n,
-            first_difference=first_difference,
-            speedup=speedup,
-            baseline=baseline,
-        )
-
-
-def next_block_size(k: int, drafted: int, accepted: int) -> int:
-    """transformers' heuristic schedule: +2 after a fully accepted block, -1 (not below 1) otherwise."""
-    if drafted and accepted == drafted:
-        return min(MAX_BLOCK_SIZE, k + 2)
-    return max(1, k - 1)
+        return compare(self.new_token_ids, len(self.prompt_ids), self.stats, baseline)

@@ -48,8 +48,11 @@ class EngineDriver:
 
     def drafter_choices(self) -> list[str]:
         """What `d` cycles through: the drafter asked for on the command line, then the built-in ones."""
-        choices = [self.config.drafter, "same", "ngram", "early-exit"]
-        return list(dict.fromkeys(choices))
+        from engine import drafter_choices
+        from engine.drafters import resolve_spec
+
+        chosen = resolve_spec(self.config.drafter, self.config.verifier)  # `auto` is the head or same
+        return list(dict.fromkeys([chosen] + drafter_choices(self.config.verifier)))
 
     def switch_drafter(self, spec: str, prompt: str) -> Snapshot:
         with self.lock:

@@ -101,7 +101,7 @@ def tiny_verifier(tiny):
 def make_session(verifier, drafter_spec="same", **config):
     """A Session over an already loaded verifier (fast: no reload per test)."""
     from engine import Session, SpecConfig
-    from engine.session import build_drafter
+    from engine.drafters import build_drafter
 
     cfg = SpecConfig(verifier=verifier.name, drafter=drafter_spec, **config).validated()
     drafter = build_drafter(cfg, verifier)
@@ -127,3 +127,13 @@ def embedded():
     from engine.models import load_model
 
     return load_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_head(tiny_verifier, tmp_path_factory):
+    """A draft head trained for the tiny verifier in this session: (folder, losses)."""
+    from tiny_head import train_tiny_head
+
+    folder = tmp_path_factory.mktemp("head") / "tiny-head"
+    losses = train_tiny_head(tiny_verifier, folder)
+    return str(folder), losses

@@ -3,7 +3,7 @@
 import pytest
 
 from engine.drafters import NgramDrafter
-from engine.session import next_block_size
+from engine.schedule import next_block_size
 from engine.theory import best_k, expected_speedup, expected_tokens_per_step
 from conftest import make_session, plain_greedy
 

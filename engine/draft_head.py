@@ -1,0 +1,226 @@
+"""An EAGLE-style draft head: one small decoder layer that drafts from the verifier's own hidden states.
+
+At each draft position the head reads [the verifier's feature for the previous position, the embedding of the
+current token], maps it to the hidden size with `fc`, runs ONE decoder layer of the verifier's shape (its own
+small KV cache) and predicts the next feature; the verifier's LM head, restricted to the N most frequent tokens
+of the training text (FR-Spec), turns that into draft probabilities. Drafting further ahead feeds the head's own
+predicted feature back in. A drafted token costs about fc + one layer + N x hidden, a few percent of a verifier
+pass, which is what lets it win where `same` cannot.
+
+Features are the verifier's final hidden states *after* its final RMSNorm (EAGLE's choice): before the norm,
+SmolLM2's residual stream has an RMS of 25-40 and outlier dimensions up to ~4000 (attention-sink positions),
+which made regression and the head's input badly scaled. The head's output is read by the LM head directly.
+
+A head lives in a folder: `head.safetensors` (fc, the layer, `vocab_ids`) and `card.json` (what it was trained
+for and how; see training/train_head.py). The embedded verifier's head ships in engine/heads/smollm2-135m.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .drafters import NO_PROPOSAL, DraftKnobs, Proposal, choose
+from .errors import ConfigError, ModelLoadError
+from .fast_llama import KVCache, LayerShape, _linear, decoder_layer, causal_mask, inverse_frequencies, rms_norm, rotary
+
+HEADS_DIR = Path(__file__).parent / "heads"
+SHIPPED = {"smollm2-135m": HEADS_DIR / "smollm2-135m"}
+FORMAT = 1
+LAYER_NAMES = ("input_layernorm", "q_proj", "k_proj", "v_proj", "o_proj", "post_attention_layernorm",
+               "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class HeadShape:
+    hidden_size: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    rope_theta: float
+    eps: float
+
+    @classmethod
+    def of_verifier(cls, config) -> "HeadShape":
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        rope = getattr(config, "rope_parameters", None) or {}
+        theta = rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))
+        return cls(config.hidden_size, config.num_attention_heads, config.num_key_value_heads, head_dim,
+                   config.intermediate_size, float(theta), float(config.rms_norm_eps))
+
+    @property
+    def layer(self) -> LayerShape:
+        return LayerShape(self.n_heads, self.n_kv_heads, self.head_dim, self.eps)
+
+
+@dataclass(frozen=True)
+class DraftHead:
+    """A loaded head: its own weights plus the card that says what it was trained for."""
+
+    shape: HeadShape
+    fc: torch.Tensor  # [hidden, 2 * hidden]
+    layer: tuple[torch.Tensor, ...]  # decoder_layer's order (LAYER_NAMES)
+    vocab_ids: torch.Tensor  # [N] verifier token ids the head scores, most frequent first
+    card: dict
+    path: Path | None = None
+
+
+def head_state(fc: torch.Tensor, layer: tuple[torch.Tensor, ...], vocab_ids: torch.Tensor) -> dict:
+    state = {"fc.weight": fc, "vocab_ids": vocab_ids.to(torch.int32)}
+    state.update({f"layer.{name}.weight": tensor for name, tensor in zip(LAYER_NAMES, layer)})
+    return {name: tensor.detach().contiguous() for name, tensor in state.items()}
+
+
+def save_head(folder: Path, shape: HeadShape, state: dict, card: dict, dtype=torch.float16) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v if k == "vocab_ids" else v.to(dtype)) for k, v in state.items()}
+    save_file(tensors, str(folder / "head.safetensors"))
+    full_card = {"format": FORMAT, "shape": shape.__dict__, **card}
+    (folder / "card.json").write_text(json.dumps(full_card, indent=1) + "\n")
+
+
+def resolve_head_path(spec: str | None, verifier_name: str) -> Path:
+    if spec is None:
+        if verifier_name not in SHIPPED:
+            raise ConfigError(
+                f"no trained head ships for {verifier_name}: train one (make train-head) and pass head:PATH"
+            )
+        return SHIPPED[verifier_name]
+    return Path(spec).expanduser()
+
+
+def load_head(spec: str | None, verifier) -> DraftHead:
+    """The head `spec` names (None: the one shipped for `verifier`), checked against `verifier`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = resolve_head_path(spec, verifier.name)
+    if folder.is_file():
+        folder = folder.parent
+    if not (folder / "card.json").is_file() or not (folder / "head.safetensors").is_file():
+        raise ModelLoadError(f"{folder} is not a draft head: it needs card.json and head.safetensors")
+    try:
+        card = json.loads((folder / "card.json").read_text())
+        tensors = load_file(str(folder / "head.safetensors"))
+    except (OSError, ValueError, SafetensorError) as error:
+        raise ModelLoadError(f"cannot read the draft head in {folder}: {error}") from error
+    if card.get("format") != FORMAT:
+        raise ModelLoadError(f"the draft head in {folder} has format {card.get('format')!r}; this version reads {FORMAT}")
+    try:
+        shape = HeadShape(**card["shape"])
+        fc = tensors["fc.weight"].float()
+        layer = tuple(tensors[f"layer.{name}.weight"].float() for name in LAYER_NAMES)
+        vocab_ids = tensors["vocab_ids"].long()
+    except (KeyError, TypeError) as error:
+        raise ModelLoadError(f"the draft head in {folder} is incomplete: missing {error}") from error
+    check_compatible(shape, card, vocab_ids, verifier, folder)
+    return DraftHead(shape, fc, layer, vocab_ids, card, folder)
+
+
+def check_compatible(shape: HeadShape, card: dict, vocab_ids: torch.Tensor, verifier, folder: Path) -> None:
+    """Refuse a head trained for another model: hidden size, vocabulary, layer shape or the model's name."""
+    config = verifier.model.config
+    trained_for = card.get("verifier")
+    if trained_for is not None and trained_for != verifier.name:
+        raise ConfigError(f"the draft head in {folder} was trained for {trained_for}, not {verifier.name}: "
+                          f"train one for {verifier.name} (make train-head VERIFIER=...)")
+    if shape.hidden_size != config.hidden_size:
+        raise ConfigError(f"the draft head in {folder} has hidden size {shape.hidden_size} but {verifier.name} has "
+                          f"{config.hidden_size}: it was trained for another model")
+    if card.get("vocab_size") not in (None, verifier.vocab_size) or int(vocab_ids.max()) >= verifier.vocab_size:
+        raise ConfigError(f"the draft head in {folder} was trained for a vocabulary of {card.get('vocab_size')} "
+                          f"tokens but {verifier.name} has {verifier.vocab_size}: it was trained for another model")
+    if shape != HeadShape.of_verifier(config):
+        raise ConfigError(f"the draft head in {folder} has a layer shape that does not match {verifier.name}")
+
+
+class HeadDrafter:
+    """Drafts with a DraftHead over its own one-layer KV cache, fed the verifier's features through `observe`.
+
+    Positions: the head's entry at position p reads [feature of p - 1, embedding of token p] and predicts the
+    feature of p (so the token at p + 1). `length` counts the context positions whose entries were made from
+    real verifier features; entries past it (drafting ahead on predicted features) are dropped after each proposal.
+    """
+
+    shares_verifier_weights = True  # embeddings, final norm and LM head rows are the verifier's
+    reads_verifier_features = True
+
+    def __init__(self, name: str, head: DraftHead, verifier):
+        self.name = name
+        self.head = head
+        self.vocab_size = verifier.vocab_size
+        model = verifier.model
+        self.embed = model.get_input_embeddings().weight if hasattr(model, "get_input_embeddings") else model.model.embed_tokens.weight
+        self.final_norm = model.model.norm.weight
+        self.eps = head.shape.eps
+        # The LM head restricted to the head's vocabulary: one [N, hidden] copy, so a draft step reads N rows only.
+        self.head_rows = model.get_output_embeddings().weight.index_select(0, head.vocab_ids).contiguous()
+        self.inv_freq = inverse_frequencies(head.shape.rope_theta, head.shape.head_dim)
+        self.reset([])
+
+    @property
+    def vocabulary(self) -> int:
+        return int(self.head.vocab_ids.numel())
+
+    def reset(self, context: list[int]) -> None:
+        self.cache = KVCache(1, self.head.shape.n_kv_heads, self.head.shape.head_dim)
+        self.features = torch.empty(0, self.head.shape.hidden_size)
+        self.feature_length = 0
+        self.length = 1  # position 0 has no previous feature, hence no entry
+
+    def observe(self, start: int, hidden: torch.Tensor) -> None:
+        end = start + hidden.shape[0]
+        if end > self.features.shape[0]:
+            grown = torch.empty(max(2 * self.features.shape[0], end + 256), self.features.shape[1])
+            grown[: self.feature_length] = self.features[: self.feature_length]
+            self.features = grown
+        self.features[start:end] = rms_norm(hidden.float(), self.final_norm, self.eps)
+        self.feature_length = end
+
+    def rollback(self, length: int) -> None:
+        self.length = max(1, min(self.length, length))
+        self.feature_length = min(self.feature_length, length)
+
+    def _forward(self, features: torch.Tensor, token_ids: list[int], position: int) -> torch.Tensor:
+        """Head entries for positions position.. from [feature of the previous position, token embedding].
+
+        Position p lives in cache slot p - 1: position 0 has no entry, and no query may see an unwritten slot.
+        """
+        count, slot = len(token_ids), position - 1
+        self.cache.reserve(slot + count, keep=slot)
+        x = _linear(torch.cat((features, self.embed[torch.tensor(token_ids)]), dim=-1), self.head.fc)
+        cos, sin = rotary(self.inv_freq, slot, slot + count)
+        return decoder_layer(x, self.head.layer, self.cache.keys[0], self.cache.values[0], slot, cos, sin,
+                             causal_mask(count, slot), self.head.shape.layer)
+
+    def _logits(self, predicted: torch.Tensor) -> torch.Tensor:
+        """Full-vocabulary logits of one predicted feature: -inf outside the head's vocabulary, so q is 0 there."""
+        full = torch.full((self.vocab_size,), float("-inf"))
+        full[self.head.vocab_ids] = _linear(predicted[None], self.head_rows)[0]
+        return full
+
+    @torch.inference_mode()
+    def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
+        end = len(context)
+        if k == 0 or end < 2:
+            return NO_PROPOSAL  # a one-token context has no verifier feature yet
+        if self.feature_length < end - 1:
+            raise RuntimeError(f"head drafter: verifier features cover {self.feature_length} of {end - 1} positions")
+        start = min(self.length, end - 1)  # at least the last position, whose output starts the drafts
+        predicted = self._forward(self.features[start - 1 : end - 1], context[start:end], start)[-1]
+        self.length = end
+        ids, q_rows, shown_rows = [], [], []
+        for i in range(k):
+            token, q, shown = choose(self._logits(predicted), context + ids, knobs, generator)
+            ids.append(token)
+            q_rows.append(q)
+            shown_rows.append(shown)
+            if i < k - 1:  # draft further on the head's own predicted feature (entries past `length`)
+                predicted = self._forward(predicted[None], [token], end + i)[-1]
+        return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows))

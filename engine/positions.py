@@ -1,0 +1,62 @@
+"""The display records of one step: a Position per column (k drafts + the bonus slot), built in one place."""
+
+from __future__ import annotations
+
+import torch
+
+from .acceptance import Verdict
+from .drafters import Proposal
+from .pieces import PieceDecoder
+from .results import Alternative, Decision, Position
+
+TOP_ALTERNATIVES = 5
+
+
+def top_alternatives(decoder: PieceDecoder, probs: torch.Tensor) -> tuple[Alternative, ...]:
+    values, indices = torch.topk(probs, min(TOP_ALTERNATIVES, probs.shape[-1]))
+    return tuple(Alternative(i, decoder.alone(i), v) for v, i in zip(values.tolist(), indices.tolist()))
+
+
+def decision_at(i: int, k: int, verdict: Verdict, n_emitted: int) -> Decision:
+    if i < verdict.accepted:
+        decision = Decision.ACCEPTED
+    elif i == verdict.accepted and i < k:
+        decision = Decision.REJECTED
+    elif i == k and verdict.accepted == k and verdict.next_token is not None:
+        decision = Decision.BONUS
+    else:
+        decision = Decision.NOT_REACHED
+    if decision in (Decision.ACCEPTED, Decision.BONUS) and i >= n_emitted:
+        decision = Decision.STOPPED
+    return decision
+
+
+def build_positions(
+    decoder: PieceDecoder, context: list[int], proposal: Proposal, verdict: Verdict, n_emitted: int
+) -> tuple[Position, ...]:
+    k = len(proposal.ids)
+    draft_pieces = decoder.pieces(context, proposal.ids)
+    positions = []
+    for i in range(k + 1):
+        draft_id = proposal.ids[i] if i < k else None
+        verifier_id = verdict.verifier_ids[i]
+        p_row = verdict.p_verifier[i]
+        examined = i < len(verdict.accept_probs)
+        positions.append(
+            Position(
+                index=i,
+                draft_id=draft_id,
+                draft_piece=draft_pieces[i] if i < k else None,
+                q_drafter=float(proposal.q_drafter[i, draft_id]) if i < k else None,
+                verifier_id=verifier_id,
+                verifier_piece=decoder.piece(context + proposal.ids[:i], verifier_id),
+                p_verifier=float(p_row[verifier_id]),
+                p_verifier_of_draft=float(p_row[draft_id]) if i < k else None,
+                decision=decision_at(i, k, verdict, n_emitted),
+                accept_prob=verdict.accept_probs[i] if examined else None,
+                draw=verdict.draws[i] if examined else None,
+                draft_top=top_alternatives(decoder, proposal.shown[i]) if i < k else (),
+                verifier_top=top_alternatives(decoder, p_row),
+            )
+        )
+    return tuple(positions)

@@ -1,0 +1,114 @@
+"""The EAGLE-style draft head: training works, inference matches training, wrong heads are refused."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import make_session, plain_greedy
+from engine import ConfigError, ModelLoadError
+from engine.draft_head import LAYER_NAMES, HeadDrafter, load_head
+from engine.fast_llama import FastLlamaLM, rms_norm
+from engine.session import prefill
+from engine.head_training import Batch, TrainableHead, pass_mask, shift
+
+
+def test_training_lowers_the_loss_and_the_head_drafts(tiny_head, tiny_verifier):
+    folder, losses = tiny_head
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:5]) / 5
+    session = make_session(tiny_verifier, f"head:{folder}", block_size=4, draft_mode="greedy", max_new_tokens=40)
+    session.reset("In a distant future,")
+    session.run()
+    assert session.stats.drafted > 0 and session.stats.accepted > 0
+    # The trained head beats chance by far on its own verifier's text: most steps keep at least one draft.
+    assert session.stats.tokens_per_verifier_call > 1.5
+
+
+def test_drafting_computes_what_training_computed(tiny_head, tiny_verifier):
+    """Pass 1 of the training model and the drafter's real-feature entries agree (same weights, same maths)."""
+    head = load_head(tiny_head[0], tiny_verifier)
+    drafter = HeadDrafter("head", head, tiny_verifier)
+    model = tiny_verifier.model
+    ids = tiny_verifier.tokenizer("The drafter proposes, the verifier checks").input_ids
+    lm = FastLlamaLM(model, tiny_verifier.vocab_size, tiny_verifier.device)
+    lm.extend(ids[:-1])
+    drafter.reset(ids)
+    drafter.observe(lm.hidden_start, lm.hidden)
+    inference = drafter._forward(drafter.features[: len(ids) - 2], ids[1:-1], 1)
+    trainable = TrainableHead(head.shape, model.model.embed_tokens.weight, drafter.head_rows)
+    with torch.no_grad():
+        trainable.fc.copy_(head.fc)
+        for name, weight in zip(LAYER_NAMES, head.layer):
+            trainable.layer[name].copy_(weight)
+        features = rms_norm(lm.hidden, model.model.norm.weight, model.config.rms_norm_eps)[None]
+        n = len(ids) - 1
+        batch = Batch(torch.tensor(ids[:-1])[None], features, torch.zeros(1, n, dtype=torch.long),
+                      torch.zeros(1, n, dtype=torch.long), torch.arange(n)[None])
+        training, _ = trainable.one_pass(shift(features), batch.tokens, batch.pos, [], pass_mask(batch, 1)[0])
+    assert torch.allclose(training[0, 1:], inference, atol=1e-4)
+
+
+def test_a_rejected_block_leaves_the_head_as_if_it_never_drafted(tiny_head, tiny_verifier):
+    """The head's cache after steps with rejections equals a fresh head fed the accepted text."""
+    spec = f"head:{tiny_head[0]}"
+    session = make_session(tiny_verifier, spec, block_size=4, draft_mode="greedy", max_new_tokens=30)
+    session.reset("The future of AI")
+    session.run()
+    assert session.stats.accepted < session.stats.drafted  # some rejections happened
+    context = session.tokens[:-1]
+    fresh = make_session(tiny_verifier, spec, block_size=4, draft_mode="greedy")
+    prefill(fresh.verifier_lm, fresh.drafter, context)
+    knobs, generator = session._knobs(), torch.Generator()
+    assert session.drafter.propose(context, 4, knobs, generator).ids == fresh.drafter.propose(context, 4, knobs, generator).ids
+
+
+def test_the_draft_vocabulary_bounds_q(tiny_head, tiny_verifier):
+    """q is the head's distribution: zero outside its reduced vocabulary, so speculative sampling stays exact."""
+    session = make_session(tiny_verifier, f"head:{tiny_head[0]}", block_size=3, draft_mode="sampled")
+    session.reset("In a distant future,")
+    proposal = session.drafter.propose(session.tokens, 3, session._knobs(), torch.Generator().manual_seed(0))
+    outside = torch.ones(tiny_verifier.vocab_size, dtype=torch.bool)
+    outside[session.drafter.head.vocab_ids] = False
+    assert proposal.q_drafter[:, outside].sum() == 0
+    assert torch.allclose(proposal.q_drafter.sum(-1), torch.ones(3))
+
+
+def copy_head(source, target, **card_changes):
+    shutil.copytree(source, target)
+    card = json.loads((target / "card.json").read_text())
+    card.update(card_changes)
+    (target / "card.json").write_text(json.dumps(card))
+    return target
+
+
+def test_a_head_for_another_model_is_refused(tiny_head, tiny_verifier, tmp_path):
+    other = copy_head(tiny_head[0], tmp_path / "other", verifier="HuggingFaceTB/SmolLM2-360M")
+    with pytest.raises(ConfigError, match="trained for HuggingFaceTB/SmolLM2-360M"):
+        make_session(tiny_verifier, f"head:{other}")
+    wider = copy_head(tiny_head[0], tmp_path / "wider", shape={**json.loads((other / "card.json").read_text())["shape"],
+                                                                "hidden_size": 576})
+    with pytest.raises(ConfigError, match="hidden size 576"):
+        make_session(tiny_verifier, f"head:{wider}")
+    vocab = copy_head(tiny_head[0], tmp_path / "vocab", vocab_size=49152)
+    with pytest.raises(ConfigError, match="vocabulary of 49152"):
+        make_session(tiny_verifier, f"head:{vocab}")
+
+
+def test_a_missing_or_broken_head_says_what_is_wrong(tiny_head, tiny_verifier, tmp_path):
+    with pytest.raises(ModelLoadError, match="not a draft head"):
+        make_session(tiny_verifier, f"head:{tmp_path}")
+    broken = copy_head(tiny_head[0], tmp_path / "broken")
+    (broken / "head.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelLoadError, match="cannot read the draft head"):
+        make_session(tiny_verifier, f"head:{broken}")
+    with pytest.raises(ConfigError, match="no trained head ships for"):
+        make_session(tiny_verifier, "head")
+
+
+def test_greedy_with_the_head_is_lossless_at_every_k(tiny_head, tiny_verifier):
+    for k in (1, 3, 6):
+        session = make_session(tiny_verifier, f"head:{tiny_head[0]}", block_size=k, draft_mode="greedy", max_new_tokens=30)
+        session.reset("print(")
+        session.run()
+        assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 30)

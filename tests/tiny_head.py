@@ -1,0 +1,56 @@
+"""Train a draft head for the tiny test verifier in seconds: its own greedy continuations, its own features."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.draft_head import HeadShape, save_head
+from engine.fast_llama import FastLlamaLM, rms_norm
+from engine.head_training import IGNORE, TrainableHead, collate, head_loss, pack
+
+PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes,", "Speculative decoding", "print(",
+           "The future of AI", "the verifier checks", "a block of tokens"]
+
+
+@torch.no_grad()
+def verifier_sequences(verifier, n_new: int = 40):
+    """(tokens, normalised features, next-token labels) of the verifier's greedy continuations."""
+    model = verifier.model
+    sequences = []
+    for prompt in PROMPTS:
+        lm = FastLlamaLM(model, verifier.vocab_size, verifier.device)
+        ids = verifier.tokenizer(prompt).input_ids
+        logits = lm.extend(ids, keep=1)
+        for _ in range(n_new):
+            ids.append(int(logits[-1].argmax()))
+            logits = lm.extend(ids[-1:])
+        lm = FastLlamaLM(model, verifier.vocab_size, verifier.device)
+        logits = lm.extend(ids[:-1], keep=len(ids) - 1)
+        features = rms_norm(lm.hidden, model.model.norm.weight, model.config.rms_norm_eps)
+        sequences.append((torch.tensor(ids[:-1]), features, logits.argmax(-1)))
+    return sequences
+
+
+def train_tiny_head(verifier, folder, steps: int = 80, vocab: int = 160, depth: int = 3, seed: int = 0):
+    """Returns the losses; writes the head to `folder` with a card naming `verifier`."""
+    torch.manual_seed(seed)
+    sequences = verifier_sequences(verifier)
+    counts = torch.bincount(torch.cat([labels for _, _, labels in sequences]), minlength=verifier.vocab_size)
+    vocab_ids = counts.argsort(descending=True)[:vocab]
+    index = torch.full((verifier.vocab_size,), IGNORE, dtype=torch.long)
+    index[vocab_ids] = torch.arange(vocab)
+    rows = pack([(t, f, index[labels]) for t, f, labels in sequences], 128)
+    model = verifier.model
+    shape = HeadShape.of_verifier(model.config)
+    head = TrainableHead(shape, model.model.embed_tokens.weight, model.lm_head.weight[vocab_ids], seed=seed)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=3e-3)
+    losses = []
+    for step in range(steps):
+        loss, _, _ = head_loss(head, collate(rows), depth)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    card = {"verifier": verifier.name, "vocab_size": verifier.vocab_size, "draft_vocab": vocab}
+    save_head(folder, shape, head.export(vocab_ids), card, dtype=torch.float32)
+    return losses

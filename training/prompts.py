@@ -1,0 +1,96 @@
+"""The prompts the draft head is trained on, and the held-out prompts it is evaluated on.
+
+Written for this project (no corpus needed): topics x styles, half as plain text to continue and half as chat
+requests in SmolLM2-Instruct's template. The held-out topics and styles appear nowhere in the training grid, and
+neither do the benchmark's prompts (bench/run.py), so held-out acceptance measures generalisation.
+"""
+
+from __future__ import annotations
+
+import random
+
+TOPICS = [
+    "the history of the printing press", "how volcanoes form", "the water cycle", "training a puppy",
+    "baking sourdough bread", "the French Revolution", "black holes", "saving money on groceries",
+    "learning a second language", "the human immune system", "electric cars", "the Roman Empire",
+    "photosynthesis", "starting a vegetable garden", "the invention of the telephone", "climate change",
+    "how the internet works", "the life of honeybees", "running a marathon", "ancient Egypt",
+    "machine learning", "the stock market", "coral reefs", "writing a good resume", "the solar system",
+    "the Industrial Revolution", "sleep and health", "how airplanes fly", "the history of jazz",
+    "recycling plastic", "the Great Wall of China", "meditation", "the theory of evolution", "earthquakes",
+    "making pasta from scratch", "the Renaissance", "renewable energy", "the human brain", "chess strategy",
+    "the Moon landing", "time management", "rainforests", "the history of the bicycle", "vaccines",
+    "public speaking", "the Vikings", "quantum computing", "caring for houseplants", "the Olympic Games",
+    "the history of money", "deserts", "how batteries work", "friendship", "the ocean tides",
+    "writing poetry", "the Silk Road", "artificial satellites", "healthy breakfast ideas", "the printing of books",
+    "dinosaurs", "cloud computing", "the history of medicine", "mountain climbing", "the American Civil War",
+    "how vaccines are tested", "urban planning", "the life of Leonardo da Vinci", "bird migration",
+    "cybersecurity", "the invention of paper", "wind power", "the history of chocolate", "online privacy",
+    "the Arctic", "learning to play the guitar", "the history of the Olympics", "how rainbows form",
+    "teamwork at work", "the Aztec civilization", "electric circuits", "composting", "the history of cinema",
+    "volunteering", "penguins", "the printing of newspapers", "3D printing", "the Cold War", "nutrition",
+    "how bridges are built", "the history of mathematics", "wolves", "smartphones", "the Mayan calendar",
+    "city parks", "how clouds form", "robotics", "the history of tea", "museums", "glaciers",
+    "the history of writing", "open source software", "elephants", "the causes of inflation",
+]
+
+PLAIN_STYLES = [
+    "{Topic} is a subject that",
+    "Here is a short introduction to {topic}.",
+    "The most important thing to know about {topic} is",
+    "Chapter 1: {Topic}\n\n",
+    "Many people are surprised to learn that {topic}",
+    "In this article, we will explain {topic} in simple terms.",
+    "A brief history of {topic}:",
+    "Five facts about {topic}:\n1.",
+    "When I first started reading about {topic},",
+    "Q: What is interesting about {topic}?\nA:",
+]
+
+CHAT_STYLES = [
+    "Explain {topic} to a ten-year-old.",
+    "Write a short paragraph about {topic}.",
+    "What are the main ideas behind {topic}?",
+    "Give me three tips related to {topic}.",
+    "Write a short story that involves {topic}.",
+    "Summarize what experts say about {topic}.",
+    "Why does {topic} matter today?",
+    "List some common misconceptions about {topic}.",
+    "Describe {topic} in a few sentences.",
+    "Write an email to a friend about {topic}.",
+]
+
+# Held out: topics and styles that the training grid never uses.
+HELD_OUT_TOPICS = [
+    "the history of the piano", "how lightning forms", "the life of octopuses", "knitting a scarf",
+    "the Byzantine Empire", "solar panels on houses", "the history of the postal service", "sea turtles",
+    "learning to swim", "the invention of the steam engine", "how coffee is grown", "the rings of Saturn",
+]
+HELD_OUT_PLAIN = ["Once upon a time, in a village known for {topic},", "Everything you need to know about {topic}:"]
+HELD_OUT_CHAT = ["Tell me something surprising about {topic}.", "Write a haiku and then a short note about {topic}."]
+
+SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+def chat(user: str) -> str:
+    """SmolLM2-Instruct's chat template, as its tokenizer_config applies it (with the default system turn)."""
+    return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
+            f"<|im_start|>assistant\n")
+
+
+def _fill(style: str, topic: str) -> str:
+    return style.format(topic=topic, Topic=topic[:1].upper() + topic[1:])
+
+
+def training_prompts(seed: int = 0) -> list[str]:
+    """Every topic x style of the training grid, shuffled with `seed`."""
+    prompts = [_fill(s, t) for t in TOPICS for s in PLAIN_STYLES]
+    prompts += [chat(_fill(s, t)) for t in TOPICS for s in CHAT_STYLES]
+    random.Random(seed).shuffle(prompts)
+    return prompts
+
+
+def held_out_prompts() -> list[str]:
+    prompts = [_fill(s, t) for t in HELD_OUT_TOPICS for s in HELD_OUT_PLAIN]
+    prompts += [chat(_fill(s, t)) for t in HELD_OUT_TOPICS for s in HELD_OUT_CHAT]
+    return prompts

@@ -1,0 +1,241 @@
+"""Train the draft head for the embedded SmolLM2-135M (or another Llama verifier) on data from make_data.py.
+
+    .venv/bin/python training/train_head.py [--data training/work/data] [--vocab 8192] [--epochs 2] [--depth 3]
+
+Phases, each resumable: prepare (labels and the head's vocabulary from the shards), train (a checkpoint every
+few steps in training/work/), export (engine/heads/<verifier>/: head.safetensors + card.json) and evaluate
+(greedy speculative decoding with the new head on the held-out prompts, through the engine itself).
+`make train-head` runs make_data.py then this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from engine.draft_head import HEADS_DIR, HeadShape, save_head  # noqa: E402
+from engine.head_training import IGNORE, TrainableHead, collate, head_loss, learning_rate, pack  # noqa: E402
+from engine.fast_llama import rms_norm  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / "work"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---- prepare ----------------------------------------------------------------------------------------------
+
+
+def prepare(data: Path, verifier, vocab_size: int) -> dict:
+    """Normalised features, the verifier's next-token labels, and the N most frequent labels as the vocabulary."""
+    model = verifier.model
+    norm, eps = model.model.norm.weight, model.config.rms_norm_eps
+    head = model.get_output_embeddings().weight
+    sequences, counts, shards = [], Counter(), sorted(data.glob("shard-*.pt"))
+    if not shards:
+        raise SystemExit(f"no shards in {data}: run training/make_data.py first")
+    for path in shards:
+        for record in torch.load(path):
+            ids, prompt_len = record["ids"], record["prompt_len"]
+            features = rms_norm(record["features"].float(), norm, eps)  # [n - 1, H]
+            labels = torch.tensor(ids[1:])  # in the generated part the next token IS the verifier's argmax
+            with torch.inference_mode():  # in the prompt, ask the verifier what it would have said
+                labels[: prompt_len - 1] = (features[: prompt_len - 1] @ head.T).argmax(-1)
+            sequences.append((torch.tensor(ids[:-1]), features.to(torch.float16), labels))
+            counts.update(labels.tolist())
+    vocab_ids = torch.tensor([token for token, _ in counts.most_common(vocab_size)])
+    total = sum(counts.values())
+    coverage = {n: sum(c for _, c in counts.most_common(n)) / total for n in (4096, 8192, 16384)}
+    return {"sequences": sequences, "vocab_ids": vocab_ids, "coverage": coverage, "shards": len(shards),
+            "positions": total}
+
+
+def to_vocab_index(labels: torch.Tensor, vocab_ids: torch.Tensor, full_vocab: int) -> torch.Tensor:
+    index = torch.full((full_vocab,), IGNORE, dtype=torch.long)
+    index[vocab_ids] = torch.arange(len(vocab_ids))
+    return index[labels]
+
+
+# ---- train ------------------------------------------------------------------------------------------------
+
+
+def train(args, verifier, prepared: dict) -> dict:
+    torch.manual_seed(args.seed)
+    model = verifier.model
+    vocab_ids = prepared["vocab_ids"]
+    sequences = [(t, f, to_vocab_index(l, vocab_ids, verifier.vocab_size)) for t, f, l in prepared["sequences"]]
+    random.Random(args.seed).shuffle(sequences)
+    n_valid = max(1, len(sequences) // 33)
+    valid_rows, train_rows = pack(sequences[:n_valid], args.row), pack(sequences[n_valid:], args.row)
+    shape = HeadShape.of_verifier(model.config)
+    embed = model.get_input_embeddings().weight if hasattr(model, "get_input_embeddings") else model.model.embed_tokens.weight
+    head = TrainableHead(shape, embed, model.get_output_embeddings().weight[vocab_ids], seed=args.seed)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    steps_per_epoch = -(-len(train_rows) // args.batch)
+    total = steps_per_epoch * args.epochs
+    checkpoint = WORK / "checkpoint.pt"
+    history, step, started, spent = [], 0, time.perf_counter(), 0.0
+    if checkpoint.exists() and not args.restart:
+        saved = torch.load(checkpoint)
+        if saved["total"] == total and saved["vocab"] == len(vocab_ids):
+            head.load_state_dict(saved["head"])
+            optimizer.load_state_dict(saved["optimizer"])
+            step, history, spent = saved["step"], saved["history"], saved["spent"]
+            log(f"resumed at step {step}/{total}")
+    log(f"train: {len(train_rows)} rows of {args.row} positions, {total} steps of {args.batch} rows, depth {args.depth}")
+    while step < total:
+        epoch, within = divmod(step, steps_per_epoch)
+        order = list(range(len(train_rows)))
+        random.Random(args.seed + epoch).shuffle(order)  # the same order on resume
+        rows = [train_rows[i] for i in order[within * args.batch : (within + 1) * args.batch]]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, total, args.lr, warmup=min(100, total // 10))
+        loss, accuracy, _ = head_loss(head, collate(rows), args.depth)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        history.append({"step": step, "loss": loss.item(), "accuracy": accuracy})
+        if step % args.log_every == 0 or step == total:
+            elapsed = spent + time.perf_counter() - started
+            recent = history[-args.log_every :]
+            mean_loss = sum(h["loss"] for h in recent) / len(recent)
+            mean_acc = [sum(h["accuracy"][d] for h in recent) / len(recent) for d in range(args.depth)]
+            eta = elapsed / step * (total - step) if step else 0
+            bar = "#" * int(30 * step / total)
+            log(f"[{bar:<30}] step {step}/{total} loss {mean_loss:.3f} top-1 by depth "
+                f"{' '.join(f'{a:.2f}' for a in mean_acc)}  {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
+        if step % args.checkpoint_every == 0 or step == total:
+            torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "total": total,
+                        "vocab": len(vocab_ids), "history": history,
+                        "spent": spent + time.perf_counter() - started}, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)
+    with torch.no_grad():
+        losses, accuracies = [], []
+        for i in range(0, len(valid_rows), args.batch):
+            loss, accuracy, _ = head_loss(head, collate(valid_rows[i : i + args.batch]), args.depth)
+            losses.append(float(loss))
+            accuracies.append(accuracy)
+    validation = {"loss": sum(losses) / len(losses),
+                  "top1_by_depth": [sum(a[d] for a in accuracies) / len(accuracies) for d in range(args.depth)]}
+    log(f"validation (held-out sequences of the training grid): {validation}")
+    return {"head": head, "history": history, "validation": validation, "train_rows": len(train_rows),
+            "steps": total, "seconds": spent + time.perf_counter() - started}
+
+
+# ---- evaluate ---------------------------------------------------------------------------------------------
+
+
+def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limit: int) -> dict:
+    """Greedy speculative decoding with the exported head on held-out prompts, through the engine."""
+    from engine import Session, SpecConfig
+    from engine.models import load_model
+
+    from prompts import held_out_prompts
+
+    verifier = load_model(verifier_spec)
+    config = SpecConfig(verifier=verifier_spec, drafter=f"head:{folder}", block_size=k, draft_mode="greedy",
+                        max_new_tokens=max_new_tokens)
+    session = Session.from_loaded(config, verifier)
+    drafted = accepted = tokens = calls = 0
+    per_position = [[0, 0] for _ in range(k)]
+    prompts = held_out_prompts()
+    prompts = prompts[:: max(1, len(prompts) // limit)][:limit]
+    for prompt in prompts:
+        session.reset(prompt)
+        session.run()
+        stats = session.stats
+        drafted, accepted = drafted + stats.drafted, accepted + stats.accepted
+        tokens, calls = tokens + stats.new_tokens, calls + stats.verifier_calls
+        for i, (d, a) in enumerate(zip(stats.per_position_drafted, stats.per_position_accepted)):
+            per_position[i][0] += d
+            per_position[i][1] += a
+    result = {"prompts": len(prompts), "k": k, "max_new_tokens": max_new_tokens,
+              "acceptance_rate": accepted / max(1, drafted), "tokens_per_verifier_call": tokens / max(1, calls),
+              "per_position_acceptance": [a / max(1, d) for d, a in per_position]}
+    log(f"held-out greedy decoding (k={k}): {result}")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--verifier", default="smollm2-135m")
+    parser.add_argument("--data", default=str(WORK / "data"))
+    parser.add_argument("--out", default=None, help="head folder (default engine/heads/<verifier>)")
+    parser.add_argument("--vocab", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--depth", type=int, default=3, help="drafting passes unrolled in training")
+    parser.add_argument("--row", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--checkpoint-every", type=int, default=25)
+    parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--eval-prompts", type=int, default=16)
+    parser.add_argument("--skip-eval", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from engine.models import load_model
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    verifier = load_model(args.verifier)
+    log("prepare: labels and vocabulary")
+    prepared = prepare(Path(args.data), verifier, args.vocab)
+    log(f"prepare: {len(prepared['sequences'])} sequences, {prepared['positions']} positions; share of labels "
+        f"covered by the top-N vocabulary: {prepared['coverage']}")
+    trained = train(args, verifier, prepared)
+    folder = Path(args.out) if args.out else HEADS_DIR / args.verifier
+    curve = [round(sum(h["loss"] for h in trained["history"][i : i + 10]) / len(trained["history"][i : i + 10]), 4)
+             for i in range(0, len(trained["history"]), 10)]
+    card = {
+        "verifier": args.verifier,
+        "vocab_size": verifier.vocab_size,
+        "draft_vocab": len(prepared["vocab_ids"]),
+        "recipe": {
+            "design": "EAGLE-style: fc(2h->h) over [verifier feature (after final norm), token embedding], one "
+                      "decoder layer of the verifier's shape, the verifier's LM head restricted to the draft vocabulary",
+            "loss": "cross-entropy on the verifier's next token + 0.1 x smooth-L1 on its next feature, summed over "
+                    f"{args.depth} unrolled drafting passes (training-time test)",
+            "optimizer": f"AdamW lr {args.lr} (warm-up, cosine to 10%), betas (0.9, 0.95), clip 1.0",
+            "epochs": args.epochs, "rows": f"{args.batch} x {args.row} packed positions per step",
+            "seed": args.seed, "script": "training/make_data.py + training/train_head.py",
+        },
+        "data": {
+            "source": "SmolLM2's own greedy continuations (up to 128 new tokens) of training/prompts.py's grid "
+                      "(103 topics x 10 plain + 10 chat styles), prompts and generated text",
+            "sequences": len(prepared["sequences"]), "positions": prepared["positions"],
+            "vocabulary_coverage": prepared["coverage"],
+        },
+        "training": {"steps": trained["steps"], "seconds": round(trained["seconds"]),
+                     "final_loss": curve[-1] if curve else None, "loss_curve_every_10_steps": curve,
+                     "validation": trained["validation"]},
+    }
+    save_head(folder, trained["head"].shape, trained["head"].export(prepared["vocab_ids"]), card)
+    log(f"exported to {folder}")
+    if not args.skip_eval:
+        card["held_out"] = evaluate(folder, args.verifier, 4, 64, args.eval_prompts)
+    card["training"]["end_to_end_seconds"] = round(time.perf_counter() - started)
+    save_head(folder, trained["head"].shape, trained["head"].export(prepared["vocab_ids"]), card)
+    log(f"done in {(time.perf_counter() - started) / 60:.1f} min; card: {folder / 'card.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
