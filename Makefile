@@ -30,7 +30,8 @@ bench: $(STAMP)
 
 # The draft head (engine/heads/smollm2-135m): data from the verifier itself, then training; both resume if killed.
 train-head: $(STAMP)
-	$(PY) training/make_data.py
+	$(PY) training/make_data.py --part a
+	$(PY) training/make_data.py --part b
 	$(PY) training/train_head.py $(ARGS)
 
 clean:

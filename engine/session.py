@@ -58,12 +58,17 @@ def verify(verifier_lm: DecodingStream, drafter: Drafter, context: list[int], dr
     return logits
 
 
+def _name_auto(config: SpecConfig, drafter: Drafter) -> SpecConfig:
+    """`auto` names the drafter it chose (head or same), so screens and traces say which."""
+    return config.replace(drafter=drafter.name) if config.drafter.strip() == "auto" else config
+
+
 # ---- the session --------------------------------------------------------------------------------------------
 
 
 class Session:
     def __init__(self, config: SpecConfig, verifier: LoadedModel, drafter: Drafter):
-        self.config = config.replace(drafter=drafter.name) if config.drafter.strip() == "auto" else config
+        self.config = _name_auto(config, drafter)
         self.verifier = verifier
         self.drafter = drafter
         self.vocab = verifier.vocab_size
@@ -103,8 +108,7 @@ class Session:
         """Swap in another drafter (the verifier stays loaded) and restart from the current prompt."""
         config = self.config.replace(drafter=spec)
         drafter = build_drafter(config, self.verifier, progress)
-        self.config = config.replace(drafter=drafter.name) if spec.strip() == "auto" else config
-        self.drafter = drafter
+        self.config, self.drafter = _name_auto(config, drafter), drafter
         self._share_vocab()
         if self.prompt:
             self.reset(self.prompt)

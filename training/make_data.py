@@ -5,7 +5,7 @@ final norm records the final hidden state (before the norm) of every real positi
 Those features are what the head reads at inference (the verify pass hands them back), and the verifier's argmax
 over them is the label the head must predict. Shards are written as they finish, so a killed run resumes.
 
-    .venv/bin/python training/make_data.py [--out training/work/data] [--max-new-tokens 128] [--batch 64]
+    .venv/bin/python training/make_data.py [--part a|b] [--out training/work/data] [--max-new-tokens 128]
 """
 
 from __future__ import annotations
@@ -72,12 +72,12 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
-    parser.add_argument("--held-out", action="store_true", help="the held-out prompts instead of the training grid")
+    parser.add_argument("--part", choices=("a", "b"), default="a", help="the first or the second training grid")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_verifier(args.verifier)
-    prompts = prompt_sets.held_out_prompts() if args.held_out else prompt_sets.training_prompts()
+    prompts = prompt_sets.training_prompts() if args.part == "a" else prompt_sets.training_prompts_b()
     if args.limit:
         prompts = prompts[: args.limit]
     # Similar lengths in one batch waste less padding; the order is fixed, so shard i is always the same prompts.
@@ -85,7 +85,7 @@ def main() -> int:
     shards = [prompts[i : i + args.batch] for i in range(0, len(prompts), args.batch)]
     start, made = time.perf_counter(), 0
     for index, shard in enumerate(shards):
-        path = out / f"shard-{index:04d}.pt"
+        path = out / (f"shard-{index:04d}.pt" if args.part == "a" else f"shard-b-{index:04d}.pt")
         if path.exists():
             continue
         t0 = time.perf_counter()

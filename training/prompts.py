@@ -94,3 +94,61 @@ def held_out_prompts() -> list[str]:
     prompts = [_fill(s, t) for t in HELD_OUT_TOPICS for s in HELD_OUT_PLAIN]
     prompts += [chat(_fill(s, t)) for t in HELD_OUT_TOPICS for s in HELD_OUT_CHAT]
     return prompts
+
+# A second grid (added after the first head memorised the first one): new topics, new styles, 8 per topic.
+TOPICS_B = [
+    "the history of the violin", "how glass is made", "the migration of salmon", "building a birdhouse",
+    "the Ottoman Empire", "the chemistry of cooking", "the history of skateboarding", "how submarines work",
+    "the life of ants", "the history of maps", "growing tomatoes", "the Hubble telescope", "the history of soap",
+    "desert plants", "how elevators work", "the history of circuses", "the psychology of habits", "canals",
+    "the invention of the radio", "how cheese is made", "the Inca Empire", "hot air balloons", "jellyfish",
+    "the history of comic books", "how recycling plants work", "the life of Marie Curie", "volcanic islands",
+    "the history of the calendar", "board games", "how noise-cancelling headphones work", "the Amazon river",
+    "the history of pizza", "tornadoes", "the life of Charles Darwin", "how vaccines train the body",
+    "the history of trains", "dolphins", "the economics of housing", "how the heart pumps blood", "origami",
+    "the history of fireworks", "spiders", "how solar eclipses happen", "the invention of the light bulb",
+    "the history of the bicycle helmet", "rice farming", "the life of Ada Lovelace", "how maps are made today",
+    "the Great Barrier Reef", "the history of perfume", "owls", "how a refrigerator works", "the Black Death",
+    "learning to draw", "the history of sugar", "how tides affect fishing", "the life of Nikola Tesla",
+    "the history of the zipper", "mushrooms", "how wifi works", "the history of ballet", "kangaroos",
+    "how paper money is printed", "the first computers", "camping in the forest", "the history of coffee houses",
+    "how dams generate power", "the life of Frida Kahlo", "tigers", "the history of cartoons",
+    "how search engines rank pages", "the history of knitting", "earthworms", "how rockets reach orbit",
+    "the history of the toothbrush", "the Sahara desert", "the life of Mozart", "how bees make honey",
+    "the history of video games", "how a car engine works", "the history of libraries", "frogs",
+    "saving energy at home", "the history of tattoos", "how languages change over time", "the life of Gandhi",
+    "hummingbirds", "the history of the umbrella", "how thermometers work", "the history of photography",
+    "the deep sea", "the life of Galileo", "how coins are minted", "the history of democracy", "polar bears",
+    "how spam filters work", "the history of the telescope", "baking cookies", "the history of surfing",
+    "how wind turbines are built", "the life of Shakespeare", "sharks", "the history of the alphabet",
+    "how traffic lights are timed", "the history of tea ceremonies", "mangrove forests", "the life of Einstein",
+    "how glasses correct vision", "the history of the sandwich", "the immune response to a cold", "bats",
+    "how a piano makes sound", "the history of road building", "the life of Cleopatra", "how snowflakes form",
+    "the history of basketball", "crows", "how email travels across the world", "the history of clocks",
+    "the Himalayas", "the life of Beethoven", "how bread rises", "the history of chess", "octopus camouflage",
+    "how the postal code system works", "the history of the printing of maps", "the Nile river", "giraffes",
+    "how a compass works", "the history of ice cream", "the life of Isaac Newton", "how lakes freeze",
+    "the history of windmills", "the economics of coffee", "how fingerprints are unique", "the Aurora Borealis",
+    "the history of the stethoscope", "koalas", "how a bill becomes law", "the history of swimming pools",
+]
+PLAIN_STYLES_B = [
+    "Have you ever wondered about {topic}? Here is what you should know.", "Notes on {topic}:\n-",
+    "My grandfather used to tell me stories about {topic}.", "The strange truth about {topic} is that",
+    "Lesson plan: {Topic}\nObjective:", "It all started with {topic}.",
+]
+CHAT_STYLES_B = [
+    "Can you teach me the basics of {topic}?", "What would a beginner get wrong about {topic}?",
+    "Write a blog post introduction about {topic}.", "Compare two different views on {topic}.",
+    "Give a step-by-step explanation of {topic}.", "Write a dialogue between two friends discussing {topic}.",
+]
+
+
+def training_prompts_b(seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    prompts = []
+    for topic in TOPICS_B:
+        plain = rng.sample(PLAIN_STYLES + PLAIN_STYLES_B, 4)
+        chats = rng.sample(CHAT_STYLES + CHAT_STYLES_B, 4)
+        prompts += [_fill(s, topic) for s in plain] + [chat(_fill(s, topic)) for s in chats]
+    rng.shuffle(prompts)
+    return prompts

@@ -218,8 +218,9 @@ def main() -> int:
             "seed": args.seed, "script": "training/make_data.py + training/train_head.py",
         },
         "data": {
-            "source": "SmolLM2's own greedy continuations (up to 128 new tokens) of training/prompts.py's grid "
-                      "(103 topics x 10 plain + 10 chat styles), prompts and generated text",
+            "source": "SmolLM2's own greedy continuations (up to 128 new tokens) of training/prompts.py's two grids "
+                      "(103 topics x 10 plain + 10 chat styles; 140 more topics x 4 plain + 4 chat styles), prompts "
+                      "and generated text; held-out topics and styles never used",
             "sequences": len(prepared["sequences"]), "positions": prepared["positions"],
             "vocabulary_coverage": prepared["coverage"],
         },
