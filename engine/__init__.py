@@ -4,9 +4,10 @@ Light imports (config, results, traces) load without torch, so the app can repla
 `Session` and friends import torch on first use.
 """
 
-from .config import DEFAULT_PROMPT, MAX_BLOCK_SIZE, SpecConfig
+from .config import DEFAULT_PROMPT, DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, SpecConfig
 from .errors import ConfigError, EngineError, ModelLoadError, PromptError, TokenizerMismatchError, TraceError
 from .results import Alternative, BaselineResult, Comparison, Decision, Position, Source, Stats, StepResult, Token
+from .summary import RunSummary, Theory
 
 _LAZY = {
     "Session": ".session",
@@ -30,5 +31,5 @@ __all__ = [
     "DEFAULT_PROMPT", "MAX_BLOCK_SIZE", "SpecConfig", "ConfigError", "EngineError", "ModelLoadError", "PromptError",
     "TokenizerMismatchError", "TraceError", "Alternative", "BaselineResult", "Comparison", "Decision", "Position",
     "Source", "Stats", "StepResult", "Token", "Session", "load_model", "LoadedModel",
-    "Drafter", "build_drafter", "drafter_choices",
+    "Drafter", "build_drafter", "drafter_choices", "DRAFT_MODES", "VERIFY_MODES", "RunSummary", "Theory",
 ]

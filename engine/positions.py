@@ -7,7 +7,7 @@ import torch
 from .acceptance import Verdict
 from .drafters import Proposal
 from .pieces import PieceDecoder
-from .results import Alternative, Decision, Position
+from .results import Alternative, Decision, Position, Source
 
 TOP_ALTERNATIVES = 5
 
@@ -17,16 +17,23 @@ def top_alternatives(decoder: PieceDecoder, probs: torch.Tensor) -> tuple[Altern
     return tuple(Alternative(i, decoder.alone(i), v) for v, i in zip(values.tolist(), indices.tolist()))
 
 
+def verifier_source(drafted: int, accepted: int) -> Source:
+    """Where the verifier's own token of a step comes from: after zero drafts, after a full block, or a correction."""
+    if drafted == 0:
+        return Source.PLAIN
+    return Source.BONUS if accepted == drafted else Source.CORRECTION
+
+
 def decision_at(i: int, k: int, verdict: Verdict, n_emitted: int) -> Decision:
     if i < verdict.accepted:
         decision = Decision.ACCEPTED
     elif i == verdict.accepted and i < k:
         decision = Decision.REJECTED
     elif i == k and verdict.accepted == k and verdict.next_token is not None:
-        decision = Decision.BONUS
+        decision = Decision.BONUS if k else Decision.PLAIN  # no drafts: a plain decoding step, not a bonus
     else:
         decision = Decision.NOT_REACHED
-    if decision in (Decision.ACCEPTED, Decision.BONUS) and i >= n_emitted:
+    if decision in (Decision.ACCEPTED, Decision.BONUS, Decision.PLAIN) and i >= n_emitted:
         decision = Decision.STOPPED
     return decision
 

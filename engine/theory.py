@@ -37,16 +37,3 @@ def cost_ratio(stats: Stats) -> float | None:
     if not stats.drafted or not stats.verifier_calls or stats.verify_s <= 0:
         return None
     return (stats.draft_s / stats.drafted) / (stats.verify_s / stats.verifier_calls)
-
-
-def theory_summary(stats: Stats, k: int) -> dict:
-    c = cost_ratio(stats)
-    a = stats.acceptance_rate
-    if c is None or not stats.steps:
-        return {"cost_ratio": c, "expected_tokens_per_step": None, "expected_speedup": None, "best_k": None}
-    return {
-        "cost_ratio": c,
-        "expected_tokens_per_step": expected_tokens_per_step(a, k),
-        "expected_speedup": expected_speedup(a, k, c),
-        "best_k": best_k(a, c),
-    }

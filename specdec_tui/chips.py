@@ -13,6 +13,7 @@ DECISION_STYLE = {
     Decision.ACCEPTED: ("✓ ACCEPT", "bold $text on $success-muted"),
     Decision.REJECTED: ("✗ MISMATCH", "bold $text on $error-muted"),
     Decision.BONUS: ("+ BONUS", "bold $text on $accent-muted"),
+    Decision.PLAIN: ("= PLAIN", "bold $text on $panel"),
     Decision.NOT_REACHED: ("· unreached", "$text-muted"),
     Decision.STOPPED: ("■ past end", "$text-muted"),
 }
@@ -22,6 +23,7 @@ DECISION_SHORT = {
     Decision.ACCEPTED: "✓ ok",
     Decision.REJECTED: "✗ no",
     Decision.BONUS: "+ bon",
+    Decision.PLAIN: "= pln",
     Decision.NOT_REACHED: "·",
     Decision.STOPPED: "■ end",
 }
@@ -31,6 +33,7 @@ SOURCE_STYLE = {
     Source.DRAFT: "$text-success",
     Source.CORRECTION: "underline $text-warning",
     Source.BONUS: "bold $text-accent",
+    Source.PLAIN: "$text",
 }
 
 

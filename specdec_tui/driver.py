@@ -6,34 +6,52 @@ A lock serialises all model work, so a step abandoned by a reset finishes before
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
-from engine import EngineError, SpecConfig, Stats, StepResult
-from engine.theory import theory_summary
+from engine import EngineError, RunSummary, SpecConfig, Stats, StepResult
 from engine.trace import header, read_trace, write_trace
+
+from .view_model import Snapshot
 
 Progress = Callable[[str, float], None]
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything the screen shows about the run after an operation, handed from the worker to the UI."""
+class Driver(Protocol):
+    """What the app steps through. Capabilities say what a driver can do, so the app never asks what it is."""
 
-    prompt_pieces: tuple[str, ...]
-    steps: tuple[StepResult, ...]
-    stats: Stats
-    finished: str | None
-    block_size: int
-    config: SpecConfig
-    theory: dict
-    baseline_note: str | None = None
+    can_configure: bool  # settings (k, modes, drafter, prompt) can change between steps
+    has_models: bool  # models are loaded: plain decoding (the baseline) can run
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def loaded(self) -> bool: ...  # load() succeeded (a refused prompt can still be fixed)
+
+    def load(self, progress: Progress) -> None: ...
+
+    def reset(self, prompt: str) -> Snapshot: ...
+
+    def step(self, changes: dict) -> tuple[StepResult, Snapshot]: ...
+
+    def drafter_choices(self) -> list[str]: ...
+
+    def switch_drafter(self, spec: str, prompt: str) -> Snapshot: ...
+
+    def baseline(self) -> Snapshot: ...
+
+    def save(self, folder: str = ".") -> Path: ...
+
+
+def trace_path(folder: str) -> Path:
+    return Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
 
 
 class EngineDriver:
-    replay = False
+    can_configure = True
+    has_models = True
 
     def __init__(self, config: SpecConfig):
         self.config = config
@@ -45,6 +63,10 @@ class EngineDriver:
     def title(self) -> str:
         config = self.session.config if self.session else self.config
         return f"verifier {config.verifier} · drafter {config.drafter}"
+
+    @property
+    def loaded(self) -> bool:
+        return self.session is not None
 
     def drafter_choices(self) -> list[str]:
         """What `d` cycles through: the drafter asked for on the command line, then the built-in ones."""
@@ -77,7 +99,6 @@ class EngineDriver:
             finished=s.finish_reason,
             block_size=s.block_size,
             config=s.config,
-            theory=theory_summary(s.stats, s.block_size),
             baseline_note=self.baseline_note(),
         )
 
@@ -120,14 +141,15 @@ class EngineDriver:
         with self.lock:
             s = self.session
             head = header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
-            path = Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
-            return write_trace(path, head, s.steps, {"type": "summary", **s.stats.summary()})
+            summary = RunSummary.of(s.steps, s.stats, s.config, s.finish_reason, s.text, s.generated_text)
+            return write_trace(trace_path(folder), head, s.steps, summary.to_dict())
 
 
 class ReplayDriver:
     """Steps through a recorded trace with no model: the same screen, the recorded numbers."""
 
-    replay = True
+    can_configure = False
+    has_models = False
 
     def __init__(self, path: str):
         self.path = path
@@ -145,6 +167,10 @@ class ReplayDriver:
         if not self.trace:
             return f"replay {name}"
         return f"replay {name} · verifier {self.config.verifier} · drafter {self.config.drafter}"
+
+    @property
+    def loaded(self) -> bool:
+        return self.trace is not None
 
     @property
     def prompt(self) -> str:
@@ -169,7 +195,7 @@ class ReplayDriver:
             finished=done,
             block_size=block,
             config=self.config,
-            theory=theory_summary(stats, block),
+            warnings=self.trace.warnings,
         )
 
     def reset(self, prompt: str) -> Snapshot:
@@ -195,5 +221,4 @@ class ReplayDriver:
 
     def save(self, folder: str = ".") -> Path:
         head = dict(self.trace.header)
-        path = Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
-        return write_trace(path, head, self.trace.steps[: self.position])
+        return write_trace(trace_path(folder), head, self.trace.steps[: self.position])

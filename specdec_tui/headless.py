@@ -6,9 +6,8 @@ import json
 import sys
 import time
 
-from engine import Session, SpecConfig
+from engine import RunSummary, Session, SpecConfig
 from engine.errors import EngineError
-from engine.theory import theory_summary
 from engine.trace import TraceWriter, header
 
 from .options import config_from_args, parse_sweep
@@ -23,18 +22,8 @@ def _emit(args, record: dict, text: str) -> None:
 
 
 def summary(session: Session, comparison=None) -> dict:
-    stats = session.stats
-    out = {
-        "type": "summary",
-        "text": session.text,
-        "generated_text": session.generated_text,
-        "finish_reason": session.finish_reason,
-        **stats.summary(),
-        **theory_summary(stats, session.config.block_size),
-        "verifier": session.config.verifier,
-        "drafter": session.config.drafter,
-        "block_size": session.config.block_size,
-    }
+    out = RunSummary.of(session.steps, session.stats, session.config, session.finish_reason, session.text,
+                        session.generated_text).to_dict()
     if comparison is not None:
         baseline = comparison.baseline
         out.update(

@@ -23,16 +23,30 @@ How to read it
   acceptance and a small c."""
 
 
+def help_rows(bindings: list[Binding], key_display) -> list[tuple[str, str]]:
+    """One row per binding with a tooltip; bindings that share a tooltip (+ and -, ← and →) share a row."""
+    rows: list[tuple[str, str]] = []
+    for binding in bindings:
+        if not binding.tooltip:
+            continue
+        key = binding.key_display or key_display(binding)
+        if rows and rows[-1][1] == binding.tooltip:
+            rows[-1] = (f"{rows[-1][0]} / {key}", binding.tooltip)
+        else:
+            rows.append((key, binding.tooltip))
+    return rows
+
+
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
 
-    def __init__(self, bindings: list[tuple[str, str]]):
+    def __init__(self, bindings: list[Binding]):
         super().__init__()
-        self.rows = bindings
+        self.bindings = bindings
 
     def compose(self) -> ComposeResult:
         lines = [Content.styled("Keys", "bold")]
-        for key, description in self.rows:
+        for key, description in help_rows(self.bindings, self.app.get_key_display):
             lines.append(Content.assemble((f"  {key:<10}", "bold $text-accent"), description))
         lines.append(Content(""))
         lines.append(Content(READING))

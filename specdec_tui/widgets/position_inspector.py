@@ -37,7 +37,8 @@ class PositionInspector(Static):
         left = [Content.styled(fit("drafter top-5 (q)", half), "$text-muted")]
         right = [Content.styled("verifier top-5 (p)", "$text-muted")]
         if position.draft_id is None:
-            left.append(Content.styled(fit("(bonus slot: no draft)", half), "$text-muted"))
+            slot = "(no draft this step)" if not result.drafted else "(bonus slot: no draft)"
+            left.append(Content.styled(fit(slot, half), "$text-muted"))
         else:
             left += _column(position.draft_top, position.draft_id, half)
         right += _column(position.verifier_top, position.verifier_id, half)

@@ -6,7 +6,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Sparkline, Static
 
-from ..driver import Snapshot
+from ..view_model import Snapshot
 
 BAR = "▏▎▍▌▋▊▉█"
 
@@ -23,6 +23,11 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _next_k(measured: int, following: int, steps: int) -> str:
+    """After `+`/`-` the stats still describe the steps run so far: say when k changes."""
+    return f" (k={following} from the next step)" if steps and following != measured else ""
+
+
 class StatsPanel(Vertical):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -33,10 +38,13 @@ class StatsPanel(Vertical):
         yield Static("accepted drafts per step:", id="spark-label")
         yield Sparkline([], id="spark")
 
-    def show(self, snap: Snapshot) -> None:
+    def show(self, snap: Snapshot, next_block_size: int | None = None) -> None:
         s = snap.stats
+        theory = snap.theory
+        following = snap.block_size if next_block_size is None else next_block_size
         lines = [
-            Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   k=", "$text-muted"), (f"{snap.block_size}", "bold")),
+            Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   k=", "$text-muted"),
+                             (f"{theory.k if s.steps else following}", "bold"), (_next_k(theory.k, following, s.steps), "$text-warning")),
             Content.assemble(("acceptance ", "$text-muted"), (f"{100 * s.acceptance_rate:.1f}%", "bold"),
                              (f" ({s.accepted}/{s.drafted})", "$text-muted")),
             Content.assemble(("tokens/step ", "$text-muted"), (f"{s.mean_tokens_per_step:.2f}", "bold")),
@@ -49,14 +57,13 @@ class StatsPanel(Vertical):
         ]
         for i, rate in enumerate(s.per_position_acceptance):
             lines.append(Content.assemble((f" {i + 1:>2} ", "$text-muted"), (bar(rate), "$text-success"), f" {100 * rate:3.0f}%"))
-        theory = snap.theory
-        if theory.get("expected_speedup") is not None:
-            lines.append(Content.assemble(("theory ", "$text-muted"), f"c={theory['cost_ratio']:.2f}  best k={theory['best_k']}"))
+        if theory.known:
+            lines.append(Content.assemble(("theory ", "$text-muted"), f"c={theory.cost_ratio:.2f}  best k={theory.best_k}"))
             lines.append(Content.assemble(
-                ("E[tok/step] ", "$text-muted"), f"{theory['expected_tokens_per_step']:.2f}",
-                ("  E[speed-up] ", "$text-muted"), f"{theory['expected_speedup']:.2f}x",
+                ("E[tok/step] ", "$text-muted"), f"{theory.expected_tokens_per_step:.2f}",
+                ("  E[speed-up] ", "$text-muted"), f"{theory.expected_speedup:.2f}x",
             ))
-            if theory["cost_ratio"] > 0.5:
+            if theory.cost_ratio > 0.5:
                 lines.append(Content.styled("c near 1: the drafter costs about as much as the verifier, so no speed-up", "$text-warning"))
         if snap.baseline_note:
             lines.append(Content.assemble(("baseline ", "$text-muted"), (snap.baseline_note, "bold")))
