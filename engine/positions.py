@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .acceptance import Verdict
+from .acceptance import Verdict, residual
 from .drafters import Proposal
 from .pieces import PieceDecoder
 from .results import Alternative, Decision, Position, Source
@@ -49,6 +49,9 @@ def build_positions(
         verifier_id = verdict.verifier_ids[i]
         p_row = verdict.p_verifier[i]
         examined = i < len(verdict.accept_probs)
+        decision = decision_at(i, k, verdict, n_emitted)
+        resampled = decision is Decision.REJECTED and examined  # sampling verification drew the correction
+        residual_row = residual(p_row, proposal.q_drafter[i]) if resampled else None
         positions.append(
             Position(
                 index=i,
@@ -59,11 +62,13 @@ def build_positions(
                 verifier_piece=decoder.piece(context + proposal.ids[:i], verifier_id),
                 p_verifier=float(p_row[verifier_id]),
                 p_verifier_of_draft=float(p_row[draft_id]) if i < k else None,
-                decision=decision_at(i, k, verdict, n_emitted),
+                decision=decision,
                 accept_prob=verdict.accept_probs[i] if examined else None,
                 draw=verdict.draws[i] if examined else None,
                 draft_top=top_alternatives(decoder, proposal.shown[i]) if i < k else (),
                 verifier_top=top_alternatives(decoder, p_row),
+                residual_prob=float(residual_row[verifier_id]) if resampled else None,
+                residual_top=top_alternatives(decoder, residual_row) if resampled else (),
             )
         )
     return tuple(positions)

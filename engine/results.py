@@ -50,6 +50,9 @@ class Position:
     draw: float | None = None  # the uniform draw compared against accept_prob
     draft_top: tuple[Alternative, ...] = ()
     verifier_top: tuple[Alternative, ...] = ()
+    # Sampling verification, at the rejected position: the correction was drawn from normalise(max(0, p - q)).
+    residual_prob: float | None = None  # the residual's probability of the correction
+    residual_top: tuple[Alternative, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def step_from_record(record: dict) -> StepResult:
                 "decision": Decision(_legacy_plain(p["decision"], drafted)),
                 "draft_top": alternatives(p.get("draft_top", ())),
                 "verifier_top": alternatives(p.get("verifier_top", ())),
+                "residual_top": alternatives(p.get("residual_top", ())),
             }
         )
         for p in record["positions"]

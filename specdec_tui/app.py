@@ -11,7 +11,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Input, Label, ProgressBar
+from textual.widgets import Footer, Header, Input, Label, ProgressBar, Static
 
 from engine import DEFAULT_PROMPT, DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, EngineError, SpecConfig
 
@@ -33,7 +33,11 @@ from .widgets.step_log import StepLog
 from .widgets.verifier_row import VerifierRow
 
 PLAY_DELAYS = (0.0, 0.3, 1.0)  # seconds between auto-play steps; `t` cycles through them
-COMPACT_BELOW = (100, 32)  # width, height
+COMPACT_BELOW = (100, 32)  # width, height: below either, the one-pane layout
+WIDE_FROM = (180, 45)
+SMALLEST = (60, 18)  # below this no layout can show a step: a notice instead
+PANES = ("context", "stats", "log", "position")  # what `w` cycles through in the one-pane layout
+CONFIGURING = {"block_size", "toggle_draft", "toggle_verify", "next_drafter", "focus_prompt"}  # need can_configure
 
 
 class SpecDecApp(App):
@@ -52,6 +56,10 @@ class SpecDecApp(App):
                 tooltip=f"block size k (drafted tokens per step), 1..{MAX_BLOCK_SIZE}"),
         Binding("minus", "block_size(-1)", "k-1", id="block_size.down", key_display="-",
                 tooltip=f"block size k (drafted tokens per step), 1..{MAX_BLOCK_SIZE}"),
+        Binding("w", "next_pane", "Pane", id="pane",
+                tooltip="small terminals: the pane under the chips shows context, stats, step log or position"),
+        Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="this help (every key)"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="quit"),
         Binding("g", "toggle_draft", "Draft", id="draft_mode",
                 tooltip="drafting: greedy <-> sampled (temperature, top-k, top-p, penalties)"),
         Binding("v", "toggle_verify", "Verify", id="verify_mode", tooltip="verification: greedy <-> speculative sampling"),
@@ -68,10 +76,10 @@ class SpecDecApp(App):
                 tooltip="browse earlier steps (view only; n continues from the latest)"),
         Binding("right_square_bracket", "browse(1)", "Later step", show=False, id="browse.later", key_display="]",
                 tooltip="browse earlier steps (view only; n continues from the latest)"),
+        Binding("a", "toggle_chart", "Chart", show=False, id="chart",
+                tooltip="stats chart: histogram of accepted drafts per step <-> acceptance over the steps"),
         Binding("p", "focus_prompt", "Prompt", id="prompt", tooltip="edit the prompt (Enter restarts from it, Escape leaves it)"),
         Binding("escape", "leave_prompt", "Leave prompt", show=False, id="leave_prompt"),
-        Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="this help"),
-        Binding("q", "quit", "Quit", id="quit", tooltip="quit"),
     ]
 
     def __init__(self, config: SpecConfig | None = None, prompt: str = DEFAULT_PROMPT, replay: str | None = None,
@@ -83,6 +91,7 @@ class SpecDecApp(App):
         self.view = ViewModel()
         self.playing = False
         self.delay_index = 1
+        self.pane = PANES[0]
 
     # -- layout -------------------------------------------------------------------------------------------
 
@@ -103,6 +112,7 @@ class SpecDecApp(App):
         with Horizontal(id="bottom"):
             yield StepLog(id="step-log")
             yield PositionInspector(id="inspector")
+        yield Static(f"terminal too small: specdec-tui needs at least {SMALLEST[0]} x {SMALLEST[1]}", id="too-small")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -119,7 +129,12 @@ class SpecDecApp(App):
         self.apply_size_class(event.size.width, event.size.height)
 
     def apply_size_class(self, width: int, height: int) -> None:
-        self.set_class(width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1], "-compact")
+        compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
+        self.set_class(compact, "-compact")
+        self.set_class(width >= WIDE_FROM[0] and height >= WIDE_FROM[1], "-wide")
+        self.set_class(width < SMALLEST[0] or height < SMALLEST[1], "-too-small")
+        self.query_one(Footer).compact = compact
+        self.refresh_bindings()  # `w` shows in the footer only in the one-pane layout
 
     @property
     def status(self) -> StatusBar:
@@ -197,10 +212,11 @@ class SpecDecApp(App):
         if not self.current(message):
             return
         result, snap = message.value
+        if snap.finished:
+            self.playing = False  # before show(): the header must not say "playing" after the end
+            self.scheduler.drop_steps()
         self.show(snap)
         if snap.finished:
-            self.playing = False
-            self.scheduler.drop_steps()
             again = "press r to start again, p to edit the prompt" if self.driver.can_configure else "press r to replay it"
             self.status.say(f"finished ({snap.finished.replace('_', ' ')}): {again}", "ok")
         else:
@@ -260,16 +276,16 @@ class SpecDecApp(App):
         self.query_one(PositionInspector).show(latest, selected)
         self.query_one(ContextView).show(shown.prompt_pieces, shown.steps, shown.finished)
         self.query_one(StatsPanel).show(shown)
-        self.query_one(StepLog).show(shown.steps)
+        self.query_one(StepLog).show(shown.steps, browsing=self.view.view_index is not None)
         self.update_header()
 
     def update_header(self) -> None:
         if not self.snap:
             return
         c, k = self.view.config, self.view.next_block_size
-        play = " · ▶ playing" if self.playing else ""
-        self.sub_title = (f"{self.driver.title} · k={k} · {c.draft_mode} drafts · {c.verify} verify"
-                          f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''}{play}")
+        play = "▶ playing · " if self.playing else ""  # first, so a narrow header never cuts it off
+        self.sub_title = (f"{play}k={k} · {c.draft_mode} drafts · {c.verify} verify"
+                          f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''} · {self.driver.title}")
 
     # -- actions ------------------------------------------------------------------------------------------
 
@@ -279,11 +295,27 @@ class SpecDecApp(App):
             return True
         return False
 
-    def refuse_in_replay(self) -> bool:
-        if not self.driver.can_configure:
-            self.status.say("this is a replay: settings are fixed by the trace", "warning")
-            return True
-        return False
+    def refusal(self, action: str) -> str | None:
+        """Why this driver cannot do `action`, or None. Such keys are hidden from the footer and the help."""
+        if action in CONFIGURING and not self.driver.can_configure:
+            return "this is a replay: its settings and prompt are fixed by the trace"
+        if action == "baseline" and not self.driver.has_models:
+            return "the baseline needs the models; a replay has none (run without --replay)"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_pane":
+            return self.has_class("-compact")
+        return self.refusal(action) is None
+
+    def on_key(self, event) -> None:
+        """A hidden key still answers, so a replay never ignores a key silently."""
+        if self.focused is not None:
+            return
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            reason = self.refusal(binding.action.partition("(")[0])
+            if reason:
+                self.status.say(reason, "warning")
 
     def action_select(self, delta: int) -> None:
         if self.view.has_steps:
@@ -343,7 +375,7 @@ class SpecDecApp(App):
         self.pump()
 
     def action_block_size(self, delta: int) -> None:
-        if self.not_ready() or self.refuse_in_replay():
+        if self.not_ready():
             return
         current = self.view.next_block_size
         wanted = current + delta
@@ -361,7 +393,7 @@ class SpecDecApp(App):
         self.toggle("verify", VERIFY_MODES, "verification")
 
     def toggle(self, field: str, values: tuple[str, ...], what: str) -> None:
-        if self.not_ready() or self.refuse_in_replay():
+        if self.not_ready():
             return
         current = getattr(self.view.config, field)
         new = values[(values.index(current) + 1) % len(values)]
@@ -376,7 +408,7 @@ class SpecDecApp(App):
             self.query_one(StatsPanel).show(self.view.shown(), self.view.next_block_size)
 
     def action_next_drafter(self) -> None:
-        if self.not_ready() or self.refuse_in_replay():
+        if self.not_ready():
             return
         choices = self.driver.drafter_choices()
         current = self.snap.config.drafter if self.snap else choices[0]
@@ -389,9 +421,6 @@ class SpecDecApp(App):
     def action_baseline(self) -> None:
         if self.not_ready():
             return
-        if not self.driver.has_models:
-            self.status.say("the baseline needs the models; a replay has none (run without --replay)", "warning")
-            return
         self.enqueue(ops.Baseline())
 
     def action_save(self) -> None:
@@ -399,16 +428,26 @@ class SpecDecApp(App):
             self.enqueue(ops.Save())
 
     def action_focus_prompt(self) -> None:
-        if not self.driver.can_configure:
-            self.status.say("this is a replay: the prompt is fixed by the trace", "warning")
-            return
         self.query_one(PromptBar).focus()
 
     def action_leave_prompt(self) -> None:
         self.set_focus(None)
 
+    def action_next_pane(self) -> None:
+        self.show_pane(PANES[(PANES.index(self.pane) + 1) % len(PANES)])
+
+    def show_pane(self, pane: str) -> None:
+        for name in PANES:
+            self.set_class(name == pane and name != PANES[0], f"-pane-{name}")
+        self.pane = pane
+        self.status.say(f"showing the {dict(context='accepted context', stats='stats', log='step log', position='position inspector')[pane]} (w: next pane)")
+
+    def action_toggle_chart(self) -> None:
+        chart = self.query_one(StatsPanel).toggle_chart()
+        self.status.say("chart: accepted drafts per step" if chart == "histogram" else "chart: acceptance over the steps")
+
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.BINDINGS))
+        self.push_screen(HelpScreen([b for b in self.BINDINGS if self.refusal(b.action.partition("(")[0]) is None]))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.set_focus(None)

@@ -57,9 +57,15 @@ def column_width(total_width: int, columns: int) -> int:
     return max(5, min(16, (total_width - LABEL_WIDTH) // max(1, columns)))
 
 
-def decision_word(decision: Decision, width: int) -> str:
-    word = DECISION_STYLE[decision][0]
-    return word if len(word) <= width - 1 else DECISION_SHORT[decision]
+# Sampling verification refuses a draft by a draw (u >= p/q), not by a mismatch.
+SAMPLING_WORDS = {Decision.REJECTED: ("✗ REJECTED", "✗ rej")}
+
+
+def decision_word(decision: Decision, width: int, verify_mode: str = "greedy") -> str:
+    word, short = DECISION_STYLE[decision][0], DECISION_SHORT[decision]
+    if verify_mode == "sampling" and decision in SAMPLING_WORDS:
+        word, short = SAMPLING_WORDS[decision]
+    return word if len(word) <= width - 1 else short
 
 
 def row(label: str, cells: list[tuple[str, str]], width: int) -> Content:
@@ -79,6 +85,14 @@ def probability(value: float | None) -> str:
     if value < 0.005:
         return f"{value:.0e}" if value > 0 else "0"
     return f"{value:.2f}"
+
+
+def drafter_probability(position) -> float | None:
+    """The drafter's probability of its drafted token, as its top-5 shows it (a greedy draft's q is a point mass)."""
+    for alternative in position.draft_top:
+        if alternative.token_id == position.draft_id:
+            return alternative.prob
+    return position.q_drafter
 
 
 def column_at(x: int, total_width: int, columns: int) -> int | None:

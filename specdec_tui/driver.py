@@ -58,6 +58,7 @@ class EngineDriver:
         self.session = None
         self.lock = threading.Lock()
         self.baseline_result = None  # BaselineResult of the current prompt, once `b` ran it
+        self.plain_step_s: float | None = None  # measured once, after loading (engine.costs)
 
     @property
     def title(self) -> str:
@@ -100,6 +101,7 @@ class EngineDriver:
             block_size=s.block_size,
             config=s.config,
             baseline_note=self.baseline_note(),
+            plain_step_s=self.plain_step_s,
         )
 
     def baseline_note(self) -> str | None:
@@ -121,6 +123,10 @@ class EngineDriver:
         with self.lock:
             self.session.reset(prompt)
             self.baseline_result = None  # it belonged to the previous prompt
+            if self.plain_step_s is None:
+                from engine.costs import plain_step_seconds
+
+                self.plain_step_s = plain_step_seconds(self.session)
             return self.snapshot()
 
     def step(self, changes: dict) -> tuple[StepResult, Snapshot]:
@@ -141,7 +147,8 @@ class EngineDriver:
         with self.lock:
             s = self.session
             head = header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
-            summary = RunSummary.of(s.steps, s.stats, s.config, s.finish_reason, s.text, s.generated_text)
+            summary = RunSummary.of(s.steps, s.stats, s.config, s.finish_reason, s.text, s.generated_text,
+                                    self.plain_step_s)
             return write_trace(trace_path(folder), head, s.steps, summary.to_dict())
 
 
@@ -196,6 +203,7 @@ class ReplayDriver:
             block_size=block,
             config=self.config,
             warnings=self.trace.warnings,
+            plain_step_s=(self.trace.summary or {}).get("plain_step_s"),
         )
 
     def reset(self, prompt: str) -> Snapshot:

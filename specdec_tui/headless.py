@@ -7,6 +7,7 @@ import sys
 import time
 
 from engine import RunSummary, Session, SpecConfig
+from engine.costs import plain_step_seconds
 from engine.errors import EngineError
 from engine.trace import TraceWriter, header
 
@@ -21,9 +22,9 @@ def _emit(args, record: dict, text: str) -> None:
     print(json.dumps(record, ensure_ascii=False) if args.json else text, flush=True)
 
 
-def summary(session: Session, comparison=None) -> dict:
+def summary(session: Session, comparison=None, plain_step_s: float | None = None) -> dict:
     out = RunSummary.of(session.steps, session.stats, session.config, session.finish_reason, session.text,
-                        session.generated_text).to_dict()
+                        session.generated_text, plain_step_s).to_dict()
     if comparison is not None:
         baseline = comparison.baseline
         out.update(
@@ -66,13 +67,15 @@ def run_headless(args) -> int:
     except EngineError as error:
         print(f"specdec-tui: {error}", file=sys.stderr)
         code = 1
-    comparison = None
-    if args.compare_baseline and code == 0:
+    comparison, plain_step_s = None, None
+    if code == 0:
         try:
-            comparison = session.compare(session.baseline())
+            if args.compare_baseline:
+                comparison = session.compare(session.baseline())
+            plain_step_s = plain_step_seconds(session)  # the unit of c and r, measured after the run
         except KeyboardInterrupt:
             code = 130
-    result = summary(session, comparison)
+    result = summary(session, comparison, plain_step_s)
     if writer:
         writer.summary(result)
         writer.close()
@@ -96,9 +99,11 @@ def _print_summary(s: dict) -> None:
         f"tokens/verifier-call={s['tokens_per_verifier_call']:.2f} tokens/s={s['tokens_per_s']:.1f}"
     )
     if s.get("expected_tokens_per_step") is not None:
+        r = "" if s.get("verify_cost_ratio") is None else f" r={s['verify_cost_ratio']:.2f}"
         print(
-            f"theory: c={s['cost_ratio']:.2f} expected tokens/step={s['expected_tokens_per_step']:.2f} "
-            f"expected speed-up={s['expected_speedup']:.2f}x best k={s['best_k']}"
+            f"theory: c={s['cost_ratio']:.2f}{r} expected tokens/step={s['expected_tokens_per_step']:.2f} "
+            f"expected speed-up={s['expected_speedup']:.2f}x best k={s['best_k']} "
+            "(c, r: draft token, verify pass / one plain decoding step)"
         )
     if "speedup" in s:
         lossless = {True: "identical to plain decoding", False: "DIFFERS from plain decoding", None: "sampled (not compared)"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from engine import RunSummary, SpecConfig, Stats, StepResult, Theory
-from engine.summary import measured_block_size
 
 
 @dataclass(frozen=True)
@@ -24,14 +23,16 @@ class Snapshot:
     config: SpecConfig
     baseline_note: str | None = None
     warnings: tuple[str, ...] = ()
-
-    @property
-    def theory(self) -> Theory:
-        return Theory.of(self.stats, measured_block_size(self.steps, self.block_size))
+    plain_step_s: float | None = None  # one plain decoding step, measured: the unit of c and r
 
     @property
     def summary(self) -> RunSummary:
-        return RunSummary.of(self.steps, self.stats, self.config, self.finished)
+        return RunSummary.of(self.steps, self.stats, self.config.replace(block_size=self.block_size), self.finished,
+                             plain_step_s=self.plain_step_s)
+
+    @property
+    def theory(self) -> Theory:
+        return self.summary.theory
 
     @property
     def latest(self) -> StepResult | None:

@@ -9,24 +9,58 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from engine import Decision
+
+from ..chips import DECISION_SHORT, DECISION_STYLE, SOURCE_STYLE
+
 READING = """\
 How to read it
-  The drafter proposes k tokens: the draft block, with q = drafter probability.
+  The drafter proposes k tokens: the draft block, with q = the drafter's probability
+  of its token (its softmax; a greedy draft is kept by argmax, not by q).
   The verifier scores all k in ONE forward pass and predicts k + 1 tokens: the
   verifier row, with p = verifier probability.
-  Greedy: keep the longest prefix where the draft equals the verifier's choice, then
-  take the verifier's token: the correction at the first mismatch, or a bonus token
-  when all k were kept.
-  Sampling: keep draft x when u < min(1, p(x)/q(x)); on rejection resample from
-  max(0, p - q). Either way the output is what the verifier alone would produce.
-  c = drafter cost per token / verifier cost per step: a speed-up needs high
-  acceptance and a small c."""
+  Greedy verification: keep the longest prefix where the draft equals the verifier's
+  choice, then take the verifier's token: the correction at the first mismatch, or a
+  bonus token when all k were kept.
+  Sampling verification: keep draft x when u < min(1, p(x)/q(x)), else it is
+  REJECTED (u >= p/q) and the correction is drawn from the residual max(0, p - q),
+  normalised (the inspector shows it). Either way the output is distributed exactly
+  as the verifier alone would produce it.
+  Costs, in units of one plain decoding step (the verifier's 1-token pass):
+  c = drafter time per drafted token, r = verify pass over k + 1 tokens.
+  A step costs r + k c, so speed-up = tokens per verifier call / (r + k c):
+  it needs high acceptance and a small c."""
+
+
+def legend() -> list[Content]:
+    """Every colour and word the rows use (the short words appear in narrow columns)."""
+    lines = [Content.styled("Legend", "bold")]
+    for decision, (word, style) in DECISION_STYLE.items():
+        lines.append(Content.assemble("  ", (f" {word} ", style), f"  short: {DECISION_SHORT[decision]}   ",
+                                      (MEANING[decision], "$text-muted")))
+    parts: list = ["  context: "]
+    for source, style in SOURCE_STYLE.items():
+        parts += [(source.value, style), "  "]
+    parts.append(("newest step", "reverse"))
+    lines.append(Content.assemble(*parts))
+    return lines
+
+
+MEANING = {
+    Decision.ACCEPTED: "the draft equals the verifier's token (or passed u < p/q): kept",
+    Decision.REJECTED: "the first draft refused; the verifier's token replaces it",
+    Decision.BONUS: "all k kept: the verifier's extra token",
+    Decision.PLAIN: "nothing drafted: the verifier decoded one token itself",
+    Decision.NOT_REACHED: "after a rejection: not examined",
+    Decision.STOPPED: "the text ended (EOS or token limit) before it",
+}
 
 
 def help_rows(bindings: list[Binding], key_display) -> list[tuple[str, str]]:
     """One row per binding with a tooltip; bindings that share a tooltip (+ and -, ← and →) share a row."""
     rows: list[tuple[str, str]] = []
-    for binding in bindings:
+    last = ("help", "quit")  # listed first in the footer (so they fit), last in the help
+    for binding in sorted(bindings, key=lambda b: b.id in last):
         if not binding.tooltip:
             continue
         key = binding.key_display or key_display(binding)
@@ -48,6 +82,8 @@ class HelpScreen(ModalScreen):
         lines = [Content.styled("Keys", "bold")]
         for key, description in help_rows(self.bindings, self.app.get_key_display):
             lines.append(Content.assemble((f"  {key:<10}", "bold $text-accent"), description))
+        lines.append(Content(""))
+        lines += legend()
         lines.append(Content(""))
         lines.append(Content(READING))
         lines.append(Content.styled("\nEscape or ? closes this help.", "$text-muted"))
