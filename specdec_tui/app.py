@@ -7,11 +7,16 @@ What runs when is decided by `scheduler.Scheduler` (queue, epoch, busy); operati
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import partial
+from typing import Iterable
+
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Input, Label, ProgressBar, Static
+
+from textual.widgets import Footer, Header, Label, ProgressBar, Static
 
 from engine import DEFAULT_PROMPT, DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, EngineError, SpecConfig
 
@@ -43,7 +48,7 @@ CONFIGURING = {"block_size", "toggle_draft", "toggle_verify", "next_drafter", "f
 class SpecDecApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "specdec-tui"
-    ENABLE_COMMAND_PALETTE = False
+    COMMAND_PALETTE_BINDING = "ctrl+p"
     AUTO_FOCUS = None  # keys belong to the app until the user edits the prompt
     # The tooltip is the line the help screen shows for the key.
     BINDINGS = [
@@ -60,6 +65,8 @@ class SpecDecApp(App):
                 tooltip="small terminals: the pane under the chips shows context, stats, step log or position"),
         Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="this help (every key)"),
         Binding("q", "quit", "Quit", id="quit", tooltip="quit"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, id="palette", key_display="Ctrl+P",
+                tooltip="command palette: search every action by name"),
         Binding("g", "toggle_draft", "Draft", id="draft_mode",
                 tooltip="drafting: greedy <-> sampled (temperature, top-k, top-p, penalties)"),
         Binding("v", "toggle_verify", "Verify", id="verify_mode", tooltip="verification: greedy <-> speculative sampling"),
@@ -78,8 +85,10 @@ class SpecDecApp(App):
                 tooltip="browse earlier steps (view only; n continues from the latest)"),
         Binding("a", "toggle_chart", "Chart", show=False, id="chart",
                 tooltip="stats chart: histogram of accepted drafts per step <-> acceptance over the steps"),
-        Binding("p", "focus_prompt", "Prompt", id="prompt", tooltip="edit the prompt (Enter restarts from it, Escape leaves it)"),
-        Binding("escape", "leave_prompt", "Leave prompt", show=False, id="leave_prompt"),
+        Binding("p", "focus_prompt", "Prompt", id="prompt",
+                tooltip="edit the prompt: Enter restarts from it, Ctrl+J adds a line, Escape cancels the edit"),
+        Binding("x", "screenshot", "Picture", show=False, id="screenshot",
+                tooltip="save a picture of the screen (SVG, named like a saved trace)"),
     ]
 
     def __init__(self, config: SpecConfig | None = None, prompt: str = DEFAULT_PROMPT, replay: str | None = None,
@@ -114,7 +123,7 @@ class SpecDecApp(App):
             yield PositionInspector(id="inspector")
         yield Static(f"terminal too small: specdec-tui needs at least {SMALLEST[0]} x {SMALLEST[1]}", id="too-small")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # Ctrl+P is in the help; the footer keeps its room for keys
 
     def on_mount(self) -> None:
         self.query_one(StepLog).can_focus = False
@@ -430,8 +439,18 @@ class SpecDecApp(App):
     def action_focus_prompt(self) -> None:
         self.query_one(PromptBar).focus()
 
-    def action_leave_prompt(self) -> None:
-        self.set_focus(None)
+    def action_screenshot(self) -> None:
+        path = self.save_screenshot(filename=f"specdec-screen-{datetime.now():%Y%m%d-%H%M%S}.svg")
+        self.status.say(f"picture of the screen saved to {path}", "ok")
+
+    def get_system_commands(self, screen) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P) lists the app's own actions, the ones this driver can do."""
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            name = binding.action.partition("(")[0]
+            if binding.tooltip and binding.id != "palette" and self.check_action(name, ()):
+                yield SystemCommand(f"{binding.description} ({binding.key_display or binding.key})", binding.tooltip,
+                                    partial(self.run_action, binding.action))
 
     def action_next_pane(self) -> None:
         self.show_pane(PANES[(PANES.index(self.pane) + 1) % len(PANES)])
@@ -449,9 +468,18 @@ class SpecDecApp(App):
     def action_help(self) -> None:
         self.push_screen(HelpScreen([b for b in self.BINDINGS if self.refusal(b.action.partition("(")[0]) is None]))
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    @on(PromptBar.Submitted)
+    def prompt_submitted(self, event: PromptBar.Submitted) -> None:
         self.set_focus(None)
         if not self.driver.can_configure:
             return
         self.prompt_text = event.value
         self.action_reset()
+
+    @on(PromptBar.Cancelled)
+    def prompt_cancelled(self) -> None:
+        self.set_focus(None)
+        bar = self.query_one(PromptBar)
+        if bar.value != self.prompt_text:
+            bar.value = self.prompt_text  # the screen shows the prompt that is running, never an unapplied edit
+            self.status.say("edit cancelled: the running prompt is back (Enter applies an edit)")

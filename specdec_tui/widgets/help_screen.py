@@ -88,4 +88,4 @@ class HelpScreen(ModalScreen):
         lines.append(Content(READING))
         lines.append(Content.styled("\nEscape or ? closes this help.", "$text-muted"))
         with VerticalScroll(id="help-body"):
-            yield Static(Content("\n").join(lines))
+            yield Static(Content("\n").join(lines), id="help-text")
