@@ -10,7 +10,7 @@ from .chip_row import ChipRow
 from ..chips import DECISION_STYLE, column_width, decision_word, probability, row, visible
 
 TITLES = {
-    "greedy": "Comparison (greedy: the longest prefix equal to the verifier's choice is kept)",
+    "greedy": "Comparison (greedy: longest prefix matching the verifier is kept)",
     "sampling": "Comparison (sampling: draft x kept while u < min(1, p(x)/q(x)))",
 }
 

@@ -34,9 +34,10 @@ How to read it
 
 def legend() -> list[Content]:
     """Every colour and word the rows use (the short words appear in narrow columns)."""
-    lines = [Content.styled("Legend", "bold")]
+    lines = [Content.styled("Legend (chip, short word in narrow columns, meaning)", "bold")]
     for decision, (word, style) in DECISION_STYLE.items():
-        lines.append(Content.assemble("  ", (f" {word} ", style), f"  short: {DECISION_SHORT[decision]}   ",
+        chip = f" {word} "
+        lines.append(Content.assemble("  ", (chip, style), " " * (14 - len(chip)), (f"{DECISION_SHORT[decision]:<7}", "bold"),
                                       (MEANING[decision], "$text-muted")))
     parts: list = ["  context: "]
     for source, style in SOURCE_STYLE.items():
@@ -47,8 +48,8 @@ def legend() -> list[Content]:
 
 
 MEANING = {
-    Decision.ACCEPTED: "the draft equals the verifier's token (or passed u < p/q): kept",
-    Decision.REJECTED: "the first draft refused; the verifier's token replaces it",
+    Decision.ACCEPTED: "kept: equals the verifier's token (sampling: u < p/q)",
+    Decision.REJECTED: "first refused draft (sampling: REJECTED, u ≥ p/q); replaced",
     Decision.BONUS: "all k kept: the verifier's extra token",
     Decision.PLAIN: "nothing drafted: the verifier decoded one token itself",
     Decision.NOT_REACHED: "after a rejection: not examined",

@@ -28,6 +28,8 @@ def per_position_lines(stats: Stats, width: int) -> list[Content]:
     """Acceptance at each draft position, 8 positions to a line pair (every column up to k = 8 on one pair)."""
     per_line = max(1, (width - 9) // CELL)
     rates = stats.per_position_acceptance
+    if not rates:
+        return []
     lines = [Content.styled("acceptance by draft position:", "$text-muted")]
     for start in range(0, len(rates), per_line):
         chunk = rates[start:start + per_line]
