@@ -14,7 +14,7 @@ from .cached_lm import open_cached_lm
 
 
 @torch.inference_mode()
-def plain_step_seconds(session, repeats: int = 5) -> float:
+def plain_step_seconds(session, repeats: int = 3) -> float:
     """Median time of one plain decoding step: a 1-token verifier pass over the session's cached context.
 
     Uses its own KV cache (the session's caches are untouched), so it can run between steps.
