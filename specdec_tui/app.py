@@ -16,7 +16,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 
-from textual.widgets import Footer, Header, Label, ProgressBar, Static
+from textual.widgets import Footer, Header, Static
 
 from engine import DEFAULT_PROMPT, DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, EngineError, SpecConfig
 
@@ -30,6 +30,7 @@ from .widgets.comparison_row import ComparisonRow
 from .widgets.context_view import ContextView
 from .widgets.draft_row import DraftRow
 from .widgets.help_screen import HelpScreen
+from .widgets.loading_bar import LoadingBar
 from .widgets.position_inspector import PositionInspector
 from .widgets.prompt_bar import PromptBar
 from .widgets.stats_panel import StatsPanel
@@ -107,9 +108,7 @@ class SpecDecApp(App):
     def compose(self) -> ComposeResult:
         yield Header()
         yield PromptBar(self.prompt_text, id="prompt-bar")
-        with Horizontal(id="loading"):
-            yield Label("loading", id="loading-label")
-            yield ProgressBar(total=100, show_eta=False, id="loading-bar")
+        yield LoadingBar(id="loading")
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield DraftRow(id="draft-row")
@@ -201,8 +200,7 @@ class SpecDecApp(App):
         self.pump()
 
     def on_load_progress(self, message: LoadProgress) -> None:
-        self.query_one("#loading-label", Label).update(message.text)
-        self.query_one("#loading-bar", ProgressBar).update(progress=100 * message.fraction)
+        self.query_one(LoadingBar).report(message.text, message.fraction)
 
     @on(Loaded)
     def loaded(self, message: Loaded) -> None:

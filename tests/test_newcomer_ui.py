@@ -356,3 +356,45 @@ async def test_the_command_palette_lists_the_apps_actions():
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
+
+
+# ---- start-up -----------------------------------------------------------------------------------------------
+
+
+class SlowLoad(ReplayDriver):
+    """A load with one long silent phase, like dequantizing a GGUF on the first start."""
+
+    def load(self, progress):
+        import time
+
+        progress("model.gguf: dequantizing GGUF (first start only)", 0.1)
+        time.sleep(3.2)
+        super().load(progress)
+
+
+@pytest.mark.anyio
+async def test_a_long_silent_loading_phase_shows_elapsed_time_not_a_stuck_percentage():
+    from textual.widgets import Label, ProgressBar
+
+    app = SpecDecApp(driver=SlowLoad(str(DATA / "greedy.jsonl")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(2.8)
+        label = str(app.query_one("#loading-label", Label).content)
+        assert "dequantizing GGUF" in label and label.rstrip().endswith(" s")
+        assert app.query_one("#loading-bar", ProgressBar).total is None  # indeterminate, not "10%" for a minute
+        await settle(pilot)
+        assert app.scheduler.ready
+
+
+def test_an_unknown_drafter_fails_fast_without_a_network(monkeypatch, capsys):
+    import time
+
+    from engine.hub import hub_reachable
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # as a user's shell has it: transformers would retry
+    if hub_reachable():
+        pytest.skip("this machine reaches the hub")
+    start = time.monotonic()
+    code = main(["--headless", "--verifier", "bogus-model-xyz", "--max-new-tokens", "2"])
+    assert code == 2 and "cannot be reached" in capsys.readouterr().err
+    assert time.monotonic() - start < 10  # was ~40 s of network retries
