@@ -16,7 +16,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from engine import DEFAULT_PROMPT, DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, EngineError, SpecConfig
 
@@ -30,6 +30,7 @@ from .widgets.comparison_row import ComparisonRow
 from .widgets.context_view import ContextView
 from .widgets.draft_row import DraftRow
 from .widgets.help_screen import HelpScreen
+from .widgets.key_footer import KeyFooter
 from .widgets.loading_bar import LoadingBar
 from .widgets.position_inspector import PositionInspector
 from .widgets.prompt_bar import PromptBar
@@ -122,7 +123,7 @@ class SpecDecApp(App):
             yield PositionInspector(id="inspector")
         yield Static(f"terminal too small: specdec-tui needs at least {SMALLEST[0]} x {SMALLEST[1]}", id="too-small")
         yield StatusBar(id="status")
-        yield Footer(show_command_palette=False)  # Ctrl+P is in the help; the footer keeps its room for keys
+        yield KeyFooter(show_command_palette=False)  # Ctrl+P is in the help; the footer keeps its room for keys
 
     def on_mount(self) -> None:
         self.query_one(StepLog).can_focus = False
@@ -141,8 +142,8 @@ class SpecDecApp(App):
         self.set_class(compact, "-compact")
         self.set_class(width >= WIDE_FROM[0] and height >= WIDE_FROM[1], "-wide")
         self.set_class(width < SMALLEST[0] or height < SMALLEST[1], "-too-small")
-        self.query_one(Footer).compact = compact
-        self.refresh_bindings()  # `w` shows in the footer only in the one-pane layout
+        self.query_one(KeyFooter).compact = compact
+        self.refresh_bindings()  # the footer recomposes: `w` and the trimmed key list belong to the one-pane layout
 
     @property
     def status(self) -> StatusBar:

@@ -362,13 +362,17 @@ async def test_the_command_palette_lists_the_apps_actions():
 
 
 class SlowLoad(ReplayDriver):
-    """A load with one long silent phase, like dequantizing a GGUF on the first start."""
+    """A load with one long silent phase, like dequantizing a GGUF on the first start; the test ends it."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        import threading
+
+        self.release = threading.Event()
 
     def load(self, progress):
-        import time
-
         progress("model.gguf: dequantizing GGUF (first start only)", 0.1)
-        time.sleep(3.2)
+        assert self.release.wait(20)
         super().load(progress)
 
 
@@ -376,12 +380,18 @@ class SlowLoad(ReplayDriver):
 async def test_a_long_silent_loading_phase_shows_elapsed_time_not_a_stuck_percentage():
     from textual.widgets import Label, ProgressBar
 
-    app = SpecDecApp(driver=SlowLoad(str(DATA / "greedy.jsonl")))
+    driver = SlowLoad(str(DATA / "greedy.jsonl"))
+    app = SpecDecApp(driver=driver)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(2.8)
-        label = str(app.query_one("#loading-label", Label).content)
+        label = ""
+        for _ in range(60):  # the bar turns indeterminate 2 s after the last message
+            await pilot.pause(0.25)
+            label = str(app.query_one("#loading-label", Label).content)
+            if label.rstrip().endswith(" s"):
+                break
         assert "dequantizing GGUF" in label and label.rstrip().endswith(" s")
         assert app.query_one("#loading-bar", ProgressBar).total is None  # indeterminate, not "10%" for a minute
+        driver.release.set()
         await settle(pilot)
         assert app.scheduler.ready
 

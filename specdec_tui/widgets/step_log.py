@@ -28,7 +28,7 @@ class StepLog(DataTable):
                 str(result.drafted),
                 f"{result.accepted}/{result.drafted}",
                 str(len(result.emitted)),
-                fit(visible(result.emitted_text), 20).rstrip(),
+                fit(visible(result.emitted_text), max(20, self.size.width - 56)).rstrip(),  # wide terminals: more text
                 f"{result.draft_s:.3f}",
                 f"{result.verify_s:.3f}",
             )
