@@ -35,3 +35,9 @@ def test_app_modules_never_import_torch_or_transformers_directly():
         if line.strip().startswith(("import torch", "from torch", "import transformers", "from transformers"))
     ]
     assert offenders == []
+
+
+def test_scheduler_operations_view_model_and_drivers_import_neither_textual_nor_torch():
+    out = run("import sys, specdec_tui.scheduler, specdec_tui.operations, specdec_tui.view_model, specdec_tui.driver, "
+              "engine.summary; print(sorted(m for m in ('textual', 'rich', 'torch') if m in sys.modules))")
+    assert out == "[]"
