@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from engine.errors import ConfigError, EngineError
+from engine import ConfigError, EngineError
 
 from .options import config_from_args, parser
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_headless(args)
         refuse_headless_only(args)
         if args.replay:
-            from engine.trace import read_trace
+            from engine import read_trace
 
             read_trace(args.replay)  # a trace that cannot be read is refused here, before the UI starts
             config = None

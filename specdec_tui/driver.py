@@ -10,8 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Protocol
 
-from engine import EngineError, RunSummary, SpecConfig, Stats, StepResult
-from engine.trace import header, read_trace, write_trace
+from engine import EngineError, RunSummary, SpecConfig, Stats, StepResult, read_trace, trace_header, write_trace
 
 from .view_model import Snapshot
 
@@ -71,8 +70,7 @@ class EngineDriver:
 
     def drafter_choices(self) -> list[str]:
         """What `d` cycles through: the drafter asked for on the command line, then the built-in ones."""
-        from engine import drafter_choices
-        from engine.drafters import resolve_spec
+        from engine import drafter_choices, resolve_spec
 
         chosen = resolve_spec(self.config.drafter, self.config.verifier)  # `auto` is the head or same
         return list(dict.fromkeys([chosen] + drafter_choices(self.config.verifier)))
@@ -124,7 +122,7 @@ class EngineDriver:
             self.session.reset(prompt)
             self.baseline_result = None  # it belonged to the previous prompt
             if self.plain_step_s is None:
-                from engine.costs import plain_step_seconds
+                from engine import plain_step_seconds
 
                 self.plain_step_s = plain_step_seconds(self.session)
             return self.snapshot()
@@ -146,7 +144,7 @@ class EngineDriver:
     def save(self, folder: str = ".") -> Path:
         with self.lock:
             s = self.session
-            head = header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
+            head = trace_header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
             summary = RunSummary.of(s.steps, s.stats, s.config, s.finish_reason, s.text, s.generated_text,
                                     self.plain_step_s)
             return write_trace(trace_path(folder), head, s.steps, summary.to_dict())

@@ -6,10 +6,7 @@ import json
 import sys
 import time
 
-from engine import RunSummary, Session, SpecConfig
-from engine.costs import plain_step_seconds
-from engine.errors import EngineError
-from engine.trace import TraceWriter, header
+from engine import EngineError, RunSummary, Session, SpecConfig, TraceWriter, trace_header
 
 from .options import config_from_args, parse_sweep
 
@@ -72,6 +69,8 @@ def run_headless(args) -> int:
         try:
             if args.compare_baseline:
                 comparison = session.compare(session.baseline())
+            from engine import plain_step_seconds
+
             plain_step_s = plain_step_seconds(session)  # the unit of c and r, measured after the run
         except KeyboardInterrupt:
             code = 130
@@ -87,7 +86,7 @@ def run_headless(args) -> int:
 
 
 def _header(session: Session) -> dict:
-    return header(session.config.to_dict(), session.prompt, session.prompt_ids, session.prompt_pieces)
+    return trace_header(session.config.to_dict(), session.prompt, session.prompt_ids, session.prompt_pieces)
 
 
 def _print_summary(s: dict) -> None:
@@ -116,8 +115,7 @@ def run_sweep(args) -> int:
     Each cell is paired with a plain-decoding run just before it (round robin, as bench/run.py does), so a slow
     spell of the machine hits both sides of a speed-up alike; each row is printed as soon as its cell finishes.
     """
-    from engine.session import build_drafter
-    from engine.models import load_model
+    from engine import build_drafter, load_model
 
     sizes = parse_sweep(args.sweep)
     drafters = [d.strip() for d in args.drafter.split(",") if d.strip()]

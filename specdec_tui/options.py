@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine import DEFAULT_PROMPT, DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, SpecConfig
-from engine.config import FORWARDS, SCHEDULES
-from engine.errors import ConfigError
+from engine import DEFAULT_PROMPT, DRAFT_MODES, FORWARDS, MAX_BLOCK_SIZE, SCHEDULES, VERIFY_MODES, ConfigError, SpecConfig
 
 DEFAULTS = SpecConfig()
 
