@@ -4,9 +4,12 @@ Light imports (config, results, traces) load without torch, so the app can repla
 `Session` and friends import torch on first use.
 """
 
-from .config import DEFAULT_PROMPT, MAX_BLOCK_SIZE, SpecConfig
+from .config import DEFAULT_PROMPT, DRAFT_MODES, FORWARDS, MAX_BLOCK_SIZE, SCHEDULES, VERIFY_MODES, SpecConfig
 from .errors import ConfigError, EngineError, ModelLoadError, PromptError, TokenizerMismatchError, TraceError
 from .results import Alternative, BaselineResult, Comparison, Decision, Position, Source, Stats, StepResult, Token
+from .summary import RunSummary, Theory
+from .trace import Trace, TraceWriter, read_trace, write_trace
+from .trace import header as trace_header
 
 _LAZY = {
     "Session": ".session",
@@ -15,6 +18,8 @@ _LAZY = {
     "Drafter": ".drafters",
     "build_drafter": ".drafters",
     "drafter_choices": ".drafters",
+    "resolve_spec": ".drafters",
+    "plain_step_seconds": ".costs",
 }
 
 
@@ -30,5 +35,7 @@ __all__ = [
     "DEFAULT_PROMPT", "MAX_BLOCK_SIZE", "SpecConfig", "ConfigError", "EngineError", "ModelLoadError", "PromptError",
     "TokenizerMismatchError", "TraceError", "Alternative", "BaselineResult", "Comparison", "Decision", "Position",
     "Source", "Stats", "StepResult", "Token", "Session", "load_model", "LoadedModel",
-    "Drafter", "build_drafter", "drafter_choices",
+    "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
+    "SCHEDULES", "RunSummary", "Theory", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
+    "plain_step_seconds",
 ]

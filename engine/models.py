@@ -20,6 +20,7 @@ import torch
 
 from . import lean_llama
 from .errors import ModelLoadError
+from .hub import cached_locally, hub_reachable
 from .lean_tokenizer import LeanTokenizer
 
 Progress = Callable[[str, float], None]  # (message, fraction done in [0, 1])
@@ -151,6 +152,8 @@ def _load_pretrained(spec: str, report: Progress, trust_remote_code: bool):
         source = str(path)
     else:
         source = spec
+        if not cached_locally(spec) and not hub_reachable():
+            raise ModelLoadError(_explain_missing(spec, OSError("offline: the hub cannot be reached")))
     report(f"{spec}: reading config", 0.05)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from .acceptance import Verdict
+from .acceptance import Verdict, residual
 from .drafters import Proposal
 from .pieces import PieceDecoder
-from .results import Alternative, Decision, Position
+from .results import Alternative, Decision, Position, Source
 
 TOP_ALTERNATIVES = 5
 
@@ -17,16 +17,23 @@ def top_alternatives(decoder: PieceDecoder, probs: torch.Tensor) -> tuple[Altern
     return tuple(Alternative(i, decoder.alone(i), v) for v, i in zip(values.tolist(), indices.tolist()))
 
 
+def verifier_source(drafted: int, accepted: int) -> Source:
+    """Where the verifier's own token of a step comes from: after zero drafts, after a full block, or a correction."""
+    if drafted == 0:
+        return Source.PLAIN
+    return Source.BONUS if accepted == drafted else Source.CORRECTION
+
+
 def decision_at(i: int, k: int, verdict: Verdict, n_emitted: int) -> Decision:
     if i < verdict.accepted:
         decision = Decision.ACCEPTED
     elif i == verdict.accepted and i < k:
         decision = Decision.REJECTED
     elif i == k and verdict.accepted == k and verdict.next_token is not None:
-        decision = Decision.BONUS
+        decision = Decision.BONUS if k else Decision.PLAIN  # no drafts: a plain decoding step, not a bonus
     else:
         decision = Decision.NOT_REACHED
-    if decision in (Decision.ACCEPTED, Decision.BONUS) and i >= n_emitted:
+    if decision in (Decision.ACCEPTED, Decision.BONUS, Decision.PLAIN) and i >= n_emitted:
         decision = Decision.STOPPED
     return decision
 
@@ -42,6 +49,9 @@ def build_positions(
         verifier_id = verdict.verifier_ids[i]
         p_row = verdict.p_verifier[i]
         examined = i < len(verdict.accept_probs)
+        decision = decision_at(i, k, verdict, n_emitted)
+        resampled = decision is Decision.REJECTED and examined  # sampling verification drew the correction
+        residual_row = residual(p_row, proposal.q_drafter[i]) if resampled else None
         positions.append(
             Position(
                 index=i,
@@ -52,11 +62,13 @@ def build_positions(
                 verifier_piece=decoder.piece(context + proposal.ids[:i], verifier_id),
                 p_verifier=float(p_row[verifier_id]),
                 p_verifier_of_draft=float(p_row[draft_id]) if i < k else None,
-                decision=decision_at(i, k, verdict, n_emitted),
+                decision=decision,
                 accept_prob=verdict.accept_probs[i] if examined else None,
                 draw=verdict.draws[i] if examined else None,
                 draft_top=top_alternatives(decoder, proposal.shown[i]) if i < k else (),
                 verifier_top=top_alternatives(decoder, p_row),
+                residual_prob=float(residual_row[verifier_id]) if resampled else None,
+                residual_top=top_alternatives(decoder, residual_row) if resampled else (),
             )
         )
     return tuple(positions)

@@ -13,6 +13,7 @@ class Decision(str, Enum):
     ACCEPTED = "accepted"  # draft token kept
     REJECTED = "rejected"  # draft token refused: the verifier's token at this position is the correction
     BONUS = "bonus"  # all drafts kept: the verifier's extra token after the block
+    PLAIN = "plain"  # nothing was drafted: the verifier decoded this token on its own (a plain decoding step)
     NOT_REACHED = "not_reached"  # after the first rejection, or the bonus slot when bonus tokens are off
     STOPPED = "stopped"  # would have been kept, but the text ended before it (EOS or max_new_tokens)
 
@@ -21,7 +22,8 @@ class Source(str, Enum):
     PROMPT = "prompt"
     DRAFT = "draft"  # an accepted draft token
     CORRECTION = "correction"  # the verifier's token at a rejected position
-    BONUS = "bonus"
+    BONUS = "bonus"  # the verifier's extra token after a fully accepted block
+    PLAIN = "plain"  # the verifier's token in a step with no drafts
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class Position:
     draw: float | None = None  # the uniform draw compared against accept_prob
     draft_top: tuple[Alternative, ...] = ()
     verifier_top: tuple[Alternative, ...] = ()
+    # Sampling verification, at the rejected position: the correction was drawn from normalise(max(0, p - q)).
+    residual_prob: float | None = None  # the residual's probability of the correction
+    residual_top: tuple[Alternative, ...] = ()
 
 
 @dataclass(frozen=True)

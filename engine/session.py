@@ -20,7 +20,7 @@ from .drafters import DraftKnobs, Drafter, ModelDrafter, Proposal, build_drafter
 from .errors import ConfigError, EngineError, PromptError
 from .models import LoadedModel, Progress, load_model
 from .pieces import PieceDecoder
-from .positions import build_positions
+from .positions import build_positions, verifier_source
 from .results import BaselineResult, Comparison, Source, Stats, StepResult, Token
 from .schedule import next_block_size
 
@@ -210,7 +210,7 @@ class Session:
         positions = build_positions(self.decoder, context, proposal, verdict, len(emitted_ids))
         # The positions already hold these texts: the kept drafts, then the verifier's token after them.
         pieces = [p.draft_piece for p in positions[: verdict.accepted]] + [positions[verdict.accepted].verifier_piece]
-        sources = [Source.DRAFT] * verdict.accepted + [Source.BONUS if verdict.accepted == len(proposal.ids) else Source.CORRECTION]
+        sources = [Source.DRAFT] * verdict.accepted + [verifier_source(len(proposal.ids), verdict.accepted)]
         emitted = tuple(Token(t, piece, src) for t, piece, src in zip(emitted_ids, pieces, sources))
         accepted = sum(1 for t in emitted if t.source is Source.DRAFT)
 

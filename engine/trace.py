@@ -53,20 +53,27 @@ def step_record(result: StepResult) -> dict:
     return {"type": "step", **_plain(result), "emitted_text": result.emitted_text}
 
 
+def _legacy_plain(value: str, drafted) -> str:
+    """Traces written before Decision.PLAIN recorded the token of a step with no drafts as a bonus."""
+    return "plain" if value == "bonus" and drafted == 0 else value
+
+
 def step_from_record(record: dict) -> StepResult:
     alternatives = lambda rows: tuple(Alternative(**row) for row in rows)  # noqa: E731
+    drafted = record.get("drafted")
     positions = tuple(
         Position(
             **{
                 **p,
-                "decision": Decision(p["decision"]),
+                "decision": Decision(_legacy_plain(p["decision"], drafted)),
                 "draft_top": alternatives(p.get("draft_top", ())),
                 "verifier_top": alternatives(p.get("verifier_top", ())),
+                "residual_top": alternatives(p.get("residual_top", ())),
             }
         )
         for p in record["positions"]
     )
-    emitted = tuple(Token(t["token_id"], t["piece"], Source(t["source"])) for t in record["emitted"])
+    emitted = tuple(Token(t["token_id"], t["piece"], Source(_legacy_plain(t["source"], drafted))) for t in record["emitted"])
     known = {f.name for f in dataclasses.fields(StepResult)} - {"positions", "emitted"}
     return StepResult(positions=positions, emitted=emitted, **{k: v for k, v in record.items() if k in known})
 

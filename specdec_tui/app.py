@@ -1,30 +1,36 @@
-"""The Textual app: panels that show one speculative step at a time, driven by keys, with model work in a thread.
+"""The Textual app: bindings, layout and handlers. Model work runs in one thread worker at a time.
 
-Model work is serialised: one operation at a time runs in a thread worker; keys pressed meanwhile are queued
-(steps, reset, baseline, save) or recorded as settings for the next step, and the status bar says so.
-A reset bumps `epoch`, so a step that was still running when the user reset can never reach the screen.
+What runs when is decided by `scheduler.Scheduler` (queue, epoch, busy); operations are typed values
+(`operations.py`) whose outcomes come back as typed messages (`messages.py`); what the panels show is
+`view_model.ViewModel`. None of those three import textual.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import replace
+from datetime import datetime
+from functools import partial
+from typing import Iterable
 
-from textual.app import App, ComposeResult
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Input, Label, ProgressBar
-from textual.worker import Worker, WorkerState
+from textual.widgets import Header, Static
 
-from engine import DEFAULT_PROMPT, MAX_BLOCK_SIZE, EngineError, SpecConfig, Stats
-from engine.theory import theory_summary
+from engine import DEFAULT_PROMPT, DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, EngineError, SpecConfig
 
-from .driver import EngineDriver, ReplayDriver, Snapshot
-from .messages import LoadProgress, PositionClicked
+from . import operations as ops
+from .driver import Driver, EngineDriver, ReplayDriver
+from .messages import (BaselineDone, DrafterSwitched, Loaded, LoadProgress, OperationFailed, Outcome, PositionClicked,
+                       ResetDone, Saved, Stepped, outcome)
+from .scheduler import Scheduler, Ticket
+from .view_model import Snapshot, ViewModel
 from .widgets.comparison_row import ComparisonRow
 from .widgets.context_view import ContextView
 from .widgets.draft_row import DraftRow
 from .widgets.help_screen import HelpScreen
+from .widgets.key_footer import KeyFooter
+from .widgets.loading_bar import LoadingBar
 from .widgets.position_inspector import PositionInspector
 from .widgets.prompt_bar import PromptBar
 from .widgets.stats_panel import StatsPanel
@@ -33,77 +39,76 @@ from .widgets.step_log import StepLog
 from .widgets.verifier_row import VerifierRow
 
 PLAY_DELAYS = (0.0, 0.3, 1.0)  # seconds between auto-play steps; `t` cycles through them
-COMPACT_BELOW = (100, 32)  # width, height
+COMPACT_BELOW = (100, 32)  # width, height: below either, the one-pane layout
+WIDE_FROM = (180, 45)
+SMALLEST = (60, 18)  # below this no layout can show a step: a notice instead
+PANES = ("context", "stats", "log", "position")  # what `w` cycles through in the one-pane layout
+CONFIGURING = {"block_size", "toggle_draft", "toggle_verify", "next_drafter", "focus_prompt"}  # need can_configure
 
 
 class SpecDecApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "specdec-tui"
-    ENABLE_COMMAND_PALETTE = False
+    COMMAND_PALETTE_BINDING = "ctrl+p"
     AUTO_FOCUS = None  # keys belong to the app until the user edits the prompt
+    # The tooltip is the line the help screen shows for the key.
     BINDINGS = [
-        Binding("n", "step", "Step", id="step"),
-        Binding("space", "play", "Play", id="play"),
-        Binding("r", "reset", "Reset", id="reset"),
-        Binding("plus,equals_sign", "block_size(1)", "k+1", id="block_size.up"),
-        Binding("minus", "block_size(-1)", "k-1", id="block_size.down"),
-        Binding("g", "toggle_draft", "Draft", id="draft_mode"),
-        Binding("v", "toggle_verify", "Verify", id="verify_mode"),
-        Binding("d", "next_drafter", "Drafter", id="drafter"),
-        Binding("b", "baseline", "Baseline", id="baseline"),
-        Binding("s", "save", "Save", id="save"),
-        Binding("t", "speed", "Play speed", show=False, id="speed"),
-        Binding("p", "focus_prompt", "Prompt", id="prompt"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("left", "select(-1)", "Position", show=False, id="position.left"),
-        Binding("right", "select(1)", "Position", show=False, id="position.right"),
-        Binding("left_square_bracket", "browse(-1)", "Earlier step", show=False, id="browse.earlier"),
-        Binding("right_square_bracket", "browse(1)", "Later step", show=False, id="browse.later"),
-        Binding("escape", "leave_prompt", "Leave prompt", show=False, id="leave_prompt"),
-    ]
-    HELP_ROWS = [
-        ("n", "one speculative step (draft -> verify -> accept)"),
-        ("space", "play / pause auto-stepping"),
-        ("t", "auto-play speed: no pause, 0.3 s, 1 s between steps"),
-        ("r", "reset to the prompt"),
-        ("+ / -", f"block size k (drafted tokens per step), 1..{MAX_BLOCK_SIZE}"),
-        ("g", "drafting: greedy <-> sampled (temperature, top-k, top-p, penalties)"),
-        ("v", "verification: greedy <-> speculative sampling"),
-        ("d", "next drafter: the one you chose, same, ngram, early-exit (half the layers); restarts"),
-        ("b", "run plain decoding (baseline): identical output? real speed-up?"),
-        ("s", "save the steps as a JSON Lines trace (replay with --replay FILE)"),
-        ("← / →", "pick a position: the drafter's and verifier's top-5 side by side"),
-        ("[ / ]", "browse earlier steps (view only; n continues from the latest)"),
-        ("p", "edit the prompt (Enter restarts from it, Escape leaves it)"),
-        ("?", "this help"),
-        ("q", "quit"),
+        Binding("n", "step", "Step", id="step", tooltip="one speculative step (draft -> verify -> accept)"),
+        Binding("space", "play", "Play", id="play", tooltip="play / pause auto-stepping"),
+        Binding("t", "speed", "Play speed", show=False, id="speed",
+                tooltip="auto-play speed: no pause, 0.3 s, 1 s between steps"),
+        Binding("r", "reset", "Reset", id="reset", tooltip="reset to the prompt"),
+        Binding("plus,equals_sign", "block_size(1)", "k+1", id="block_size.up", key_display="+",
+                tooltip=f"block size k (drafted tokens per step), 1..{MAX_BLOCK_SIZE}"),
+        Binding("minus", "block_size(-1)", "k-1", id="block_size.down", key_display="-",
+                tooltip=f"block size k (drafted tokens per step), 1..{MAX_BLOCK_SIZE}"),
+        Binding("w", "next_pane", "Pane", id="pane",
+                tooltip="small terminals: next pane under the chips (context, stats, log, position)"),
+        Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="this help (every key)"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="quit"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, id="palette", key_display="Ctrl+P",
+                tooltip="command palette: search every action by name"),
+        Binding("g", "toggle_draft", "Draft", id="draft_mode",
+                tooltip="drafting: greedy <-> sampled (temperature, top-k, top-p, penalties)"),
+        Binding("v", "toggle_verify", "Verify", id="verify_mode", tooltip="verification: greedy <-> speculative sampling"),
+        Binding("d", "next_drafter", "Drafter", id="drafter",
+                tooltip="next drafter: the one you chose, same, ngram, early-exit (half the layers); restarts"),
+        Binding("b", "baseline", "Baseline", id="baseline",
+                tooltip="run plain decoding (baseline): identical output? real speed-up?"),
+        Binding("s", "save", "Save", id="save", tooltip="save the steps as a JSON Lines trace (replay with --replay FILE)"),
+        Binding("left", "select(-1)", "Position", show=False, id="position.left", key_display="←",
+                tooltip="pick a position: the drafter's and verifier's top-5 side by side"),
+        Binding("right", "select(1)", "Position", show=False, id="position.right", key_display="→",
+                tooltip="pick a position: the drafter's and verifier's top-5 side by side"),
+        Binding("left_square_bracket", "browse(-1)", "Earlier step", show=False, id="browse.earlier", key_display="[",
+                tooltip="browse earlier steps (view only; n continues from the latest)"),
+        Binding("right_square_bracket", "browse(1)", "Later step", show=False, id="browse.later", key_display="]",
+                tooltip="browse earlier steps (view only; n continues from the latest)"),
+        Binding("a", "toggle_chart", "Chart", show=False, id="chart",
+                tooltip="stats chart: accepted-drafts histogram <-> acceptance over the steps"),
+        Binding("p", "focus_prompt", "Prompt", id="prompt",
+                tooltip="edit the prompt: Enter restarts from it, Ctrl+J adds a line, Escape cancels the edit"),
+        Binding("x", "screenshot", "Picture", show=False, id="screenshot",
+                tooltip="save a picture of the screen (SVG, named like a saved trace)"),
     ]
 
     def __init__(self, config: SpecConfig | None = None, prompt: str = DEFAULT_PROMPT, replay: str | None = None,
-                 driver=None):
+                 driver: Driver | None = None):
         super().__init__()
-        self.driver = driver or (ReplayDriver(replay) if replay else EngineDriver(config or SpecConfig()))
+        self.driver: Driver = driver or (ReplayDriver(replay) if replay else EngineDriver(config or SpecConfig()))
         self.prompt_text = prompt
-        self.epoch = 0
-        self.queue: deque = deque()
-        self.busy = False
-        self.ready = False
+        self.scheduler = Scheduler()
+        self.view = ViewModel()
         self.playing = False
         self.delay_index = 1
-        self.pending: dict = {}
-        self.snap: Snapshot | None = None
-        self.view_index: int | None = None  # an earlier step being browsed; None = the latest
-        self.selected = 0  # position shown in the inspector
+        self.pane = PANES[0]
 
     # -- layout -------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield PromptBar(self.prompt_text, id="prompt-bar")
-        with Horizontal(id="loading"):
-            yield Label("loading", id="loading-label")
-            yield ProgressBar(total=100, show_eta=False, id="loading-bar")
+        yield LoadingBar(id="loading")
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield DraftRow(id="draft-row")
@@ -115,236 +120,246 @@ class SpecDecApp(App):
         with Horizontal(id="bottom"):
             yield StepLog(id="step-log")
             yield PositionInspector(id="inspector")
+        yield Static(f"terminal too small: specdec-tui needs at least {SMALLEST[0]} x {SMALLEST[1]}", id="too-small")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter(show_command_palette=False)  # Ctrl+P is in the help; the footer keeps its room for keys
 
     def on_mount(self) -> None:
         self.query_one(StepLog).can_focus = False
         self.query_one(PromptBar).cursor_blink = False if self.is_headless else True
         self.sub_title = self.driver.title
         self.query_one("#loading").add_class("-visible")
-        self.query_one(StatusBar).say("loading models in the background…")
+        self.status.say("loading models in the background…")
         self.apply_size_class(self.size.width, self.size.height)
-        self.start("load", self._load)
+        self.run_operation(self.scheduler.start(ops.Load(self.prompt_text)))
 
     def on_resize(self, event) -> None:
         self.apply_size_class(event.size.width, event.size.height)
 
     def apply_size_class(self, width: int, height: int) -> None:
-        self.set_class(width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1], "-compact")
-
-    # -- running model work -------------------------------------------------------------------------------
-
-    def _load(self):
-        self.driver.load(lambda text, fraction: self.post_message(LoadProgress(text, fraction)))
-        return self.driver.reset(self.prompt_text)
-
-    def start(self, kind: str, function, *args) -> None:
-        """Run one operation in a thread worker; its result comes back tagged with the epoch it started in."""
-        self.busy = True
-        epoch = self.epoch
-        labels = {"load": "loading", "step": "stepping", "reset": "resetting", "baseline": "running plain decoding",
-                  "save": "saving", "drafter": "switching drafter"}
-        self.status.busy(labels[kind], self.queued_steps)
-
-        def work():
-            try:
-                return kind, epoch, function(*args)
-            except Exception as error:  # every failure becomes a message on screen, never a traceback
-                return kind, epoch, error
-
-        self.run_worker(work, thread=True, group="model", name=kind, exit_on_error=False)
+        compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
+        self.set_class(compact, "-compact")
+        self.set_class(width >= WIDE_FROM[0] and height >= WIDE_FROM[1], "-wide")
+        self.set_class(width < SMALLEST[0] or height < SMALLEST[1], "-too-small")
+        self.query_one(KeyFooter).compact = compact
+        self.refresh_bindings()  # the footer recomposes: `w` and the trimmed key list belong to the one-pane layout
 
     @property
     def status(self) -> StatusBar:
         return self.query_one(StatusBar)
 
     @property
-    def queued_steps(self) -> int:
-        return sum(1 for op in self.queue if op[0] == "step")
+    def snap(self) -> Snapshot | None:
+        return self.view.snap
 
-    def on_load_progress(self, message: LoadProgress) -> None:
-        self.query_one("#loading-label", Label).update(message.text)
-        self.query_one("#loading-bar", ProgressBar).update(progress=100 * message.fraction)
+    # -- running model work -------------------------------------------------------------------------------
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "model" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
-            return
-        self.busy = False
-        self.status.busy(None)
-        kind = event.worker.name
-        if event.state == WorkerState.ERROR:
-            self.fail(kind, event.worker.error)
-        else:
-            kind, epoch, value = event.worker.result
-            if epoch != self.epoch:
-                pass  # the result of a step started before a reset: dropped, never shown
-            elif isinstance(value, Exception):
-                self.fail(kind, value)
-            else:
-                self.deliver(kind, value)
-        self.pump()
+    def run_operation(self, ticket: Ticket) -> None:
+        """The one worker runner: runs the ticket's operation in a thread and posts its typed outcome."""
+        self.status.busy(ticket.operation.label, self.scheduler.queued_steps)
+        progress = lambda text, fraction: self.post_message(LoadProgress(text, fraction))  # noqa: E731
 
-    def fail(self, kind: str, error: BaseException) -> None:
-        self.playing = False
-        text = str(error) if isinstance(error, EngineError) else f"{type(error).__name__}: {error}"
-        if kind == "load":
-            self.query_one("#loading").remove_class("-visible")
-            if self.driver.replay or getattr(self.driver, "session", None) is None:
-                self.status.say(f"cannot start: {text} (q quits)", "error")
-                return
-            self.ready = True  # models loaded, only the prompt was refused: edit it and press Enter
-        self.queue = deque(op for op in self.queue if op[0] != "step")
-        self.status.say(text, "error")
+        def work() -> None:
+            try:
+                value = ticket.operation.run(self.driver, progress)
+            except Exception as error:  # every failure becomes a message on screen, never a traceback
+                value = error
+            self.post_message(outcome(ticket, value))
 
-    def deliver(self, kind: str, value) -> None:
-        if kind == "load":
-            self.ready = True
-            self.query_one("#loading").remove_class("-visible")
-            self.show(value, None)
-            if self.driver.replay:
-                self.query_one(PromptBar).value = self.driver.prompt
-            hint = "replay loaded" if self.driver.replay else "models ready"
-            self.status.say(f"{hint}: press n to step, space to play, ? for help", "ok")
-        elif kind == "step":
-            result, snap = value
-            self.show(snap, result)
-            if snap.finished:
-                self.playing = False
-                self.queue = deque(op for op in self.queue if op[0] != "step")
-                self.status.say(f"finished ({snap.finished.replace('_', ' ')}): press r to start again, p to edit the prompt", "ok")
-            else:
-                self.status.say(f"step {result.step}: kept {result.accepted}/{result.drafted} drafts, +{len(result.emitted)} tokens")
-        elif kind in ("reset", "drafter"):
-            self.show(value, None)
-            done = f"drafter {value.config.drafter}" if kind == "drafter" else "reset"
-            self.status.say(f"{done}: press n to step", "ok")
-        elif kind == "baseline":
-            self.show(value, self.snap.steps[-1] if self.snap and self.snap.steps else None)
-            self.status.say(f"baseline: {value.baseline_note}", "ok")
-        elif kind == "save":
-            self.status.say(f"trace saved to {value}", "ok")
+        self.run_worker(work, thread=True, group="model", name=type(ticket.operation).__name__, exit_on_error=False)
 
     def pump(self) -> None:
-        """Start the next queued operation, or the next auto-play step."""
-        if self.busy or not self.ready:
-            return
-        if self.queue:
-            op = self.queue.popleft()
-            if op[0] == "step":
-                if self.snap and self.snap.finished:
-                    return self.pump()
-                changes, self.pending = self.pending, {}
-                self.start("step", self.driver.step, changes)
-            elif op[0] == "reset":
-                self.start("reset", self.driver.reset, op[1])
-            elif op[0] == "baseline":
-                self.start("baseline", self.driver.baseline)
-            elif op[0] == "drafter":
-                self.start("drafter", self.driver.switch_drafter, op[1], self.prompt_text)
-            elif op[0] == "save":
-                self.start("save", self.driver.save)
-            return
-        if self.playing and not (self.snap and self.snap.finished):
+        """Start the next queued operation, or schedule the next auto-play step."""
+        operation = self.scheduler.next(finished=bool(self.view.finished))
+        if isinstance(operation, ops.Step):
+            operation = ops.Step(self.view.take_pending())  # settings changed while it waited apply now
+        if operation is not None:
+            self.run_operation(self.scheduler.start(operation))
+        elif self.playing and not self.scheduler.busy and not self.view.finished:
             self.set_timer(max(PLAY_DELAYS[self.delay_index], 0.01), self.auto_step)  # a 0 s timer divides by zero
 
     def auto_step(self) -> None:
-        if self.playing and not self.busy and not self.queue:
-            self.queue.append(("step",))
-            self.pump()
+        if self.playing and not self.scheduler.busy and not self.scheduler.queue:
+            self.enqueue(ops.Step())
 
-    def enqueue(self, op: tuple) -> None:
-        self.queue.append(op)
-        if self.busy:
-            self.status.busy(self.status.busy_label, self.queued_steps)
+    def enqueue(self, operation: ops.Operation) -> None:
+        self.scheduler.submit(operation)
+        if self.scheduler.busy:
+            self.status.busy(self.status.busy_label, self.scheduler.queued_steps)
         self.pump()
+
+    def current(self, message: Outcome) -> bool:
+        """False for the outcome of an operation voided by a restart: it is dropped, never shown."""
+        return message.ticket.epoch == self.scheduler.epoch
+
+    @on(Outcome)
+    def operation_ended(self, message: Outcome) -> None:
+        # Runs after the specific handler below (textual dispatches a subclass's handlers first).
+        self.scheduler.finish(message.ticket)
+        self.status.busy(None)
+        self.pump()
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        self.query_one(LoadingBar).report(message.text, message.fraction)
+
+    @on(Loaded)
+    def loaded(self, message: Loaded) -> None:
+        self.scheduler.ready = True
+        self.query_one("#loading").remove_class("-visible")
+        self.show(message.value)
+        if not self.driver.can_configure:
+            self.query_one(PromptBar).value = self.driver.prompt
+        hint = "models ready" if self.driver.has_models else "replay loaded"
+        self.status.say(f"{hint}: press n to step, space to play, ? for help", "ok")
+        for warning in message.value.warnings:
+            self.notify(warning, title="trace", severity="warning", timeout=10)
+
+    @on(Stepped)
+    def stepped(self, message: Stepped) -> None:
+        if not self.current(message):
+            return
+        result, snap = message.value
+        if snap.finished:
+            self.playing = False  # before show(): the header must not say "playing" after the end
+            self.scheduler.drop_steps()
+        self.show(snap)
+        if snap.finished:
+            again = "press r to start again, p to edit the prompt" if self.driver.can_configure else "press r to replay it"
+            self.status.say(f"finished ({snap.finished.replace('_', ' ')}): {again}", "ok")
+        else:
+            self.status.say(f"step {result.step}: kept {result.accepted}/{result.drafted} drafts, +{len(result.emitted)} tokens")
+
+    @on(ResetDone)
+    def reset_done(self, message: ResetDone) -> None:
+        if self.current(message):
+            self.show(message.value)
+            self.status.say("reset: press n to step", "ok")
+
+    @on(DrafterSwitched)
+    def drafter_switched(self, message: DrafterSwitched) -> None:
+        if self.current(message):
+            self.show(message.value)
+            self.status.say(f"drafter {message.value.config.drafter}: press n to step", "ok")
+
+    @on(BaselineDone)
+    def baseline_done(self, message: BaselineDone) -> None:
+        if self.current(message):
+            self.show(message.value)
+            self.status.say(f"baseline: {message.value.baseline_note}", "ok")
+
+    @on(Saved)
+    def saved(self, message: Saved) -> None:
+        self.status.say(f"trace saved to {message.value}", "ok")
+
+    @on(OperationFailed)
+    def operation_failed(self, message: OperationFailed) -> None:
+        if not self.current(message):
+            return
+        error = message.value
+        self.playing = False
+        text = str(error) if isinstance(error, EngineError) else f"{type(error).__name__}: {error}"
+        if isinstance(message.ticket.operation, ops.Load):
+            self.query_one("#loading").remove_class("-visible")
+            if not self.driver.loaded:
+                self.status.say(f"cannot start: {text} (q quits)", "error")
+                return
+            self.scheduler.ready = True  # models loaded, only the prompt was refused: edit it and press Enter
+        self.scheduler.drop_steps()
+        self.status.say(text, "error")
 
     # -- showing ------------------------------------------------------------------------------------------
 
-    def show(self, snap: Snapshot, result) -> None:
-        """A new state from the engine: always shows the latest step."""
-        self.snap = snap
-        self.view_index = None
+    def show(self, snap: Snapshot) -> None:
+        self.view.show(snap)
         self.render_view()
 
     def render_view(self) -> None:
-        snap = self.snap
-        if self.view_index is not None and self.view_index < len(snap.steps) - 1:
-            steps = snap.steps[: self.view_index + 1]  # the run as it was after that step
-            stats = Stats.from_steps(steps)
-            shown = replace(snap, steps=steps, stats=stats, finished=None, baseline_note=None,
-                            block_size=steps[-1].block_size, theory=theory_summary(stats, steps[-1].block_size))
-        else:
-            shown = snap
-        latest = shown.steps[-1] if shown.steps else None
-        if latest is not None:
-            self.selected = min(self.selected, len(latest.positions) - 1)
-        self.query_one(DraftRow).show(latest, self.selected)
-        self.query_one(VerifierRow).show(latest, self.selected)
-        self.query_one(ComparisonRow).show(latest, self.selected)
-        self.query_one(PositionInspector).show(latest, self.selected)
+        shown = self.view.shown()
+        latest = shown.latest
+        selected = self.view.select(self.view.selected)
+        self.query_one(DraftRow).show(latest, selected)
+        self.query_one(VerifierRow).show(latest, selected)
+        self.query_one(ComparisonRow).show(latest, selected)
+        self.query_one(PositionInspector).show(latest, selected)
         self.query_one(ContextView).show(shown.prompt_pieces, shown.steps, shown.finished)
         self.query_one(StatsPanel).show(shown)
-        self.query_one(StepLog).show(shown.steps)
+        self.query_one(StepLog).show(shown.steps, browsing=self.view.view_index is not None)
         self.update_header()
 
     def update_header(self) -> None:
         if not self.snap:
             return
-        c = self.snap.config.replace(**self.pending) if self.pending else self.snap.config
-        k = self.pending.get("block_size", self.snap.block_size)
-        play = " · ▶ playing" if self.playing else ""
-        self.sub_title = (f"{self.driver.title} · k={k} · {c.draft_mode} drafts · {c.verify} verify"
-                          f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''}{play}")
+        c, k = self.view.config, self.view.next_block_size
+        play = "▶ playing · " if self.playing else ""  # first, so a narrow header never cuts it off
+        self.sub_title = (f"{play}k={k} · {c.draft_mode} drafts · {c.verify} verify"
+                          f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''} · {self.driver.title}")
 
     # -- actions ------------------------------------------------------------------------------------------
 
     def not_ready(self) -> bool:
-        if not self.ready:
+        if not self.scheduler.ready:
             self.status.say("still loading: this key works once the models are ready", "warning")
             return True
         return False
 
-    def action_select(self, delta: int) -> None:
-        if not (self.snap and self.snap.steps):
+    def refusal(self, action: str) -> str | None:
+        """Why this driver cannot do `action`, or None. Such keys are hidden from the footer and the help."""
+        if action in CONFIGURING and not self.driver.can_configure:
+            return "this is a replay: its settings and prompt are fixed by the trace"
+        if action == "baseline" and not self.driver.has_models:
+            return "the baseline needs the models; a replay has none (run without --replay)"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_pane":
+            return self.has_class("-compact")
+        return self.refusal(action) is None
+
+    def on_key(self, event) -> None:
+        """A hidden key still answers, so a replay never ignores a key silently."""
+        if self.focused is not None:
             return
-        self.selected = max(0, self.selected + delta)
-        self.render_view()
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            reason = self.refusal(binding.action.partition("(")[0])
+            if reason:
+                self.status.say(reason, "warning")
+
+    def action_select(self, delta: int) -> None:
+        if self.view.has_steps:
+            self.view.select(self.view.selected + delta)
+            self.render_view()
 
     def on_position_clicked(self, message: PositionClicked) -> None:
-        self.selected = message.index
+        self.view.select(message.index)
         self.render_view()
 
     def action_browse(self, delta: int) -> None:
-        if not (self.snap and self.snap.steps):
+        if not self.view.has_steps:
             self.status.say("no steps yet: press n first", "warning")
             return
-        last = len(self.snap.steps) - 1
-        current = last if self.view_index is None else self.view_index
-        self.view_index = max(0, min(last, current + delta))
-        if self.view_index == last:
-            self.view_index = None
-            self.status.say(f"latest step ({last + 1})")
+        index, count = self.view.browse(delta), len(self.snap.steps)
+        if index is None:
+            self.status.say(f"latest step ({count})")
         else:
-            self.status.say(f"viewing step {self.view_index + 1} of {last + 1} (] later, n continues from the latest)")
+            self.status.say(f"viewing step {index + 1} of {count} (] later, n continues from the latest)")
         self.render_view()
 
     def action_step(self) -> None:
         if self.not_ready():
             return
-        if self.view_index is not None:
-            self.view_index = None  # n always continues from the latest step
+        if self.view.view_index is not None:
+            self.view.view_index = None  # n always continues from the latest step
             self.render_view()
-        if self.snap and self.snap.finished and not self.queue:
-            self.status.say(f"finished ({self.snap.finished.replace('_', ' ')}): press r to start again", "warning")
+        if self.view.finished and not self.scheduler.queue:
+            self.status.say(f"finished ({self.view.finished.replace('_', ' ')}): press r to start again", "warning")
             return
-        self.enqueue(("step",))
+        self.enqueue(ops.Step())
 
     def action_play(self) -> None:
         if self.not_ready():
             return
         self.playing = not self.playing
-        if self.playing and self.snap and self.snap.finished:
+        if self.playing and self.view.finished:
             self.playing = False
             self.status.say("finished: press r to start again, then space to play", "warning")
             return
@@ -359,90 +374,110 @@ class SpecDecApp(App):
     def action_reset(self) -> None:
         if self.not_ready():
             return
-        self.epoch += 1  # whatever is running now is stale
         self.playing = False
-        self.queue = deque(op for op in self.queue if op[0] not in ("step", "reset"))
-        self.queue.appendleft(("reset", self.prompt_text))
+        self.scheduler.submit(ops.Reset(self.prompt_text))
         if self.snap:  # show the reset state at once; the worker confirms it with the tokenized prompt
-            pieces = self.snap.prompt_pieces if self.driver.replay else (self.prompt_text,)
-            self.show(replace(self.snap, prompt_pieces=pieces, steps=(), stats=Stats(), finished=None,
-                              theory={}, baseline_note=None), None)
+            self.show(self.snap.cleared(None if not self.driver.can_configure else (self.prompt_text,)))
         self.status.say("resetting…")
         self.pump()
 
     def action_block_size(self, delta: int) -> None:
-        if self.not_ready() or self.refuse_in_replay():
+        if self.not_ready():
             return
-        current = self.pending.get("block_size", self.snap.block_size if self.snap else 4)
+        current = self.view.next_block_size
         wanted = current + delta
         if not 1 <= wanted <= MAX_BLOCK_SIZE:
             self.status.say(f"block size stays {current}: it must be between 1 and {MAX_BLOCK_SIZE}", "warning")
             return
-        self.pending["block_size"] = wanted
-        self.update_header()
+        self.view.pending["block_size"] = wanted
+        self.refresh_stats()
         self.status.say(f"block size k={wanted} from the next step")
 
     def action_toggle_draft(self) -> None:
-        self.toggle("draft_mode", ("greedy", "sampled"), "drafting")
+        self.toggle("draft_mode", DRAFT_MODES, "drafting")
 
     def action_toggle_verify(self) -> None:
-        self.toggle("verify", ("greedy", "sampling"), "verification")
+        self.toggle("verify", VERIFY_MODES, "verification")
 
-    def toggle(self, field: str, values: tuple[str, str], what: str) -> None:
-        if self.not_ready() or self.refuse_in_replay():
+    def toggle(self, field: str, values: tuple[str, ...], what: str) -> None:
+        if self.not_ready():
             return
-        current = self.pending.get(field, getattr(self.snap.config, field))
-        new = values[1] if current == values[0] else values[0]
-        self.pending[field] = new
-        self.update_header()
+        current = getattr(self.view.config, field)
+        new = values[(values.index(current) + 1) % len(values)]
+        self.view.pending[field] = new
+        self.refresh_stats()
         self.status.say(f"{what}: {new} from the next step")
 
-    def refuse_in_replay(self) -> bool:
-        if self.driver.replay:
-            self.status.say("this is a replay: settings are fixed by the trace", "warning")
-            return True
-        return False
+    def refresh_stats(self) -> None:
+        """Pending settings show in the header and the stats panel before the step that uses them."""
+        self.update_header()
+        if self.snap:
+            self.query_one(StatsPanel).show(self.view.shown(), self.view.next_block_size)
 
     def action_next_drafter(self) -> None:
-        if self.not_ready() or self.refuse_in_replay():
+        if self.not_ready():
             return
         choices = self.driver.drafter_choices()
         current = self.snap.config.drafter if self.snap else choices[0]
         following = choices[(choices.index(current) + 1) % len(choices)] if current in choices else choices[0]
-        self.epoch += 1  # a new drafter restarts decoding: anything in flight is stale
         self.playing = False
-        self.queue = deque(op for op in self.queue if op[0] not in ("step", "reset", "drafter"))
-        self.queue.append(("drafter", following))
+        self.scheduler.submit(ops.SwitchDrafter(following, self.prompt_text))
         self.status.say(f"switching drafter to {following}…")
         self.pump()
 
     def action_baseline(self) -> None:
         if self.not_ready():
             return
-        if self.driver.replay:
-            self.status.say("the baseline needs the models; a replay has none (run without --replay)", "warning")
-            return
-        self.enqueue(("baseline",))
+        self.enqueue(ops.Baseline())
 
     def action_save(self) -> None:
         if not self.not_ready():
-            self.enqueue(("save",))
+            self.enqueue(ops.Save())
 
     def action_focus_prompt(self) -> None:
-        if self.driver.replay:
-            self.status.say("this is a replay: the prompt is fixed by the trace", "warning")
-            return
         self.query_one(PromptBar).focus()
 
-    def action_leave_prompt(self) -> None:
-        self.set_focus(None)
+    def action_screenshot(self) -> None:
+        path = self.save_screenshot(filename=f"specdec-screen-{datetime.now():%Y%m%d-%H%M%S}.svg")
+        self.status.say(f"picture of the screen saved to {path}", "ok")
+
+    def get_system_commands(self, screen) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P) lists the app's own actions, the ones this driver can do."""
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            name = binding.action.partition("(")[0]
+            if binding.tooltip and binding.id != "palette" and self.check_action(name, ()):
+                yield SystemCommand(f"{binding.description} ({binding.key_display or binding.key})", binding.tooltip,
+                                    partial(self.run_action, binding.action))
+
+    def action_next_pane(self) -> None:
+        self.show_pane(PANES[(PANES.index(self.pane) + 1) % len(PANES)])
+
+    def show_pane(self, pane: str) -> None:
+        for name in PANES:
+            self.set_class(name == pane and name != PANES[0], f"-pane-{name}")
+        self.pane = pane
+        self.status.say(f"showing the {dict(context='accepted context', stats='stats', log='step log', position='position inspector')[pane]} (w: next pane)")
+
+    def action_toggle_chart(self) -> None:
+        chart = self.query_one(StatsPanel).toggle_chart()
+        self.status.say("chart: accepted drafts per step" if chart == "histogram" else "chart: acceptance over the steps")
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.HELP_ROWS))
+        self.push_screen(HelpScreen([b for b in self.BINDINGS if self.refusal(b.action.partition("(")[0]) is None]))
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    @on(PromptBar.Submitted)
+    def prompt_submitted(self, event: PromptBar.Submitted) -> None:
         self.set_focus(None)
-        if self.driver.replay:
+        if not self.driver.can_configure:
             return
         self.prompt_text = event.value
         self.action_reset()
+
+    @on(PromptBar.Cancelled)
+    def prompt_cancelled(self) -> None:
+        self.set_focus(None)
+        bar = self.query_one(PromptBar)
+        if bar.value != self.prompt_text:
+            bar.value = self.prompt_text  # the screen shows the prompt that is running, never an unapplied edit
+            self.status.say("edit cancelled: the running prompt is back (Enter applies an edit)")

@@ -13,6 +13,7 @@ DECISION_STYLE = {
     Decision.ACCEPTED: ("✓ ACCEPT", "bold $text on $success-muted"),
     Decision.REJECTED: ("✗ MISMATCH", "bold $text on $error-muted"),
     Decision.BONUS: ("+ BONUS", "bold $text on $accent-muted"),
+    Decision.PLAIN: ("= PLAIN", "bold $text on $panel"),
     Decision.NOT_REACHED: ("· unreached", "$text-muted"),
     Decision.STOPPED: ("■ past end", "$text-muted"),
 }
@@ -22,6 +23,7 @@ DECISION_SHORT = {
     Decision.ACCEPTED: "✓ ok",
     Decision.REJECTED: "✗ no",
     Decision.BONUS: "+ bon",
+    Decision.PLAIN: "= pln",
     Decision.NOT_REACHED: "·",
     Decision.STOPPED: "■ end",
 }
@@ -31,6 +33,7 @@ SOURCE_STYLE = {
     Source.DRAFT: "$text-success",
     Source.CORRECTION: "underline $text-warning",
     Source.BONUS: "bold $text-accent",
+    Source.PLAIN: "$text",
 }
 
 
@@ -54,9 +57,15 @@ def column_width(total_width: int, columns: int) -> int:
     return max(5, min(16, (total_width - LABEL_WIDTH) // max(1, columns)))
 
 
-def decision_word(decision: Decision, width: int) -> str:
-    word = DECISION_STYLE[decision][0]
-    return word if len(word) <= width - 1 else DECISION_SHORT[decision]
+# Sampling verification refuses a draft by a draw (u >= p/q), not by a mismatch.
+SAMPLING_WORDS = {Decision.REJECTED: ("✗ REJECTED", "✗ rej")}
+
+
+def decision_word(decision: Decision, width: int, verify_mode: str = "greedy") -> str:
+    word, short = DECISION_STYLE[decision][0], DECISION_SHORT[decision]
+    if verify_mode == "sampling" and decision in SAMPLING_WORDS:
+        word, short = SAMPLING_WORDS[decision]
+    return word if len(word) <= width - 1 else short
 
 
 def row(label: str, cells: list[tuple[str, str]], width: int) -> Content:
@@ -76,6 +85,14 @@ def probability(value: float | None) -> str:
     if value < 0.005:
         return f"{value:.0e}" if value > 0 else "0"
     return f"{value:.2f}"
+
+
+def drafter_probability(position) -> float | None:
+    """The drafter's probability of its drafted token, as its top-5 shows it (a greedy draft's q is a point mass)."""
+    for alternative in position.draft_top:
+        if alternative.token_id == position.draft_id:
+            return alternative.prob
+    return position.q_drafter
 
 
 def column_at(x: int, total_width: int, columns: int) -> int | None:

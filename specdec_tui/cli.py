@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from engine.errors import EngineError
+from engine import ConfigError, EngineError
 
 from .options import config_from_args, parser
+
+HEADLESS_ONLY = ("json", "trace", "compare_baseline", "sweep")
+
+
+def refuse_headless_only(args) -> None:
+    """Options that only the headless run reads must not silently open the UI."""
+    given = [f"--{name.replace('_', '-')}" for name in HEADLESS_ONLY if getattr(args, name)]
+    if given:
+        raise ConfigError(f"{', '.join(given)} only work{'s' if len(given) == 1 else ''} with --headless "
+                          "(add --headless, or drop them to open the app)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
             from .headless import run_headless
 
             return run_headless(args)
+        refuse_headless_only(args)
         if args.replay:
+            from engine import read_trace
+
+            read_trace(args.replay)  # a trace that cannot be read is refused here, before the UI starts
             config = None
         else:
             config = config_from_args(args)

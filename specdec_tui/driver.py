@@ -6,50 +6,71 @@ A lock serialises all model work, so a step abandoned by a reset finishes before
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
-from engine import EngineError, SpecConfig, Stats, StepResult
-from engine.theory import theory_summary
-from engine.trace import header, read_trace, write_trace
+from engine import EngineError, RunSummary, SpecConfig, Stats, StepResult, read_trace, trace_header, write_trace
+
+from .view_model import Snapshot
 
 Progress = Callable[[str, float], None]
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything the screen shows about the run after an operation, handed from the worker to the UI."""
+class Driver(Protocol):
+    """What the app steps through. Capabilities say what a driver can do, so the app never asks what it is."""
 
-    prompt_pieces: tuple[str, ...]
-    steps: tuple[StepResult, ...]
-    stats: Stats
-    finished: str | None
-    block_size: int
-    config: SpecConfig
-    theory: dict
-    baseline_note: str | None = None
+    can_configure: bool  # settings (k, modes, drafter, prompt) can change between steps
+    has_models: bool  # models are loaded: plain decoding (the baseline) can run
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def loaded(self) -> bool: ...  # load() succeeded (a refused prompt can still be fixed)
+
+    def load(self, progress: Progress) -> None: ...
+
+    def reset(self, prompt: str) -> Snapshot: ...
+
+    def step(self, changes: dict) -> tuple[StepResult, Snapshot]: ...
+
+    def drafter_choices(self) -> list[str]: ...
+
+    def switch_drafter(self, spec: str, prompt: str) -> Snapshot: ...
+
+    def baseline(self) -> Snapshot: ...
+
+    def save(self, folder: str = ".") -> Path: ...
+
+
+def trace_path(folder: str) -> Path:
+    return Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
 
 
 class EngineDriver:
-    replay = False
+    can_configure = True
+    has_models = True
 
     def __init__(self, config: SpecConfig):
         self.config = config
         self.session = None
         self.lock = threading.Lock()
         self.baseline_result = None  # BaselineResult of the current prompt, once `b` ran it
+        self.plain_step_s: float | None = None  # measured once, after loading (engine.costs)
 
     @property
     def title(self) -> str:
         config = self.session.config if self.session else self.config
         return f"verifier {config.verifier} · drafter {config.drafter}"
 
+    @property
+    def loaded(self) -> bool:
+        return self.session is not None
+
     def drafter_choices(self) -> list[str]:
         """What `d` cycles through: the drafter asked for on the command line, then the built-in ones."""
-        from engine import drafter_choices
-        from engine.drafters import resolve_spec
+        from engine import drafter_choices, resolve_spec
 
         chosen = resolve_spec(self.config.drafter, self.config.verifier)  # `auto` is the head or same
         return list(dict.fromkeys([chosen] + drafter_choices(self.config.verifier)))
@@ -77,8 +98,8 @@ class EngineDriver:
             finished=s.finish_reason,
             block_size=s.block_size,
             config=s.config,
-            theory=theory_summary(s.stats, s.block_size),
             baseline_note=self.baseline_note(),
+            plain_step_s=self.plain_step_s,
         )
 
     def baseline_note(self) -> str | None:
@@ -100,6 +121,10 @@ class EngineDriver:
         with self.lock:
             self.session.reset(prompt)
             self.baseline_result = None  # it belonged to the previous prompt
+            if self.plain_step_s is None:
+                from engine import plain_step_seconds
+
+                self.plain_step_s = plain_step_seconds(self.session)
             return self.snapshot()
 
     def step(self, changes: dict) -> tuple[StepResult, Snapshot]:
@@ -119,15 +144,17 @@ class EngineDriver:
     def save(self, folder: str = ".") -> Path:
         with self.lock:
             s = self.session
-            head = header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
-            path = Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
-            return write_trace(path, head, s.steps, {"type": "summary", **s.stats.summary()})
+            head = trace_header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
+            summary = RunSummary.of(s.steps, s.stats, s.config, s.finish_reason, s.text, s.generated_text,
+                                    self.plain_step_s)
+            return write_trace(trace_path(folder), head, s.steps, summary.to_dict())
 
 
 class ReplayDriver:
     """Steps through a recorded trace with no model: the same screen, the recorded numbers."""
 
-    replay = True
+    can_configure = False
+    has_models = False
 
     def __init__(self, path: str):
         self.path = path
@@ -145,6 +172,10 @@ class ReplayDriver:
         if not self.trace:
             return f"replay {name}"
         return f"replay {name} · verifier {self.config.verifier} · drafter {self.config.drafter}"
+
+    @property
+    def loaded(self) -> bool:
+        return self.trace is not None
 
     @property
     def prompt(self) -> str:
@@ -169,7 +200,8 @@ class ReplayDriver:
             finished=done,
             block_size=block,
             config=self.config,
-            theory=theory_summary(stats, block),
+            warnings=self.trace.warnings,
+            plain_step_s=(self.trace.summary or {}).get("plain_step_s"),
         )
 
     def reset(self, prompt: str) -> Snapshot:
@@ -195,5 +227,4 @@ class ReplayDriver:
 
     def save(self, folder: str = ".") -> Path:
         head = dict(self.trace.header)
-        path = Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
-        return write_trace(path, head, self.trace.steps[: self.position])
+        return write_trace(trace_path(folder), head, self.trace.steps[: self.position])

@@ -6,10 +6,7 @@ import json
 import sys
 import time
 
-from engine import Session, SpecConfig
-from engine.errors import EngineError
-from engine.theory import theory_summary
-from engine.trace import TraceWriter, header
+from engine import EngineError, RunSummary, Session, SpecConfig, TraceWriter, trace_header
 
 from .options import config_from_args, parse_sweep
 
@@ -22,19 +19,9 @@ def _emit(args, record: dict, text: str) -> None:
     print(json.dumps(record, ensure_ascii=False) if args.json else text, flush=True)
 
 
-def summary(session: Session, comparison=None) -> dict:
-    stats = session.stats
-    out = {
-        "type": "summary",
-        "text": session.text,
-        "generated_text": session.generated_text,
-        "finish_reason": session.finish_reason,
-        **stats.summary(),
-        **theory_summary(stats, session.config.block_size),
-        "verifier": session.config.verifier,
-        "drafter": session.config.drafter,
-        "block_size": session.config.block_size,
-    }
+def summary(session: Session, comparison=None, plain_step_s: float | None = None) -> dict:
+    out = RunSummary.of(session.steps, session.stats, session.config, session.finish_reason, session.text,
+                        session.generated_text, plain_step_s).to_dict()
     if comparison is not None:
         baseline = comparison.baseline
         out.update(
@@ -77,13 +64,17 @@ def run_headless(args) -> int:
     except EngineError as error:
         print(f"specdec-tui: {error}", file=sys.stderr)
         code = 1
-    comparison = None
-    if args.compare_baseline and code == 0:
+    comparison, plain_step_s = None, None
+    if code == 0:
         try:
-            comparison = session.compare(session.baseline())
+            if args.compare_baseline:
+                comparison = session.compare(session.baseline())
+            from engine import plain_step_seconds
+
+            plain_step_s = plain_step_seconds(session)  # the unit of c and r, measured after the run
         except KeyboardInterrupt:
             code = 130
-    result = summary(session, comparison)
+    result = summary(session, comparison, plain_step_s)
     if writer:
         writer.summary(result)
         writer.close()
@@ -95,7 +86,7 @@ def run_headless(args) -> int:
 
 
 def _header(session: Session) -> dict:
-    return header(session.config.to_dict(), session.prompt, session.prompt_ids, session.prompt_pieces)
+    return trace_header(session.config.to_dict(), session.prompt, session.prompt_ids, session.prompt_pieces)
 
 
 def _print_summary(s: dict) -> None:
@@ -107,9 +98,11 @@ def _print_summary(s: dict) -> None:
         f"tokens/verifier-call={s['tokens_per_verifier_call']:.2f} tokens/s={s['tokens_per_s']:.1f}"
     )
     if s.get("expected_tokens_per_step") is not None:
+        r = "" if s.get("verify_cost_ratio") is None else f" r={s['verify_cost_ratio']:.2f}"
         print(
-            f"theory: c={s['cost_ratio']:.2f} expected tokens/step={s['expected_tokens_per_step']:.2f} "
-            f"expected speed-up={s['expected_speedup']:.2f}x best k={s['best_k']}"
+            f"theory: c={s['cost_ratio']:.2f}{r} expected tokens/step={s['expected_tokens_per_step']:.2f} "
+            f"expected speed-up={s['expected_speedup']:.2f}x best k={s['best_k']} "
+            "(c, r: draft token, verify pass / one plain decoding step)"
         )
     if "speedup" in s:
         lossless = {True: "identical to plain decoding", False: "DIFFERS from plain decoding", None: "sampled (not compared)"}
@@ -117,37 +110,56 @@ def _print_summary(s: dict) -> None:
 
 
 def run_sweep(args) -> int:
-    """Every block size (and drafter) on one prompt, against one baseline; models are loaded once."""
-    from engine.session import build_drafter
-    from engine.models import load_model
+    """Every block size (and drafter) on one prompt; models are loaded once.
+
+    Each cell is paired with a plain-decoding run just before it (round robin, as bench/run.py does), so a slow
+    spell of the machine hits both sides of a speed-up alike; each row is printed as soon as its cell finishes.
+    """
+    from engine import build_drafter, load_model
 
     sizes = parse_sweep(args.sweep)
     drafters = [d.strip() for d in args.drafter.split(",") if d.strip()]
     base_config = config_from_args(args, drafter=drafters[0], block_size=sizes[0])
     verifier = load_model(base_config.verifier, base_config.device, None if args.json else _progress, base_config.trust_remote_code)
-    rows = []
-    baseline = None
-    for drafter_spec in drafters:
-        drafter = build_drafter(base_config.replace(drafter=drafter_spec), verifier)
-        for k in sizes:
-            config: SpecConfig = config_from_args(args, drafter=drafter_spec, block_size=k)
-            session = Session(config, verifier, drafter)
-            session.reset(args.prompt)
-            if baseline is None:
-                baseline = session.baseline()
-            session.run()
-            comparison = session.compare(baseline)
-            row = {"type": "sweep", "k": k, "drafter": drafter_spec, "acceptance_rate": session.stats.acceptance_rate,
-                   "tokens_per_verifier_call": session.stats.tokens_per_verifier_call,
-                   "tokens_per_s": session.stats.tokens_per_s, "baseline_tokens_per_s": baseline.tokens_per_s,
-                   "speedup": comparison.speedup, "lossless": comparison.lossless if config.verify == "greedy" else None}
-            rows.append(row)
-            if args.json:
-                print(json.dumps(row), flush=True)
+    built = {spec: build_drafter(base_config.replace(drafter=spec), verifier) for spec in drafters}
     if not args.json:
-        print(f"{'k':>3} {'drafter':<16} {'accept':>7} {'tok/call':>8} {'tok/s':>7} {'speed-up':>8} lossless")
-        for r in rows:
-            print(f"{r['k']:>3} {r['drafter']:<16} {100 * r['acceptance_rate']:>6.1f}% {r['tokens_per_verifier_call']:>8.2f} "
-                  f"{r['tokens_per_s']:>7.1f} {r['speedup']:>7.2f}x {r['lossless']}")
-        print(f"baseline (plain greedy decoding of the verifier): {baseline.tokens_per_s:.1f} tokens/s")
+        print(f"{'k':>3} {'drafter':<16} {'accept':>7} {'tok/call':>8} {'tok/s':>7} {'plain':>7} {'speed-up':>8} lossless",
+              flush=True)
+    warm_up = Session(base_config, verifier, built[drafters[0]])
+    warm_up.reset(args.prompt)
+    warm_up.baseline(max_new_tokens=4)  # the first forward passes of a process are slow: keep them out of the table
+    baselines = []
+    try:
+        for drafter_spec in drafters:
+            for k in sizes:
+                row = _sweep_cell(args, verifier, built[drafter_spec], drafter_spec, k)
+                baselines.append(row["baseline_tokens_per_s"])
+                _emit(args, row, _sweep_line(row))
+    except KeyboardInterrupt:
+        print("specdec-tui: sweep interrupted; the rows above are complete", file=sys.stderr)
+        return 130
+    if not args.json:
+        low, high = min(baselines), max(baselines)
+        print(f"plain = plain greedy decoding of the verifier, measured just before each cell ({low:.1f}-{high:.1f} tokens/s)")
     return 0
+
+
+def _sweep_cell(args, verifier, drafter, drafter_spec: str, k: int) -> dict:
+    config: SpecConfig = config_from_args(args, drafter=drafter_spec, block_size=k)
+    session = Session(config, verifier, drafter)
+    session.reset(args.prompt)
+    baseline = session.baseline()
+    session.run()
+    comparison = session.compare(baseline)
+    stats = session.stats
+    return {"type": "sweep", "k": k, "drafter": drafter_spec,
+            "acceptance_rate": stats.acceptance_rate if stats.drafted else None,  # nothing drafted: no rate
+            "drafted": stats.drafted, "tokens_per_verifier_call": stats.tokens_per_verifier_call,
+            "tokens_per_s": stats.tokens_per_s, "baseline_tokens_per_s": baseline.tokens_per_s,
+            "speedup": comparison.speedup, "lossless": comparison.lossless if config.verify == "greedy" else None}
+
+
+def _sweep_line(r: dict) -> str:
+    accept = "n/a" if r["acceptance_rate"] is None else f"{100 * r['acceptance_rate']:.1f}%"
+    return (f"{r['k']:>3} {r['drafter']:<16} {accept:>7} {r['tokens_per_verifier_call']:>8.2f} "
+            f"{r['tokens_per_s']:>7.1f} {r['baseline_tokens_per_s']:>7.1f} {r['speedup']:>7.2f}x {r['lossless']}")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine import DEFAULT_PROMPT, MAX_BLOCK_SIZE, SpecConfig
-from engine.errors import ConfigError
+from engine import DEFAULT_PROMPT, DRAFT_MODES, FORWARDS, MAX_BLOCK_SIZE, SCHEDULES, VERIFY_MODES, ConfigError, SpecConfig
 
 DEFAULTS = SpecConfig()
 
@@ -19,9 +18,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--verifier", default=DEFAULTS.verifier, help="smollm2-135m (embedded), a hub id, a folder or a .gguf file")
     p.add_argument("--drafter", default=DEFAULTS.drafter, help="auto (the trained head where one ships, else same), head, head:PATH, same, ngram, early-exit:N, or a model spec; comma-separated with --sweep")
     p.add_argument("--block-size", "-k", type=int, default=DEFAULTS.block_size, help=f"drafted tokens per step, 1..{MAX_BLOCK_SIZE}")
-    p.add_argument("--block-size-schedule", choices=("constant", "heuristic"), default=DEFAULTS.block_size_schedule)
-    p.add_argument("--draft-mode", choices=("greedy", "sampled"), default=DEFAULTS.draft_mode)
-    p.add_argument("--verify", choices=("greedy", "sampling"), default=DEFAULTS.verify)
+    p.add_argument("--block-size-schedule", choices=SCHEDULES, default=DEFAULTS.block_size_schedule)
+    p.add_argument("--draft-mode", choices=DRAFT_MODES, default=DEFAULTS.draft_mode)
+    p.add_argument("--verify", choices=VERIFY_MODES, default=DEFAULTS.verify)
     p.add_argument("--draft-temperature", type=float, default=DEFAULTS.draft_temperature)
     p.add_argument("--draft-top-k", type=int, default=DEFAULTS.draft_top_k)
     p.add_argument("--draft-top-p", type=float, default=DEFAULTS.draft_top_p)
@@ -35,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=DEFAULTS.device, help="cpu (default), cuda or auto")
     p.add_argument("--no-bonus", action="store_true", help="no extra verifier token after a fully accepted block (the notebook's counts)")
     p.add_argument("--ngram-max", type=int, default=DEFAULTS.ngram_max, help="longest suffix the ngram drafter looks up")
-    p.add_argument("--forward", choices=("auto", "transformers"), default=DEFAULTS.forward, help="auto: the engine's lean Llama forward where it applies; transformers: the model's own forward")
+    p.add_argument("--forward", choices=FORWARDS, default=DEFAULTS.forward, help="auto: the engine's lean Llama forward where it applies; transformers: the model's own forward")
     p.add_argument("--trust-remote-code", action="store_true", help="allow models that ship their own Python code")
     p.add_argument("--headless", action="store_true", help="no UI: print one line per step, then the text")
     p.add_argument("--json", action="store_true", help="with --headless: JSON Lines instead of text")

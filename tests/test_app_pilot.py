@@ -80,12 +80,12 @@ async def test_steps_pressed_while_a_step_runs_are_queued_not_lost():
     app = SpecDecApp(driver=driver)
     async with app.run_test(size=(120, 40)) as pilot:
         await start_blocked_step(pilot, driver, presses=6)
-        assert app.queued_steps == 5
+        assert app.scheduler.queued_steps == 5
         assert app.query_one(StatusBar).queued == 5  # shown as "· 5 queued" next to the spinner
         driver.gate.set()
         for _ in range(20):
             await settle(pilot)
-            if not app.busy and not app.queue:
+            if not app.scheduler.busy and not app.scheduler.queue:
                 break
         assert app.snap.stats.steps == 6  # none lost, none applied twice
         assert app.query_one(StepLog).row_count == 6
@@ -206,7 +206,7 @@ async def test_tiny_model_end_to_end(tiny, tiny_verifier):
     app = tiny_app(tiny, draft_mode="greedy", block_size=3)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        assert app.ready, status(app)
+        assert app.scheduler.ready, status(app)
         for _ in range(4):
             await pilot.press("n")
             await settle(pilot)
@@ -298,13 +298,13 @@ async def test_browse_earlier_steps_and_n_continues_from_the_latest():
             await pilot.press("n")
             await settle(pilot)
         await pilot.press("left_square_bracket", "left_square_bracket")
-        assert app.view_index == 1 and "viewing step 2 of 4" in status(app)
+        assert app.view.view_index == 1 and "viewing step 2 of 4" in status(app)
         assert app.query_one(StepLog).row_count == 2  # the run as it was after step 2
         await pilot.press("right_square_bracket", "right_square_bracket")
-        assert app.view_index is None
+        assert app.view.view_index is None
         await pilot.press("left_square_bracket", "n")
         await settle(pilot)
-        assert app.view_index is None and app.snap.stats.steps == 5
+        assert app.view.view_index is None and app.snap.stats.steps == 5
 
 
 @pytest.mark.anyio
@@ -319,11 +319,11 @@ async def test_left_right_select_positions_within_the_block():
         for _ in range(10):
             await pilot.press("right")
         last = len(app.snap.steps[-1].positions) - 1
-        assert app.selected == last
+        assert app.view.selected == last
         assert f"position {last + 1}/{last + 1}" in app.query_one(PositionInspector).border_title
         for _ in range(10):
             await pilot.press("left")
-        assert app.selected == 0
+        assert app.view.selected == 0
 
 
 @pytest.mark.anyio
@@ -337,7 +337,7 @@ async def test_a_hundred_step_keys_while_steps_run(tiny):
             await pilot.press("n")
         for _ in range(200):
             await settle(pilot)
-            if not app.busy and not app.queue:
+            if not app.scheduler.busy and not app.scheduler.queue:
                 break
         stats, steps = app.snap.stats, app.snap.steps
         finished = app.snap.finished is not None
@@ -362,7 +362,7 @@ async def test_clicking_a_chip_selects_its_position():
         # border + padding = 2 cells before the content; then the label, then two columns.
         await pilot.click(VerifierRow, offset=(2 + LABEL_WIDTH + 2 * width + 1, 1))
         await pilot.pause()
-        assert app.selected == 2
+        assert app.view.selected == 2
 
 
 @pytest.mark.anyio

@@ -73,3 +73,20 @@ def test_light_theme_keeps_chips_legible(snap_compare):
         await keys("n", "n", "n", "n")(pilot)
 
     assert snap_compare(replay(), run_before=run_before, terminal_size=(120, 40))
+
+
+def test_small_terminal_step_log_pane(snap_compare):
+    # 80x24: the chips take the full width; `w` shows the step log in the pane under them.
+    assert snap_compare(replay(), run_before=keys("n", "n", "n", "w", "w"), terminal_size=(80, 24))
+
+
+def test_wide_terminal(snap_compare):
+    assert snap_compare(replay(), run_before=keys("n", "n", "n", "n", "n"), terminal_size=(200, 50))
+
+
+def test_too_small_terminal(snap_compare):
+    assert snap_compare(replay(), run_before=keys("n"), terminal_size=(40, 12))
+
+
+def test_acceptance_plot(snap_compare):
+    assert snap_compare(replay(), run_before=keys("n", "n", "n", "n", "n", "n", "a"), terminal_size=(120, 40))

@@ -118,3 +118,41 @@ def test_saving_into_an_unwritable_folder_is_a_clear_error(tmp_path):
     with pytest.raises(TraceError, match="cannot write trace"):
         write_trace(tmp_path / "no" / "such" / "dir" / "t.jsonl", {"type": "header", "format": 1}, [])
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_sweep_pairs_each_cell_with_its_own_baseline_and_prints_as_it_goes(tiny, capsys, monkeypatch):
+    from engine.session import Session
+
+    baselines, runs = [], []
+    real_baseline, real_run = Session.baseline, Session.run
+
+    def counted_baseline(self, max_new_tokens=None):
+        baselines.append(max_new_tokens)
+        return real_baseline(self, max_new_tokens)
+
+    def interrupted_run(self, on_step=None):
+        runs.append(1)
+        if len(runs) == 3:
+            raise KeyboardInterrupt  # Ctrl+C during the third cell
+        return real_run(self, on_step)
+
+    monkeypatch.setattr(Session, "baseline", counted_baseline)
+    monkeypatch.setattr(Session, "run", interrupted_run)
+    code = main(["--headless", "--verifier", tiny["verifier"], "--drafter", "same", "--sweep", "1-4",
+                 "--draft-mode", "greedy", "--max-new-tokens", "6"])
+    out = capsys.readouterr()
+    assert code == 130 and "interrupted" in out.err
+    rows = [line for line in out.out.splitlines() if line.split()[:2] in (["1", "same"], ["2", "same"])]
+    assert len(rows) == 2  # the finished cells were printed before the interruption
+    assert baselines == [4, None, None, None]  # a warm-up, then one plain run beside each cell
+
+
+def test_sweep_says_n_a_when_nothing_was_drafted(tiny, capsys):
+    args = ["--headless", "--verifier", tiny["verifier"], "--drafter", "ngram", "--sweep", "2-2", "--max-new-tokens", "2",
+            "--prompt", "ab"]
+    assert main([*args, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert row["drafted"] == 0 and row["acceptance_rate"] is None  # not 0.0: nothing was drafted
+    assert main(args) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "ngram" in line)
+    assert "n/a" in line and "0.0%" not in line

@@ -35,3 +35,29 @@ def test_app_modules_never_import_torch_or_transformers_directly():
         if line.strip().startswith(("import torch", "from torch", "import transformers", "from transformers"))
     ]
     assert offenders == []
+
+
+def test_scheduler_operations_view_model_and_drivers_import_neither_textual_nor_torch():
+    out = run("import sys, specdec_tui.scheduler, specdec_tui.operations, specdec_tui.view_model, specdec_tui.driver, "
+              "engine.summary; print(sorted(m for m in ('textual', 'rich', 'torch') if m in sys.modules))")
+    assert out == "[]"
+
+
+def test_the_app_and_bench_use_only_the_engines_public_api():
+    """Every name specdec_tui/ and bench/ import from the engine comes from `engine` itself and is in engine.__all__."""
+    import ast
+    import pathlib
+
+    import engine
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    internal, missing = [], []
+    for path in [*root.joinpath("specdec_tui").rglob("*.py"), *root.joinpath("bench").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "engine":
+                if node.module != "engine":
+                    internal.append(f"{path.name}: from {node.module} import ...")
+                missing += [f"{path.name}: {a.name}" for a in node.names if a.name not in engine.__all__]
+            elif isinstance(node, ast.Import):
+                internal += [f"{path.name}: import {a.name}" for a in node.names if a.name.startswith("engine.")]
+    assert internal == [] and missing == []

@@ -1,34 +1,51 @@
-"""Per position: ACCEPT / MISMATCH (with the correction) / BONUS / not reached; in sampling, min(1, p/q) and the draw."""
+"""Per position: the decision, and why: the correction (greedy) or the draw u against min(1, p/q) (sampling)."""
 
 from __future__ import annotations
 
 from textual.content import Content
 
-from engine import Decision
+from engine import Decision, StepResult
 
 from .chip_row import ChipRow
 from ..chips import DECISION_STYLE, column_width, decision_word, probability, row, visible
 
+TITLES = {
+    "greedy": "Comparison (greedy: longest prefix matching the verifier is kept)",
+    "sampling": "Comparison (sampling: draft x kept while u < min(1, p(x)/q(x)))",
+}
+
+
+def rejection_note(result: StepResult) -> str | None:
+    """In sampling mode, where the correction came from (it need not be among the verifier's likeliest tokens)."""
+    rejected = next((p for p in result.positions if p.decision is Decision.REJECTED and p.draw is not None), None)
+    if rejected is None:
+        return None
+    note = f"rejected at {rejected.index + 1}: {visible(rejected.verifier_piece)} resampled from max(0, p−q), normalised"
+    if rejected.residual_prob is not None:
+        note += f" ({probability(rejected.residual_prob)})"
+    return note
+
 
 class ComparisonRow(ChipRow):
-    TITLE = "Comparison (longest agreeing prefix is kept)"
+    TITLE = TITLES["greedy"]
 
     def refresh_content(self) -> None:
         result = self.result
         if result is None:
             self.update(Content.styled("decisions appear here", "$text-muted"))
             return
+        self.border_title = TITLES.get(result.verify_mode, TITLES["greedy"])
         if not result.drafted:  # an n-gram miss: nothing to compare, the verifier decoded one token itself
-            self.update(Content.styled(
-                f"no drafts this step: the verifier produced {result.emitted_text!r} on its own (a plain decoding step)",
-                "$text-muted",
-            ))
+            self.update(Content("\n").join([
+                Content.styled("no drafts this step: a plain decoding step;", "$text-muted"),
+                Content.styled(f"the verifier produced {visible(result.emitted_text)} on its own", "$text-muted"),
+            ]))
             return
         width = column_width(self.content_size.width or 80, len(result.positions))
         decisions, details = [], []
         for p in result.positions:
             style = DECISION_STYLE[p.decision][1] + (" reverse" if p.index == self.selected else "")
-            decisions.append((decision_word(p.decision, width), style))
+            decisions.append((decision_word(p.decision, width, result.verify_mode), style))
             if p.accept_prob is not None:
                 verdict = "<" if p.draw < p.accept_prob else "≥"
                 text = f"u={p.draw:.2f}{verdict}{probability(p.accept_prob)}"
@@ -38,9 +55,9 @@ class ComparisonRow(ChipRow):
             else:
                 details.append(("", ""))
         second = "u vs p/q" if result.verify_mode == "sampling" else "taken"
-        summary = Content.styled(
+        summary = rejection_note(result) or (
             f"kept {result.accepted}/{result.drafted} drafts + "
-            f"{len(result.emitted) - result.accepted} verifier token(s) -> {len(result.emitted)} new",
-            "$text-muted",
+            f"{len(result.emitted) - result.accepted} verifier token(s) -> {len(result.emitted)} new"
         )
-        self.update(Content("\n").join([row("decision", decisions, width), row(second, details, width), summary]))
+        self.update(Content("\n").join([row("decision", decisions, width), row(second, details, width),
+                                        Content.styled(summary, "$text-muted")]))

@@ -15,6 +15,7 @@ LEGEND = Content.assemble(
     ("draft", SOURCE_STYLE[Source.DRAFT]), "  ",
     ("correction", SOURCE_STYLE[Source.CORRECTION]), "  ",
     ("bonus", SOURCE_STYLE[Source.BONUS]), "  ",
+    ("plain (no drafts)", SOURCE_STYLE[Source.PLAIN]), "  ",
     ("newest step", "reverse"),
 )
 

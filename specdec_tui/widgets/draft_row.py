@@ -7,7 +7,7 @@ from textual.content import Content
 from engine import Decision
 
 from .chip_row import ChipRow
-from ..chips import DECISION_STYLE, column_width, probability, row, visible
+from ..chips import DECISION_STYLE, column_width, drafter_probability, probability, row, visible
 
 
 class DraftRow(ChipRow):
@@ -27,5 +27,5 @@ class DraftRow(ChipRow):
             (visible(p.draft_piece), DECISION_STYLE[p.decision][1] if p.decision is not Decision.NOT_REACHED else "$text")
             for p in drafts
         ]
-        q = [(probability(p.q_drafter), "$text-muted") for p in drafts]
+        q = [(probability(drafter_probability(p)), "$text-muted") for p in drafts]
         self.update(Content("\n").join([row("draft", tokens, width), row("q", q, width)]))

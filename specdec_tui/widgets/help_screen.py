@@ -9,33 +9,84 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from engine import Decision
+
+from ..chips import DECISION_SHORT, DECISION_STYLE, SOURCE_STYLE
+
 READING = """\
 How to read it
-  The drafter proposes k tokens: the draft block, with q = drafter probability.
+  The drafter proposes k tokens: the draft block, with q = the drafter's probability
+  of its token (its softmax; a greedy draft is kept by argmax, not by q).
   The verifier scores all k in ONE forward pass and predicts k + 1 tokens: the
   verifier row, with p = verifier probability.
-  Greedy: keep the longest prefix where the draft equals the verifier's choice, then
-  take the verifier's token: the correction at the first mismatch, or a bonus token
-  when all k were kept.
-  Sampling: keep draft x when u < min(1, p(x)/q(x)); on rejection resample from
-  max(0, p - q). Either way the output is what the verifier alone would produce.
-  c = drafter cost per token / verifier cost per step: a speed-up needs high
-  acceptance and a small c."""
+  Greedy verification: keep the longest prefix where the draft equals the verifier's
+  choice, then take the verifier's token: the correction at the first mismatch, or a
+  bonus token when all k were kept.
+  Sampling verification: keep draft x when u < min(1, p(x)/q(x)), else it is
+  REJECTED (u >= p/q) and the correction is drawn from the residual max(0, p - q),
+  normalised (the inspector shows it). Either way the output is distributed exactly
+  as the verifier alone would produce it.
+  Costs, in units of one plain decoding step (the verifier's 1-token pass):
+  c = drafter time per drafted token, r = verify pass over k + 1 tokens.
+  A step costs r + k c, so speed-up = tokens per verifier call / (r + k c):
+  it needs high acceptance and a small c."""
+
+
+def legend() -> list[Content]:
+    """Every colour and word the rows use (the short words appear in narrow columns)."""
+    lines = [Content.styled("Legend (chip, short word in narrow columns, meaning)", "bold")]
+    for decision, (word, style) in DECISION_STYLE.items():
+        chip = f" {word} "
+        lines.append(Content.assemble("  ", (chip, style), " " * (14 - len(chip)), (f"{DECISION_SHORT[decision]:<7}", "bold"),
+                                      (MEANING[decision], "$text-muted")))
+    parts: list = ["  context: "]
+    for source, style in SOURCE_STYLE.items():
+        parts += [(source.value, style), "  "]
+    parts.append(("newest step", "reverse"))
+    lines.append(Content.assemble(*parts))
+    return lines
+
+
+MEANING = {
+    Decision.ACCEPTED: "kept: equals the verifier's token (sampling: u < p/q)",
+    Decision.REJECTED: "first refused draft (sampling: REJECTED, u ≥ p/q); replaced",
+    Decision.BONUS: "all k kept: the verifier's extra token",
+    Decision.PLAIN: "nothing drafted: the verifier decoded one token itself",
+    Decision.NOT_REACHED: "after a rejection: not examined",
+    Decision.STOPPED: "the text ended (EOS or token limit) before it",
+}
+
+
+def help_rows(bindings: list[Binding], key_display) -> list[tuple[str, str]]:
+    """One row per binding with a tooltip; bindings that share a tooltip (+ and -, ← and →) share a row."""
+    rows: list[tuple[str, str]] = []
+    last = ("help", "quit")  # listed first in the footer (so they fit), last in the help
+    for binding in sorted(bindings, key=lambda b: b.id in last):
+        if not binding.tooltip:
+            continue
+        key = binding.key_display or key_display(binding)
+        if rows and rows[-1][1] == binding.tooltip:
+            rows[-1] = (f"{rows[-1][0]} / {key}", binding.tooltip)
+        else:
+            rows.append((key, binding.tooltip))
+    return rows
 
 
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
 
-    def __init__(self, bindings: list[tuple[str, str]]):
+    def __init__(self, bindings: list[Binding]):
         super().__init__()
-        self.rows = bindings
+        self.bindings = bindings
 
     def compose(self) -> ComposeResult:
         lines = [Content.styled("Keys", "bold")]
-        for key, description in self.rows:
+        for key, description in help_rows(self.bindings, self.app.get_key_display):
             lines.append(Content.assemble((f"  {key:<10}", "bold $text-accent"), description))
+        lines.append(Content(""))
+        lines += legend()
         lines.append(Content(""))
         lines.append(Content(READING))
         lines.append(Content.styled("\nEscape or ? closes this help.", "$text-muted"))
         with VerticalScroll(id="help-body"):
-            yield Static(Content("\n").join(lines))
+            yield Static(Content("\n").join(lines), id="help-text")

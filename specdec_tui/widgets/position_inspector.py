@@ -7,14 +7,21 @@ from textual.widgets import Static
 
 from engine import Alternative, Position, StepResult
 
-from ..chips import DECISION_STYLE, fit, visible
+from ..chips import decision_word, fit, visible
 
 
-def _column(alternatives: tuple[Alternative, ...], mark: int | None, width: int) -> list[Content]:
+def _column(alternatives: tuple[Alternative, ...], mark: int | None, width: int,
+            chosen_outside: Alternative | None = None) -> list[Content]:
+    """Top-5 rows, the marked token with ▸; a chosen token outside the top-5 (a sampled draw) is added below."""
+    if chosen_outside is not None and all(alt.token_id != mark for alt in alternatives):
+        alternatives = (*alternatives, chosen_outside)
     cells = []
     for alt in alternatives:
+        if alt.prob <= 0 and alt.token_id != mark:
+            continue  # filtered out by top-k / top-p: padding, not an alternative
         chosen = alt.token_id == mark
-        text = f"{'▸' if chosen else ' '}{fit(visible(alt.piece), width - 10)} {100 * alt.prob:5.1f}%"
+        percent = f"{100 * alt.prob:5.1f}%" if alt.prob >= 0.0005 or alt.prob == 0 else f"{100 * alt.prob:.2g}%"
+        text = f"{'▸' if chosen else ' '}{fit(visible(alt.piece), width - 10)} {percent:>6}"
         cells.append(Content.styled(text, "bold $text-accent" if chosen else "$text"))
     return cells
 
@@ -27,20 +34,24 @@ class PositionInspector(Static):
     def show(self, result: StepResult | None, index: int) -> None:
         if result is None:
             self.border_title = "Position (←/→)"
-            self.update(Content.styled("after a step: ←/→ picks a position, [ and ] browse earlier steps", "$text-muted"))
+            self.update(Content.styled("after a step: ←/→ picks a position,\n[ and ] browse earlier steps", "$text-muted"))
             return
         index = min(index, len(result.positions) - 1)
         position: Position = result.positions[index]
-        word = DECISION_STYLE[position.decision][0]
+        word = decision_word(position.decision, 99, result.verify_mode)
         self.border_title = f"Step {result.step}, position {index + 1}/{len(result.positions)}: {word}"
         half = max(14, (self.content_size.width or 48) // 2)
         left = [Content.styled(fit("drafter top-5 (q)", half), "$text-muted")]
-        right = [Content.styled("verifier top-5 (p)", "$text-muted")]
+        resampled = bool(position.residual_top)
+        right = [Content.styled("residual top-5 (max(0,p−q))" if resampled else "verifier top-5 (p)", "$text-muted")]
         if position.draft_id is None:
-            left.append(Content.styled(fit("(bonus slot: no draft)", half), "$text-muted"))
+            slot = "(no draft this step)" if not result.drafted else "(bonus slot: no draft)"
+            left.append(Content.styled(fit(slot, half), "$text-muted"))
         else:
             left += _column(position.draft_top, position.draft_id, half)
-        right += _column(position.verifier_top, position.verifier_id, half)
+        own = Alternative(position.verifier_id, position.verifier_piece,
+                          position.residual_prob if resampled else position.p_verifier)
+        right += _column(position.residual_top if resampled else position.verifier_top, position.verifier_id, half, own)
         lines = []
         for i in range(max(len(left), len(right))):
             l_cell = left[i] if i < len(left) else Content(" " * half)

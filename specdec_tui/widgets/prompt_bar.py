@@ -1,11 +1,47 @@
-"""The editable prompt: Enter restarts decoding from it, Escape returns the keys to the app."""
+"""The editable prompt, multi-line: Enter restarts decoding from it, Ctrl+J adds a line, Escape cancels the edit."""
 
 from __future__ import annotations
 
-from textual.widgets import Input
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import TextArea
+
+TITLE = "Prompt (p edits: Enter restarts from it, Ctrl+J new line, Escape cancels)"
 
 
-class PromptBar(Input):
+class PromptBar(TextArea):
+    BINDINGS = [
+        Binding("enter", "submit", "Restart from this prompt", priority=True, id="prompt.submit"),
+        Binding("ctrl+j", "newline", "New line", priority=True, id="prompt.newline"),
+        Binding("escape", "cancel", "Cancel the edit", priority=True, id="prompt.cancel"),
+    ]
+
+    class Submitted(Message):
+        def __init__(self, value: str):
+            super().__init__()
+            self.value = value
+
+    class Cancelled(Message):
+        """Escape: the app puts back the prompt that is running."""
+
     def __init__(self, value: str, **kwargs):
-        super().__init__(value=value, placeholder="Type a prompt and press Enter (Escape leaves the prompt)", **kwargs)
-        self.border_title = "Prompt (p to edit, Enter to restart, Escape to leave)"
+        super().__init__(value, soft_wrap=True, show_line_numbers=False, highlight_cursor_line=False,
+                         placeholder="Type a prompt and press Enter (Escape cancels)", **kwargs)
+        self.border_title = TITLE
+
+    @property
+    def value(self) -> str:
+        return self.text
+
+    @value.setter
+    def value(self, text: str) -> None:
+        self.load_text(text)
+
+    def action_submit(self) -> None:
+        self.post_message(self.Submitted(self.text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+    def action_cancel(self) -> None:
+        self.post_message(self.Cancelled())

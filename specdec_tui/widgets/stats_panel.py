@@ -1,66 +1,113 @@
-"""Cumulative numbers: acceptance, tokens per step and per verifier call, per-position acceptance, theory."""
+"""Cumulative numbers: acceptance, tokens per step and per verifier call, costs c and r, the theory, and a chart."""
 
 from __future__ import annotations
 
 from textual.containers import Vertical
 from textual.content import Content
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
-from ..driver import Snapshot
+from engine import Stats, Theory
 
-BAR = "▏▎▍▌▋▊▉█"
+from ..view_model import Snapshot
+from .acceptance_plot import AcceptancePlot
+from .accepted_histogram import AcceptedHistogram
 
-
-def bar(fraction: float, width: int = 10) -> str:
-    filled = fraction * width
-    full = int(filled)
-    rest = filled - full
-    partial = BAR[int(rest * len(BAR))] if full < width and rest > 0.05 else ""
-    return ("█" * full + partial).ljust(width, "·")
+CELL = 5  # width of one draft position in the per-position table
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _next_k(measured: int, following: int, steps: int) -> str:
+    """After `+`/`-` the stats still describe the steps run so far: say when k changes."""
+    return f" (k={following} from the next step)" if steps and following != measured else ""
+
+
+def per_position_lines(stats: Stats, width: int) -> list[Content]:
+    """Acceptance at each draft position, 8 positions to a line pair (every column up to k = 8 on one pair)."""
+    per_line = max(1, (width - 9) // CELL)
+    rates = stats.per_position_acceptance
+    if not rates:
+        return []
+    lines = [Content.styled("acceptance by draft position:", "$text-muted")]
+    for start in range(0, len(rates), per_line):
+        chunk = rates[start:start + per_line]
+        lines.append(Content.assemble(("position ", "$text-muted"),
+                                      "".join(str(start + i + 1).rjust(CELL - 1) + " " for i in range(len(chunk)))))
+        lines.append(Content.assemble(("kept     ", "$text-muted"),
+                                      ("".join(f"{100 * r:3.0f}%".rjust(CELL - 1) + " " for r in chunk), "bold")))
+    return lines
+
+
+def theory_lines(theory: Theory) -> list[Content]:
+    """The formula with the measured numbers, then one verdict decided by one rule (the best k of the formula)."""
+    c, r, k = theory.cost_ratio, theory.verify_cost_ratio, theory.k
+    if r is None:
+        costs = Content.assemble(("c=", "$text-muted"), (f"{c:.2f}", "bold"), (" per verify pass (r=1: not measured)", "$text-muted"))
+    else:
+        costs = Content.assemble(("c=", "$text-muted"), (f"{c:.2f}", "bold"), ("  r=", "$text-muted"), (f"{r:.2f}", "bold"),
+                                 ("  (per plain step)", "$text-muted"))
+    lines = [
+        costs,
+        Content.assemble(("tok/call / (r + k c) = ", "$text-muted"), (f"{theory.measured_speedup:.2f}x", "bold")),
+        Content.assemble(("E[tok/step] ", "$text-muted"), f"{theory.expected_tokens_per_step:.2f}",
+                         ("  E[speed-up] ", "$text-muted"), f"{theory.expected_speedup:.2f}x"),
+    ]
+    if not theory.drafting_pays:
+        lines.append(Content.styled("drafting cannot pay at any k (best k=0)", "$text-warning"))
+    elif theory.best_k == k:
+        lines.append(Content.styled(f"k={k} is the best block size by the formula", "$text-success"))
+    else:
+        lines.append(Content.styled(f"best k={theory.best_k} by the formula (now k={k})", "$text-success"))
+    return lines
+
+
 class StatsPanel(Vertical):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.border_title = "Stats"
+        self.chart = "histogram"
 
     def compose(self):
         yield Static("", id="stats-text")
-        yield Static("accepted drafts per step:", id="spark-label")
-        yield Sparkline([], id="spark")
+        yield AcceptedHistogram(id="histogram")
+        yield AcceptancePlot(id="plot")
 
-    def show(self, snap: Snapshot) -> None:
+    def show(self, snap: Snapshot, next_block_size: int | None = None) -> None:
         s = snap.stats
-        lines = [
-            Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   k=", "$text-muted"), (f"{snap.block_size}", "bold")),
-            Content.assemble(("acceptance ", "$text-muted"), (f"{100 * s.acceptance_rate:.1f}%", "bold"),
-                             (f" ({s.accepted}/{s.drafted})", "$text-muted")),
-            Content.assemble(("tokens/step ", "$text-muted"), (f"{s.mean_tokens_per_step:.2f}", "bold")),
-            Content.assemble(("verifier calls ", "$text-muted"), (f"{s.verifier_calls}", "bold"),
-                             (" → ", "$text-muted"), (f"{s.new_tokens}", "bold"), (" tokens", "$text-muted")),
-            Content.assemble(("tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold")),
-            Content.assemble(("cost ", "$text-muted"), f"draft {_ms(s.draft_ms_per_token)} ms/token",
-                             ("  ", ""), f"verify {_ms(s.verify_ms_per_step)} ms/step"),
-            Content.styled("acceptance by draft position:", "$text-muted"),
-        ]
-        for i, rate in enumerate(s.per_position_acceptance):
-            lines.append(Content.assemble((f" {i + 1:>2} ", "$text-muted"), (bar(rate), "$text-success"), f" {100 * rate:3.0f}%"))
         theory = snap.theory
-        if theory.get("expected_speedup") is not None:
-            lines.append(Content.assemble(("theory ", "$text-muted"), f"c={theory['cost_ratio']:.2f}  best k={theory['best_k']}"))
-            lines.append(Content.assemble(
-                ("E[tok/step] ", "$text-muted"), f"{theory['expected_tokens_per_step']:.2f}",
-                ("  E[speed-up] ", "$text-muted"), f"{theory['expected_speedup']:.2f}x",
-            ))
-            if theory["cost_ratio"] > 0.5:
-                lines.append(Content.styled("c near 1: the drafter costs about as much as the verifier, so no speed-up", "$text-warning"))
+        following = snap.block_size if next_block_size is None else next_block_size
+        acceptance = f"{100 * s.acceptance_rate:.1f}%" if s.drafted else "n/a"
+        lines = [
+            Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   k=", "$text-muted"),
+                             (f"{theory.k if s.steps else following}", "bold"), (_next_k(theory.k, following, s.steps), "$text-warning")),
+            Content.assemble(("acceptance ", "$text-muted"), (acceptance, "bold"), (f" ({s.accepted}/{s.drafted} drafts)", "$text-muted")),
+            Content.assemble(("tokens/step ", "$text-muted"), (f"{s.mean_tokens_per_step:.2f}", "bold"),
+                             ("  per verifier call ", "$text-muted"), (f"{s.tokens_per_verifier_call:.2f}", "bold")),
+            Content.assemble(("verifier calls ", "$text-muted"), (f"{s.verifier_calls}", "bold"),
+                             (" → ", "$text-muted"), (f"{s.new_tokens}", "bold"), (" tokens", "$text-muted"),
+                             ("  tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold")),
+            Content.assemble(("draft ", "$text-muted"), f"{_ms(s.draft_ms_per_token)} ms/token",
+                             ("  verify ", "$text-muted"), f"{_ms(s.verify_ms_per_step)} ms/pass"),
+        ]
+        if snap.plain_step_s:
+            lines.append(Content.assemble(("plain decoding ", "$text-muted"), f"{1000 * snap.plain_step_s:.0f} ms/token"))
+        lines += per_position_lines(s, self.content_size.width or 42)
+        if theory.known:
+            lines += theory_lines(theory)
         if snap.baseline_note:
             lines.append(Content.assemble(("baseline ", "$text-muted"), (snap.baseline_note, "bold")))
         else:
             lines.append(Content.styled("press b to compare with plain decoding", "$text-muted"))
         self.query_one("#stats-text", Static).update(Content("\n").join(lines))
-        self.query_one("#spark", Sparkline).data = [float(a) for a in s.accepted_per_step]
+        self.query_one(AcceptedHistogram).show(s, theory.k if s.steps else following)
+        self.query_one(AcceptancePlot).show(snap.steps)
+        self.query_one(AcceptedHistogram).display = self.chart == "histogram"
+        self.query_one(AcceptancePlot).display = self.chart == "plot"
+
+    def toggle_chart(self) -> str:
+        self.chart = "plot" if self.chart == "histogram" else "histogram"
+        self.query_one(AcceptedHistogram).display = self.chart == "histogram"
+        self.query_one(AcceptancePlot).display = self.chart == "plot"
+        return self.chart

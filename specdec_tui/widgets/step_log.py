@@ -6,18 +6,20 @@ from textual.widgets import DataTable
 
 from engine import StepResult
 
-from ..chips import visible
+from ..chips import fit, visible
 
 
 class StepLog(DataTable):
     def __init__(self, **kwargs):
-        super().__init__(cursor_type="none", zebra_stripes=True, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.show_cursor = False  # the cursor marks the browsed step only
         self.border_title = "Step log"
 
     def on_mount(self) -> None:
         self.add_columns("step", "k", "accepted", "new", "emitted text", "draft s", "verify s")
 
-    def show(self, steps: tuple[StepResult, ...]) -> None:
+    def show(self, steps: tuple[StepResult, ...], browsing: bool = False) -> None:
+        """The steps up to the one shown; when browsing an earlier step (`[`), its row is highlighted."""
         if len(steps) < self.row_count:
             self.clear()
         for result in steps[self.row_count :]:
@@ -26,10 +28,11 @@ class StepLog(DataTable):
                 str(result.drafted),
                 f"{result.accepted}/{result.drafted}",
                 str(len(result.emitted)),
-                visible(result.emitted_text)[:20],
+                fit(visible(result.emitted_text), max(20, self.size.width - 56)).rstrip(),  # wide terminals: more text
                 f"{result.draft_s:.3f}",
                 f"{result.verify_s:.3f}",
             )
+        self.show_cursor = browsing
         if self.row_count:
             self.move_cursor(row=self.row_count - 1)
             self.scroll_end(animate=False)

@@ -1,0 +1,109 @@
+"""What the screen shows, as plain values (no textual): the run after an operation, and the view over it.
+
+The widgets are updated from `ViewModel.shown()`; browsing an earlier step, the selected position and settings
+that wait for the next step live here, so they are unit-tested without an app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from engine import RunSummary, SpecConfig, Stats, StepResult, Theory
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the screen shows about the run after an operation, handed from the worker to the UI."""
+
+    prompt_pieces: tuple[str, ...]
+    steps: tuple[StepResult, ...]
+    stats: Stats
+    finished: str | None
+    block_size: int  # k of the next step
+    config: SpecConfig
+    baseline_note: str | None = None
+    warnings: tuple[str, ...] = ()
+    plain_step_s: float | None = None  # one plain decoding step, measured: the unit of c and r
+
+    @property
+    def summary(self) -> RunSummary:
+        return RunSummary.of(self.steps, self.stats, self.config.replace(block_size=self.block_size), self.finished,
+                             plain_step_s=self.plain_step_s)
+
+    @property
+    def theory(self) -> Theory:
+        return self.summary.theory
+
+    @property
+    def latest(self) -> StepResult | None:
+        return self.steps[-1] if self.steps else None
+
+    def upto(self, count: int) -> "Snapshot":
+        """The run as it was after its first `count` steps (count >= 1): what `[` shows."""
+        steps = self.steps[:count]
+        if len(steps) == len(self.steps):
+            return self
+        return replace(self, steps=steps, stats=Stats.from_steps(steps), finished=None, baseline_note=None,
+                       block_size=steps[-1].block_size)
+
+    def cleared(self, prompt_pieces: tuple[str, ...] | None = None) -> "Snapshot":
+        """The run just after a reset (shown at once; the worker confirms it with the tokenized prompt)."""
+        return replace(self, prompt_pieces=self.prompt_pieces if prompt_pieces is None else prompt_pieces,
+                       steps=(), stats=Stats(), finished=None, baseline_note=None)
+
+
+@dataclass
+class ViewModel:
+    """The latest snapshot, which step is browsed, which position is inspected, and settings for the next step."""
+
+    snap: Snapshot | None = None
+    view_index: int | None = None  # an earlier step being browsed (0-based); None = the latest
+    selected: int = 0  # position shown in the inspector
+    pending: dict = field(default_factory=dict)
+
+    def show(self, snap: Snapshot) -> None:
+        """A new state from the engine: always shows the latest step."""
+        self.snap = snap
+        self.view_index = None
+
+    def shown(self) -> Snapshot | None:
+        if self.snap is None or self.view_index is None:
+            return self.snap
+        return self.snap.upto(self.view_index + 1)
+
+    @property
+    def has_steps(self) -> bool:
+        return bool(self.snap and self.snap.steps)
+
+    @property
+    def finished(self) -> str | None:
+        return self.snap.finished if self.snap else None
+
+    def browse(self, delta: int) -> int | None:
+        """Move the browsed step; returns the browsed index, None when back at the latest."""
+        last = len(self.snap.steps) - 1
+        current = last if self.view_index is None else self.view_index
+        index = max(0, min(last, current + delta))
+        self.view_index = None if index == last else index
+        return self.view_index
+
+    def select(self, index: int) -> int:
+        shown = self.shown()
+        columns = len(shown.latest.positions) if shown and shown.latest else 1
+        self.selected = max(0, min(columns - 1, index))
+        return self.selected
+
+    # -- settings that apply from the next step ---------------------------------------------------------------
+
+    @property
+    def config(self) -> SpecConfig:
+        config = self.snap.config if self.snap else SpecConfig()
+        return config.replace(**self.pending) if self.pending else config
+
+    @property
+    def next_block_size(self) -> int:
+        return self.pending.get("block_size", self.snap.block_size if self.snap else SpecConfig().block_size)
+
+    def take_pending(self) -> dict:
+        changes, self.pending = self.pending, {}
+        return changes
