@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .tree_shape import parse_tree
 
 MAX_BLOCK_SIZE = 16
 DRAFT_MODES = ("greedy", "sampled")
@@ -43,6 +44,9 @@ class SpecConfig:
     trust_remote_code: bool = False
     # "auto": the lean Llama forward (engine/fast_llama.py) where it applies; "transformers": always the model's own.
     forward: str = "auto"
+    # None: a chain of block_size drafts. "3,2,1,1": a tree, top-3 at depth 1, top-2 under each, ...;
+    # "dynamic:N": the N most probable nodes (EAGLE-2), as deep as block_size. See engine/tree_shape.py.
+    tree: str | None = None
 
     def __post_init__(self) -> None:
         self.validated()  # a SpecConfig that exists is a valid one
@@ -79,6 +83,7 @@ class SpecConfig:
             raise ConfigError("the verifier model spec is empty")
         if not self.drafter.strip():
             raise ConfigError("the drafter model spec is empty")
+        parse_tree(self.tree)
         return self
 
     def replace(self, **changes) -> "SpecConfig":
