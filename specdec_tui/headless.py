@@ -30,7 +30,9 @@ def summary(session: Session, comparison=None) -> dict:
         "generated_text": session.generated_text,
         "finish_reason": session.finish_reason,
         **stats.summary(),
-        **theory_summary(stats, session.config.block_size),
+        # The chain formula does not describe a tree (its acceptance counts every node).
+        **({} if session.config.tree else theory_summary(stats, session.config.block_size)),
+        "tree": session.config.tree,
         "verifier": session.config.verifier,
         "drafter": session.config.drafter,
         "block_size": session.config.block_size,
@@ -106,6 +108,9 @@ def _print_summary(s: dict) -> None:
         f"acceptance={100 * s['acceptance_rate']:.1f}% tokens/step={s['mean_tokens_per_step']:.2f} "
         f"tokens/verifier-call={s['tokens_per_verifier_call']:.2f} tokens/s={s['tokens_per_s']:.1f}"
     )
+    if s.get("tree"):
+        print(f"tree {s['tree']}: nodes verified/step={s['nodes_per_step']:.1f} "
+              f"accepted path/step={s['mean_accepted']:.2f} tokens/verifier-call={s['tokens_per_verifier_call']:.2f}")
     if s.get("expected_tokens_per_step") is not None:
         print(
             f"theory: c={s['cost_ratio']:.2f} expected tokens/step={s['expected_tokens_per_step']:.2f} "
