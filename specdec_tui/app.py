@@ -30,10 +30,12 @@ from .widgets.prompt_bar import PromptBar
 from .widgets.stats_panel import StatsPanel
 from .widgets.status_bar import StatusBar
 from .widgets.step_log import StepLog
+from .widgets.tree_view import TreeView
 from .widgets.verifier_row import VerifierRow
 
 PLAY_DELAYS = (0.0, 0.3, 1.0)  # seconds between auto-play steps; `t` cycles through them
 COMPACT_BELOW = (100, 32)  # width, height
+DEFAULT_TREE = "3,2,1,1"  # what `e` switches to when no --tree shape was given
 
 
 class SpecDecApp(App):
@@ -50,6 +52,7 @@ class SpecDecApp(App):
         Binding("g", "toggle_draft", "Draft", id="draft_mode"),
         Binding("v", "toggle_verify", "Verify", id="verify_mode"),
         Binding("d", "next_drafter", "Drafter", id="drafter"),
+        Binding("e", "toggle_tree", "Tree", id="tree"),
         Binding("b", "baseline", "Baseline", id="baseline"),
         Binding("s", "save", "Save", id="save"),
         Binding("t", "speed", "Play speed", show=False, id="speed"),
@@ -71,6 +74,7 @@ class SpecDecApp(App):
         ("g", "drafting: greedy <-> sampled (temperature, top-k, top-p, penalties)"),
         ("v", "verification: greedy <-> speculative sampling"),
         ("d", "next drafter: the one you chose, same, ngram, early-exit (half the layers); restarts"),
+        ("e", "chain <-> tree drafts (your --tree shape, else 3,2,1,1) with the same drafter"),
         ("b", "run plain decoding (baseline): identical output? real speed-up?"),
         ("s", "save the steps as a JSON Lines trace (replay with --replay FILE)"),
         ("← / →", "pick a position: the drafter's and verifier's top-5 side by side"),
@@ -95,6 +99,7 @@ class SpecDecApp(App):
         self.snap: Snapshot | None = None
         self.view_index: int | None = None  # an earlier step being browsed; None = the latest
         self.selected = 0  # position shown in the inspector
+        self.tree_shape = DEFAULT_TREE  # the last tree shape used, for `e`
 
     # -- layout -------------------------------------------------------------------------------------------
 
@@ -109,6 +114,7 @@ class SpecDecApp(App):
                 yield DraftRow(id="draft-row")
                 yield VerifierRow(id="verifier-row")
                 yield ComparisonRow(id="comparison-row")
+                yield TreeView(id="tree-view")
                 yield ContextView(id="context")
             with Vertical(id="right"):
                 yield StatsPanel(id="stats")
@@ -283,6 +289,7 @@ class SpecDecApp(App):
         self.query_one(VerifierRow).show(latest, self.selected)
         self.query_one(ComparisonRow).show(latest, self.selected)
         self.query_one(PositionInspector).show(latest, self.selected)
+        self.query_one(TreeView).show(latest)
         self.query_one(ContextView).show(shown.prompt_pieces, shown.steps, shown.finished)
         self.query_one(StatsPanel).show(shown)
         self.query_one(StepLog).show(shown.steps)
@@ -294,7 +301,7 @@ class SpecDecApp(App):
         c = self.snap.config.replace(**self.pending) if self.pending else self.snap.config
         k = self.pending.get("block_size", self.snap.block_size)
         play = " · ▶ playing" if self.playing else ""
-        self.sub_title = (f"{self.driver.title} · k={k} · {c.draft_mode} drafts · {c.verify} verify"
+        self.sub_title = (f"{self.driver.title} · {f'tree {c.tree}' if c.tree else f'k={k}'} · {c.draft_mode} drafts · {c.verify} verify"
                           f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''}{play}")
 
     # -- actions ------------------------------------------------------------------------------------------
@@ -388,6 +395,13 @@ class SpecDecApp(App):
     def action_toggle_verify(self) -> None:
         self.toggle("verify", ("greedy", "sampling"), "verification")
 
+    def action_toggle_tree(self) -> None:
+        """Chain <-> tree with the current drafter; the tree is the one asked for on the command line, if any."""
+        if self.not_ready() or self.refuse_in_replay():
+            return
+        self.tree_shape = self.snap.config.tree or self.tree_shape
+        self.toggle("tree", (None, self.tree_shape), "drafts")
+
     def toggle(self, field: str, values: tuple[str, str], what: str) -> None:
         if self.not_ready() or self.refuse_in_replay():
             return
@@ -395,7 +409,7 @@ class SpecDecApp(App):
         new = values[1] if current == values[0] else values[0]
         self.pending[field] = new
         self.update_header()
-        self.status.say(f"{what}: {new} from the next step")
+        self.status.say(f"{what}: {new or 'chain'} from the next step")
 
     def refuse_in_replay(self) -> bool:
         if self.driver.replay:

@@ -47,10 +47,14 @@ class StatsPanel(Vertical):
                              ("  ", ""), f"verify {_ms(s.verify_ms_per_step)} ms/step"),
             Content.styled("acceptance by draft position:", "$text-muted"),
         ]
+        if s.tree_steps:  # a tree's acceptance counts every node; these say what a tree step bought
+            lines[2:2] = [Content.assemble(("tree ", "$text-muted"), (f"{s.nodes_per_step:.1f}", "bold"),
+                                           (" nodes/step, path ", "$text-muted"), (f"{s.mean_accepted:.2f}", "bold"),
+                                           (" kept/step", "$text-muted"))]
         for i, rate in enumerate(s.per_position_acceptance):
             lines.append(Content.assemble((f" {i + 1:>2} ", "$text-muted"), (bar(rate), "$text-success"), f" {100 * rate:3.0f}%"))
         theory = snap.theory
-        if theory.get("expected_speedup") is not None:
+        if theory.get("expected_speedup") is not None and not snap.config.tree:  # the chain formula
             lines.append(Content.assemble(("theory ", "$text-muted"), f"c={theory['cost_ratio']:.2f}  best k={theory['best_k']}"))
             lines.append(Content.assemble(
                 ("E[tok/step] ", "$text-muted"), f"{theory['expected_tokens_per_step']:.2f}",
