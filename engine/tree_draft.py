@@ -198,5 +198,6 @@ def _chain_as_tree(drafter, context: list[int], depth: int, knobs: DraftKnobs, g
     tree, parent = DraftTree(), ROOT
     for i, token in enumerate(proposal.ids):
         shown = proposal.shown[i] if proposal.shown is not None else None
-        parent = tree.add(token, parent, proposal.q_drafter[i], float(proposal.q_drafter[i, token]), shown)
+        q_of = float((shown if shown is not None else proposal.q_drafter[i])[token])  # as the chain's draft row shows it
+        parent = tree.add(token, parent, proposal.q_drafter[i], q_of, shown)
     return tree

@@ -18,10 +18,13 @@ def fresh_logits(model, ids):
         return model(input_ids=torch.tensor([ids])).logits[0, -1].float()
 
 
+# Sampled drafting (children drawn without replacement) on the lean forward; the transformers forward with top-k.
+MODES = [("auto", "greedy"), ("auto", "sampled"), ("transformers", "greedy")]
+
+
 @pytest.mark.parametrize("tree", SHAPES)
 @pytest.mark.parametrize("drafter_spec", ["same", "drafter", "early-exit:2", "ngram"])
-@pytest.mark.parametrize("draft_mode", ["greedy", "sampled"])
-@pytest.mark.parametrize("forward", ["auto", "transformers"])
+@pytest.mark.parametrize("forward, draft_mode", MODES)
 def test_tree_greedy_output_equals_plain_greedy(tiny, tiny_verifier, tree, drafter_spec, draft_mode, forward):
     spec = tiny["drafter"] if drafter_spec == "drafter" else drafter_spec
     session = make_session(tiny_verifier, spec, tree=tree, draft_mode=draft_mode, max_new_tokens=24, forward=forward)
@@ -212,3 +215,17 @@ def test_bad_tree_specs_say_what_is_wrong(spec, message):
 def test_chain_configs_are_unchanged():
     assert SpecConfig().tree is None and parse_tree("") is None
     assert parse_tree("3,2,1,1").max_nodes(4) == 3 + 6 + 6 + 6
+
+
+@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:6"])
+def test_a_draft_head_drafts_a_one_branch_tree_losslessly(tiny_head, tiny_verifier, tree):
+    """A drafter without tree support (the head reads the verifier's features) drafts a chain: a one-branch tree,
+    and after each tree pass it gets the features of the context and the accepted path only."""
+    session = make_session(tiny_verifier, f"head:{tiny_head[0]}", tree=tree, block_size=3, draft_mode="greedy",
+                           max_new_tokens=30)
+    for prompt in PROMPTS[:2]:
+        session.reset(prompt)
+        results = session.run()
+        assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 30)
+        assert all(len(r.tree.children(-1)) <= 1 for r in results)
+    assert session.stats.accepted > 0  # the head drafts something useful, so features lined up
