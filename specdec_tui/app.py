@@ -52,7 +52,7 @@ class SpecDecApp(App):
         Binding("g", "toggle_draft", "Draft", id="draft_mode"),
         Binding("v", "toggle_verify", "Verify", id="verify_mode"),
         Binding("d", "next_drafter", "Drafter", id="drafter"),
-        Binding("e", "toggle_tree", "Tree", id="tree"),
+        Binding("e", "toggle_tree", "Tree", show=False, id="tree"),  # in help; the footer is full
         Binding("b", "baseline", "Baseline", id="baseline"),
         Binding("s", "save", "Save", id="save"),
         Binding("t", "speed", "Play speed", show=False, id="speed"),
