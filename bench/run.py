@@ -72,6 +72,9 @@ def main() -> int:
     parser.add_argument("--method", action="append", help="only methods whose name contains this (repeatable; the "
                         "plain greedy baselines always run)")
     parser.add_argument("--head-ks", default="3,4,5", help="block sizes for the draft head rows")
+    parser.add_argument("--trees", nargs="*", metavar="SHAPE",
+                        help="also tree drafts vs chains of the same depth, and verify cost of N nodes (bench/trees.py); "
+                             "no shapes: 3,2,1,1 2,2,2,2 dynamic:12")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
     args = parser.parse_args()
     if args.quick:
@@ -175,7 +178,9 @@ def main() -> int:
         rc = (f"{r['r_verify_over_plain_step']:5.2f} {r['c_draft_token_over_verify']:6.3f}"
               if "r_verify_over_plain_step" in r else f"{'-':>5} {'-':>6}")
         print(f"{r['prompt']:<22} {r['method']:<44} {r['tokens_per_s']:6.1f} {r['speedup_vs_plain']:7.2f}x {vs_hf} {acc} {tpc} {split} {rc} {r['lossless']}")
+    tree_results = _tree_section(args, verifier, prompts, k, max_new) if args.trees is not None else {}
     result = {
+        **tree_results,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
         "settings": {"k": k, "max_new_tokens": max_new, "repeats": args.repeats, "early_exit": args.early_exit},
@@ -186,6 +191,18 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"\nload {load_s:.1f} s, RSS after load {rss_loaded:.0f} MB; wrote {args.out}")
     return 0
+
+
+def _tree_section(args, verifier, prompts: dict, k: int, max_new: int) -> dict:
+    """Tree drafts (bench/trees.py): a separate table, so the rows above keep their meaning."""
+    from bench.trees import DEFAULT_SHAPES, tree_rows, verify_cost_rows
+
+    shapes = args.trees or list(DEFAULT_SHAPES)
+    print("\ntrees vs chains of the same depth (greedy):")
+    rows = tree_rows(verifier, prompts, ["same", f"early-exit:{args.early_exit}", "ngram"], shapes, k, max_new,
+                     args.repeats)
+    print("\nverify cost:")
+    return {"tree_rows": rows, "verify_cost": verify_cost_rows(verifier, next(iter(prompts.values())), k)}
 
 
 def _session(verifier, drafter: str, k: int, max_new: int, forward: str = "auto") -> Session:

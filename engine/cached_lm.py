@@ -20,9 +20,12 @@ class DecodingStream(Protocol):
     hidden_start: int  # the position of hidden's first row
 
     def reset(self) -> None: ...
-    def extend(self, token_ids: list[int], keep: int = 1) -> torch.Tensor: ...
+    def extend(
+        self, token_ids: list[int], keep: int = 1, positions: list[int] | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
     def catch_up(self, context: list[int], extra: list[int] = (), keep: int = 1) -> torch.Tensor: ...
     def rollback(self, length: int) -> None: ...
+    def compact(self, start: int, rows: list[int]) -> None: ...
 
 
 def open_cached_lm(model, vocab_size: int, device: torch.device, forward: str = "auto") -> DecodingStream:
@@ -54,16 +57,29 @@ class CachedLM:
         self.hidden, self.hidden_start = None, 0
 
     @torch.inference_mode()
-    def extend(self, token_ids: list[int], keep: int = 1) -> torch.Tensor:
-        """Append `token_ids` to the cache; return float logits [keep, vocab] of the last `keep` of them."""
+    def extend(
+        self, token_ids: list[int], keep: int = 1, positions: list[int] | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Append `token_ids` to the cache; return float logits [keep, vocab] of the last `keep` of them.
+
+        A tree pass gives each token its own position id and a boolean `mask` [T, cached + T] of what it sees.
+        """
         ids = torch.tensor([token_ids], dtype=torch.long, device=self.device)
+        extra = {}
+        if positions is not None:
+            extra["position_ids"] = torch.tensor([positions], dtype=torch.long, device=self.device)
+        if mask is not None:
+            # A 4D mask is used as given (additive, so the eager and SDPA attentions read it alike).
+            dtype = self.model.get_input_embeddings().weight.dtype
+            blocked = torch.full(mask.shape, torch.finfo(dtype).min, dtype=dtype)
+            extra["attention_mask"] = torch.where(mask, torch.zeros((), dtype=dtype), blocked)[None, None].to(self.device)
         captured = []
         # The final norm's input is the feature a draft head reads; hooked per call, as the model may be shared.
         norm = getattr(getattr(self.model, "model", None), "norm", None)
         hook = norm.register_forward_hook(lambda m, args, out: captured.append(args[0])) if norm is not None else None
         try:
             # The cache is updated in place (transformers 5 calls the argument `cache`).
-            out = self.model(input_ids=ids, cache=self.cache, use_cache=True, logits_to_keep=keep)
+            out = self.model(input_ids=ids, cache=self.cache, use_cache=True, logits_to_keep=keep, **extra)
         finally:
             if hook is not None:
                 hook.remove()
@@ -76,6 +92,15 @@ class CachedLM:
         """Feed whatever part of `context` the cache lacks, plus `extra`, in one forward pass."""
         pending = list(context[self.length :]) + list(extra)
         return self.extend(pending, keep=keep)
+
+    @torch.inference_mode()
+    def compact(self, start: int, rows: list[int]) -> None:
+        """Keep the first `start` cached tokens plus the tokens at `rows` (ascending, each >= start), in order."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        for layer in self.cache.layers:
+            layer.keys = torch.cat((layer.keys[:, :, :start], layer.keys.index_select(2, index)), dim=2)
+            layer.values = torch.cat((layer.values[:, :, :start], layer.values.index_select(2, index)), dim=2)
+        self.length = start + len(rows)
 
     def rollback(self, length: int) -> None:
         """Forget everything after the first `length` tokens (transformers 5: crop takes a negative count)."""

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .tree_shape import parse_tree
 
 MAX_BLOCK_SIZE = 16
 DRAFT_MODES = ("greedy", "sampled")
@@ -18,9 +19,10 @@ DEFAULT_PROMPT = "In a distant future,"
 @dataclass(frozen=True)
 class SpecConfig:
     verifier: str = "smollm2-135m"
-    # "auto" (the trained head shipped for the verifier, else "same"), "head", "head:PATH", "same" (the verifier's
-    # own weights), "ngram", "early-exit:N", or any model spec.
-    drafter: str = "auto"
+    # "same" (the verifier's own weights), "head", "head:PATH", "auto" (the trained head shipped for the verifier,
+    # else "same"), "ngram", "early-exit:N", or any model spec. The head becomes the default once it beats plain
+    # decoding here (bench/results: not yet).
+    drafter: str = "same"
     block_size: int = 4
     draft_mode: str = "sampled"
     verify: str = "greedy"
@@ -43,6 +45,9 @@ class SpecConfig:
     trust_remote_code: bool = False
     # "auto": the lean Llama forward (engine/fast_llama.py) where it applies; "transformers": always the model's own.
     forward: str = "auto"
+    # None: a chain of block_size drafts. "3,2,1,1": a tree, top-3 at depth 1, top-2 under each, ...;
+    # "dynamic:N": the N most probable nodes (EAGLE-2), as deep as block_size. See engine/tree_shape.py.
+    tree: str | None = None
 
     def __post_init__(self) -> None:
         self.validated()  # a SpecConfig that exists is a valid one
@@ -79,6 +84,7 @@ class SpecConfig:
             raise ConfigError("the verifier model spec is empty")
         if not self.drafter.strip():
             raise ConfigError("the drafter model spec is empty")
+        parse_tree(self.tree)
         return self
 
     def replace(self, **changes) -> "SpecConfig":

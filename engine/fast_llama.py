@@ -69,6 +69,13 @@ def rotary(inv_freq: torch.Tensor, start: int, end: int) -> tuple[torch.Tensor, 
     return angles.cos(), angles.sin()
 
 
+def rotary_at(inv_freq: torch.Tensor, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [T, head_dim] at the given positions (a tree's nodes sit at prefix length + depth)."""
+    angles = torch.tensor(positions, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    angles = torch.cat((angles, angles), dim=-1)
+    return angles.cos(), angles.sin()
+
+
 def inverse_frequencies(theta: float, head_dim: int) -> torch.Tensor:
     # transformers' default rotary frequencies, computed the same way so the angles are bit-identical.
     return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
@@ -190,14 +197,38 @@ class FastLlamaLM:
         return self.extend(pending, keep=keep)
 
     @torch.inference_mode()
-    def extend(self, token_ids: list[int], keep: int = 1) -> torch.Tensor:
-        """Append `token_ids` to the cache; return float logits [keep, vocab] of the last `keep` of them."""
+    def compact(self, start: int, rows: list[int]) -> None:
+        """Keep the first `start` rows plus `rows` (ascending, each >= start), moved up to follow them.
+
+        A tree step keeps the accepted path's entries this way: no recompute, the rows are copied.
+        """
+        index = torch.tensor(rows, dtype=torch.long)
+        for cache in self.cache.keys + self.cache.values:
+            cache[:, start : start + len(rows)] = cache[:, index]  # advanced indexing copies first: no aliasing
+        self.length = start + len(rows)
+
+    @torch.inference_mode()
+    def extend(
+        self,
+        token_ids: list[int],
+        keep: int = 1,
+        positions: list[int] | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Append `token_ids` to the cache; return float logits [keep, vocab] of the last `keep` of them.
+
+        A tree pass gives each token its own position id and a boolean `mask` [T, cached + T] of what it sees.
+        """
         count = len(token_ids)
         start = self.length
         self.cache.reserve(start + count, keep=start)
         x = self.embed[torch.tensor(token_ids, dtype=torch.long)]  # [T, hidden]
-        cos, sin = rotary(self.inv_freq, start, start + count)
-        mask = causal_mask(count, start)
+        if positions is None:
+            cos, sin = rotary(self.inv_freq, start, start + count)
+        else:
+            cos, sin = rotary_at(self.inv_freq, positions)
+        if mask is None:
+            mask = causal_mask(count, start)
         for index, weights in enumerate(self.layers):
             x = decoder_layer(x, weights, self.cache.keys[index], self.cache.values[index], start, cos, sin, mask,
                               self.shape)

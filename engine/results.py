@@ -56,6 +56,47 @@ class Position:
 
 
 @dataclass(frozen=True)
+class TreeNode:
+    """One drafted node of a tree step."""
+
+    index: int
+    token_id: int
+    piece: str
+    parent: int  # -1: the root (the context's last token)
+    depth: int  # 1 = the first drafted position
+    q_drafter: float  # the drafter's probability of this token
+    p_verifier_of_draft: float  # p the verifier gives this token after its parent
+    verifier_id: int  # the verifier's token after this node (argmax; on the path's end, the emitted token)
+    verifier_piece: str
+    p_verifier: float
+    decision: Decision  # ACCEPTED on the path, REJECTED if tried and refused, NOT_REACHED if never tried
+    accept_prob: float | None = None  # sampling verification: min(1, p/q) against the residual p
+    draw: float | None = None
+    draft_top: tuple[Alternative, ...] = ()  # the drafter's top tokens at the parent
+    verifier_top: tuple[Alternative, ...] = ()  # the verifier's top tokens after this node
+
+
+@dataclass(frozen=True)
+class TreeStep:
+    """A tree step: every node verified in one pass, and the path the verifier accepted."""
+
+    shape: str  # the --tree spec
+    nodes: tuple[TreeNode, ...]
+    path: tuple[int, ...]  # accepted node indices, depth 1 first
+    root_verifier_id: int  # the verifier's token right after the context
+    root_verifier_piece: str
+    root_p_verifier: float
+    root_verifier_top: tuple[Alternative, ...] = ()
+
+    @property
+    def depth(self) -> int:
+        return max((n.depth for n in self.nodes), default=0)
+
+    def children(self, index: int) -> tuple[TreeNode, ...]:
+        return tuple(n for n in self.nodes if n.parent == index)
+
+
+@dataclass(frozen=True)
 class Token:
     token_id: int
     piece: str
@@ -77,10 +118,16 @@ class StepResult:
     draft_mode: str
     verify_mode: str
     finish_reason: str | None = None  # "eos", "max_new_tokens", "context_window"
+    tree: TreeStep | None = None  # tree steps only: every node; `positions` then show the accepted path
 
     @property
     def emitted_text(self) -> str:
         return "".join(t.piece for t in self.emitted)
+
+    @property
+    def depth(self) -> int:
+        """Draft positions: k for a chain, the tree's depth for a tree (which drafts more nodes than that)."""
+        return self.tree.depth if self.tree is not None else self.drafted
 
 
 @dataclass(frozen=True)
@@ -96,6 +143,17 @@ class Stats:
     per_position_drafted: tuple[int, ...] = ()
     per_position_accepted: tuple[int, ...] = ()
     accepted_per_step: tuple[int, ...] = ()
+    tree_steps: int = 0  # steps that verified a tree (their `drafted` counts every node)
+
+    @property
+    def nodes_per_step(self) -> float:
+        """Drafted tokens the verifier checks per pass: k for chains, the node count for trees."""
+        return self.drafted / self.steps if self.steps else 0.0
+
+    @property
+    def mean_accepted(self) -> float:
+        """Accepted drafts per step: for a tree, the accepted path's length."""
+        return self.accepted / self.steps if self.steps else 0.0
 
     @property
     def acceptance_rate(self) -> float:
@@ -128,10 +186,11 @@ class Stats:
 
     def with_step(self, result: StepResult) -> "Stats":
         """Stats after one more step; the one place where stats are accumulated (engine and replay alike)."""
-        k = max(len(self.per_position_drafted), result.drafted)
+        # Per draft position (a tree's depth): did the step draft it, and keep it?
+        k = max(len(self.per_position_drafted), result.depth)
         drafted_at = list(self.per_position_drafted) + [0] * (k - len(self.per_position_drafted))
         accepted_at = list(self.per_position_accepted) + [0] * (k - len(self.per_position_accepted))
-        for i in range(result.drafted):
+        for i in range(result.depth):
             drafted_at[i] += 1
             if i < result.accepted:
                 accepted_at[i] += 1
@@ -147,6 +206,7 @@ class Stats:
             per_position_drafted=tuple(drafted_at),
             per_position_accepted=tuple(accepted_at),
             accepted_per_step=self.accepted_per_step + (result.accepted,),
+            tree_steps=self.tree_steps + (result.tree is not None),
         )
 
     @classmethod
@@ -167,6 +227,9 @@ class Stats:
             "per_position_acceptance": list(self.per_position_acceptance),
             "verifier_calls": self.verifier_calls,
             "tokens_per_verifier_call": self.tokens_per_verifier_call,
+            "nodes_per_step": self.nodes_per_step,
+            "mean_accepted": self.mean_accepted,
+            "tree_steps": self.tree_steps,
             "wall_s": self.wall_s,
             "tokens_per_s": self.tokens_per_s,
             "draft_s": self.draft_s,

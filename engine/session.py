@@ -23,6 +23,8 @@ from .pieces import PieceDecoder
 from .positions import build_positions, verifier_source
 from .results import BaselineResult, Comparison, Source, Stats, StepResult, Token
 from .schedule import next_block_size
+from .tree_shape import parse_tree
+from .tree_step import tree_step
 
 __all__ = ["Session", "prefill", "draft", "verify", "accept", "Verdict", "build_drafter", "next_block_size"]
 
@@ -198,6 +200,10 @@ class Session:
         remaining = self.config.max_new_tokens - len(self.new_token_ids)
         room = self.context_window - len(context) - 1  # the verify pass must fit in the context window
         k = max(0, min(self.block_size, remaining, room))
+        shape = parse_tree(self.config.tree)
+        if shape is not None:  # a tree step: its own module (tree_step.py), same caches and records
+            depth = max(0, min(shape.depth(self.block_size), remaining, room))
+            return tree_step(self, shape, depth, start)
 
         proposal = draft(self.drafter, context, k, self._knobs(), self.generator)
         drafted = time.perf_counter()

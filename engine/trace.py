@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 
 from .errors import TraceError
-from .results import Alternative, Decision, Position, Source, StepResult, Token
+from .results import Alternative, Decision, Position, Source, StepResult, Token, TreeNode, TreeStep
 
 FORMAT = 1
 
@@ -74,8 +74,20 @@ def step_from_record(record: dict) -> StepResult:
         for p in record["positions"]
     )
     emitted = tuple(Token(t["token_id"], t["piece"], Source(_legacy_plain(t["source"], drafted))) for t in record["emitted"])
-    known = {f.name for f in dataclasses.fields(StepResult)} - {"positions", "emitted"}
-    return StepResult(positions=positions, emitted=emitted, **{k: v for k, v in record.items() if k in known})
+    known = {f.name for f in dataclasses.fields(StepResult)} - {"positions", "emitted", "tree"}
+    tree = _tree_from_record(record["tree"], alternatives) if record.get("tree") else None
+    return StepResult(positions=positions, emitted=emitted, tree=tree, **{k: v for k, v in record.items() if k in known})
+
+
+def _tree_from_record(tree: dict, alternatives) -> TreeStep:
+    nodes = tuple(
+        TreeNode(**{**n, "decision": Decision(n["decision"]), "draft_top": alternatives(n.get("draft_top", ())),
+                    "verifier_top": alternatives(n.get("verifier_top", ()))})
+        for n in tree["nodes"]
+    )
+    rest = {k: v for k, v in tree.items() if k not in ("nodes", "path", "root_verifier_top")}
+    return TreeStep(nodes=nodes, path=tuple(tree["path"]),
+                    root_verifier_top=alternatives(tree.get("root_verifier_top", ())), **rest)
 
 
 class TraceWriter:

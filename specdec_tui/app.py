@@ -36,6 +36,7 @@ from .widgets.prompt_bar import PromptBar
 from .widgets.stats_panel import StatsPanel
 from .widgets.status_bar import StatusBar
 from .widgets.step_log import StepLog
+from .widgets.tree_view import TreeView
 from .widgets.verifier_row import VerifierRow
 
 PLAY_DELAYS = (0.0, 0.3, 1.0)  # seconds between auto-play steps; `t` cycles through them
@@ -43,7 +44,8 @@ COMPACT_BELOW = (100, 32)  # width, height: below either, the one-pane layout
 WIDE_FROM = (180, 45)
 SMALLEST = (60, 18)  # below this no layout can show a step: a notice instead
 PANES = ("context", "stats", "log", "position")  # what `w` cycles through in the one-pane layout
-CONFIGURING = {"block_size", "toggle_draft", "toggle_verify", "next_drafter", "focus_prompt"}  # need can_configure
+CONFIGURING = {"block_size", "toggle_draft", "toggle_verify", "toggle_tree", "next_drafter", "focus_prompt"}  # need can_configure
+DEFAULT_TREE = "3,2,1,1"  # what `e` switches to when no --tree shape was given
 
 
 class SpecDecApp(App):
@@ -72,7 +74,9 @@ class SpecDecApp(App):
                 tooltip="drafting: greedy <-> sampled (temperature, top-k, top-p, penalties)"),
         Binding("v", "toggle_verify", "Verify", id="verify_mode", tooltip="verification: greedy <-> speculative sampling"),
         Binding("d", "next_drafter", "Drafter", id="drafter",
-                tooltip="next drafter: the one you chose, same, ngram, early-exit (half the layers); restarts"),
+                tooltip="next drafter: the one you chose, head (the trained draft head), same, ngram, early-exit (half the layers); restarts"),
+        Binding("e", "toggle_tree", "Tree", show=False, id="tree",
+                tooltip="chain <-> tree drafts (your --tree shape, else 3,2,1,1) with the same drafter"),
         Binding("b", "baseline", "Baseline", id="baseline",
                 tooltip="run plain decoding (baseline): identical output? real speed-up?"),
         Binding("s", "save", "Save", id="save", tooltip="save the steps as a JSON Lines trace (replay with --replay FILE)"),
@@ -102,6 +106,7 @@ class SpecDecApp(App):
         self.playing = False
         self.delay_index = 1
         self.pane = PANES[0]
+        self.tree_shape = DEFAULT_TREE  # the last tree shape used, for `e`
 
     # -- layout -------------------------------------------------------------------------------------------
 
@@ -114,6 +119,7 @@ class SpecDecApp(App):
                 yield DraftRow(id="draft-row")
                 yield VerifierRow(id="verifier-row")
                 yield ComparisonRow(id="comparison-row")
+                yield TreeView(id="tree-view")
                 yield ContextView(id="context")
             with Vertical(id="right"):
                 yield StatsPanel(id="stats")
@@ -281,6 +287,7 @@ class SpecDecApp(App):
         self.query_one(VerifierRow).show(latest, selected)
         self.query_one(ComparisonRow).show(latest, selected)
         self.query_one(PositionInspector).show(latest, selected)
+        self.query_one(TreeView).show(latest)
         self.query_one(ContextView).show(shown.prompt_pieces, shown.steps, shown.finished)
         self.query_one(StatsPanel).show(shown)
         self.query_one(StepLog).show(shown.steps, browsing=self.view.view_index is not None)
@@ -291,7 +298,7 @@ class SpecDecApp(App):
             return
         c, k = self.view.config, self.view.next_block_size
         play = "▶ playing · " if self.playing else ""  # first, so a narrow header never cuts it off
-        self.sub_title = (f"{play}k={k} · {c.draft_mode} drafts · {c.verify} verify"
+        self.sub_title = (f"{play}{f'tree {c.tree}' if c.tree else f'k={k}'} · {c.draft_mode} drafts · {c.verify} verify"
                           f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''} · {self.driver.title}")
 
     # -- actions ------------------------------------------------------------------------------------------
@@ -399,6 +406,13 @@ class SpecDecApp(App):
     def action_toggle_verify(self) -> None:
         self.toggle("verify", VERIFY_MODES, "verification")
 
+    def action_toggle_tree(self) -> None:
+        """Chain <-> tree with the current drafter; the tree is the one asked for on the command line, if any."""
+        if self.not_ready():
+            return
+        self.tree_shape = self.view.config.tree or self.tree_shape
+        self.toggle("tree", (None, self.tree_shape), "drafts")
+
     def toggle(self, field: str, values: tuple[str, ...], what: str) -> None:
         if self.not_ready():
             return
@@ -406,7 +420,7 @@ class SpecDecApp(App):
         new = values[(values.index(current) + 1) % len(values)]
         self.view.pending[field] = new
         self.refresh_stats()
-        self.status.say(f"{what}: {new} from the next step")
+        self.status.say(f"{what}: {new or 'chain'} from the next step")
 
     def refresh_stats(self) -> None:
         """Pending settings show in the header and the stats panel before the step that uses them."""

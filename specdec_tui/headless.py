@@ -22,6 +22,7 @@ def _emit(args, record: dict, text: str) -> None:
 def summary(session: Session, comparison=None, plain_step_s: float | None = None) -> dict:
     out = RunSummary.of(session.steps, session.stats, session.config, session.finish_reason, session.text,
                         session.generated_text, plain_step_s).to_dict()
+    out["tree"] = session.config.tree
     if comparison is not None:
         baseline = comparison.baseline
         out.update(
@@ -97,6 +98,9 @@ def _print_summary(s: dict) -> None:
         f"acceptance={100 * s['acceptance_rate']:.1f}% tokens/step={s['mean_tokens_per_step']:.2f} "
         f"tokens/verifier-call={s['tokens_per_verifier_call']:.2f} tokens/s={s['tokens_per_s']:.1f}"
     )
+    if s.get("tree"):
+        print(f"tree {s['tree']}: nodes verified/step={s['nodes_per_step']:.1f} "
+              f"accepted path/step={s['mean_accepted']:.2f} tokens/verifier-call={s['tokens_per_verifier_call']:.2f}")
     if s.get("expected_tokens_per_step") is not None:
         r = "" if s.get("verify_cost_ratio") is None else f" r={s['verify_cost_ratio']:.2f}"
         print(

@@ -18,6 +18,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--verifier", default=DEFAULTS.verifier, help="smollm2-135m (embedded), a hub id, a folder or a .gguf file")
     p.add_argument("--drafter", default=DEFAULTS.drafter, help="auto (the trained head where one ships, else same), head, head:PATH, same, ngram, early-exit:N, or a model spec; comma-separated with --sweep")
     p.add_argument("--block-size", "-k", type=int, default=DEFAULTS.block_size, help=f"drafted tokens per step, 1..{MAX_BLOCK_SIZE}")
+    p.add_argument("--tree", metavar="SHAPE", default=None,
+                   help="draft a tree instead of a chain: widths per depth (3,2,1,1: top-3, then top-2 under each, ...) "
+                        "or dynamic:N (the N most probable nodes, -k deep)")
     p.add_argument("--block-size-schedule", choices=SCHEDULES, default=DEFAULTS.block_size_schedule)
     p.add_argument("--draft-mode", choices=DRAFT_MODES, default=DEFAULTS.draft_mode)
     p.add_argument("--verify", choices=VERIFY_MODES, default=DEFAULTS.verify)
@@ -70,6 +73,7 @@ def config_from_args(args: argparse.Namespace, drafter: str | None = None, block
             ngram_max=args.ngram_max,
             trust_remote_code=args.trust_remote_code,
             forward=args.forward,
+            tree=args.tree,
         ).validated()
     except ConfigError as error:
         raise ConfigError(f"{error} (see specdec-tui --help)") from error

@@ -91,10 +91,14 @@ class StatsPanel(Vertical):
             Content.assemble(("draft ", "$text-muted"), f"{_ms(s.draft_ms_per_token)} ms/token",
                              ("  verify ", "$text-muted"), f"{_ms(s.verify_ms_per_step)} ms/pass"),
         ]
+        if s.tree_steps:  # a tree's acceptance counts every node; these say what a tree step bought
+            lines[2:2] = [Content.assemble(("tree ", "$text-muted"), (f"{s.nodes_per_step:.1f}", "bold"),
+                                           (" nodes/step, path ", "$text-muted"), (f"{s.mean_accepted:.2f}", "bold"),
+                                           (" kept/step", "$text-muted"))]
         if snap.plain_step_s:
             lines.append(Content.assemble(("plain decoding ", "$text-muted"), f"{1000 * snap.plain_step_s:.0f} ms/token"))
         lines += per_position_lines(s, self.content_size.width or 42)
-        if theory.known:
+        if theory.known and not snap.config.tree:  # the chain formula does not describe a tree
             lines += theory_lines(theory)
         if snap.baseline_note:
             lines.append(Content.assemble(("baseline ", "$text-muted"), (snap.baseline_note, "bold")))

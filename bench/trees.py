@@ -1,0 +1,177 @@
+"""Tree drafts against chains of the same depth, and what verifying N tree nodes costs against k + 1 tokens.
+
+Called by bench/run.py with `--trees SHAPE [SHAPE ...]` (e.g. `--trees 3,2,1,1 dynamic:12`), or on its own:
+
+    .venv/bin/python bench/trees.py [--trees 3,2,1,1 dynamic:12] [--k 4] [--repeats 3] [--quick]
+
+Every shape is compared with the chain whose depth it shares (static: its number of widths; dynamic: k), same
+drafter, greedy drafting and verification, same prompts, methods round robin. Writes bench/results/trees-latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine import Session, SpecConfig  # noqa: E402
+from engine.tree import ROOT, DraftTree, verify_inputs  # noqa: E402
+from engine.tree_shape import parse_tree  # noqa: E402
+
+DEFAULT_SHAPES = ("3,2,1,1", "2,2,2,2", "dynamic:12")
+NODE_COUNTS = (9, 13, 21, 33)
+
+
+def _session(verifier, drafter: str, k: int, max_new: int, tree: str | None) -> Session:
+    config = SpecConfig(verifier=verifier.name, drafter=drafter, block_size=k, draft_mode="greedy",
+                        max_new_tokens=max_new, tree=tree)
+    return Session.from_loaded(config, verifier)
+
+
+def tree_rows(verifier, prompts: dict, drafters: list[str], shapes: list[str], k: int, max_new: int,
+              repeats: int) -> list[dict]:
+    """Tokens per verifier call and tokens/s: each tree shape against the chain of its depth."""
+    rows = []
+    for prompt_name, prompt in prompts.items():
+        methods = {}  # name -> (session, chain name it is compared with)
+        for drafter in drafters:
+            for shape_spec in shapes:
+                shape = parse_tree(shape_spec)
+                depth = shape.depth(k)
+                chain = f"engine {drafter} chain k={depth}"
+                if chain not in methods:
+                    methods[chain] = (_session(verifier, drafter, depth, max_new, None), None)
+                methods[f"engine {drafter} tree {shape_spec}"] = (
+                    _session(verifier, drafter, depth, max_new, shape_spec), chain)
+        for session, _ in methods.values():  # warm-up
+            session.reset(prompt)
+            session.run()
+        walls = {name: [] for name in methods}
+        outputs, stats = {}, {}
+        for _ in range(repeats):  # round robin, as bench/run.py
+            for name, (session, _) in methods.items():
+                begin = time.perf_counter()
+                session.reset(prompt)
+                session.run()
+                walls[name].append(time.perf_counter() - begin)
+                outputs[name], stats[name] = list(session.new_token_ids), session.stats
+        first = next(iter(methods.values()))[0]
+        reference = list(first.baseline(max_new).token_ids[len(first.prompt_ids) :])
+        for name, (session, chain) in methods.items():
+            s, median = stats[name], statistics.median(walls[name])
+            row = {"prompt": prompt_name, "method": name, "new_tokens": len(outputs[name]), "median_s": median,
+                   "tokens_per_s": len(outputs[name]) / median, "runs_s": walls[name],
+                   "lossless": outputs[name] == reference[: len(outputs[name])],
+                   "nodes_per_step": s.nodes_per_step, "accepted_per_step": s.mean_accepted,
+                   "tokens_per_verifier_call": s.tokens_per_verifier_call,
+                   "draft_s_per_step": s.draft_s / s.steps, "verify_s_per_step": s.verify_s / s.steps}
+            rows.append(row)
+        by_name = {r["method"]: r for r in rows if r["prompt"] == prompt_name}
+        for name, (_, chain) in methods.items():
+            if chain:
+                row, base = by_name[name], by_name[chain]
+                row["tokens_per_call_vs_chain"] = row["tokens_per_verifier_call"] / base["tokens_per_verifier_call"]
+                row["tokens_per_s_vs_chain"] = row["tokens_per_s"] / base["tokens_per_s"]
+                row["verify_s_vs_chain"] = row["verify_s_per_step"] / base["verify_s_per_step"]
+        for name in methods:
+            r = by_name[name]
+            print(f"  {prompt_name:<22} {name:<36} {r['tokens_per_s']:6.1f} tok/s {r['tokens_per_verifier_call']:5.2f} tok/call "
+                  f"{r['nodes_per_step']:5.1f} nodes/step lossless={r['lossless']}", flush=True)
+    return rows
+
+
+def verify_cost_rows(verifier, prompt: str, k: int, node_counts=NODE_COUNTS, repeats: int = 20) -> list[dict]:
+    """Seconds of one verifier pass over k + 1 chain tokens vs over N tree nodes (+ the pending token), same prefix.
+
+    The ratio r(N) = t(N) / t(k + 1) is what the extra branches cost: a tree pays when its tokens per call
+    grow by more than r(N).
+    """
+    session = Session.from_loaded(SpecConfig(verifier=verifier.name, drafter="ngram"), verifier)
+    session.reset(prompt)
+    lm, context = session.verifier_lm, session.tokens
+    cached = lm.length
+    rng = random.Random(0)
+    vocab = session.vocab
+
+    def chain_pass():
+        lm.rollback(cached)
+        lm.extend(list(context[cached:]) + [rng.randrange(vocab) for _ in range(k)], keep=k + 1)
+
+    def tree_pass(tree):
+        lm.rollback(cached)
+        tokens, mask, positions = verify_inputs(tree, list(context[cached:]), cached)
+        lm.extend(tokens, keep=len(tree) + 1, positions=positions, mask=mask)
+
+    trees = {n: _random_tree(n, k, vocab, rng) for n in node_counts}
+    times = {"chain": [], **{n: [] for n in node_counts}}
+    for _ in range(2):  # warm-up
+        chain_pass()
+        for tree in trees.values():
+            tree_pass(tree)
+    for _ in range(repeats):  # round robin
+        begin = time.perf_counter()
+        chain_pass()
+        times["chain"].append(time.perf_counter() - begin)
+        for n, tree in trees.items():
+            begin = time.perf_counter()
+            tree_pass(tree)
+            times[n].append(time.perf_counter() - begin)
+    chain_s = statistics.median(times["chain"])
+    rows = [{"pass": f"chain k={k} ({k + 1} tokens)", "tokens": k + 1, "median_s": chain_s, "ratio_vs_chain": 1.0}]
+    for n in node_counts:
+        median = statistics.median(times[n])
+        rows.append({"pass": f"tree of {n} nodes (+1 pending)", "tokens": n + 1, "median_s": median,
+                     "ratio_vs_chain": median / chain_s})
+    for r in rows:
+        print(f"  verify {r['pass']:<28} {1000 * r['median_s']:7.1f} ms  r = {r['ratio_vs_chain']:.2f}", flush=True)
+    return rows
+
+
+def _random_tree(nodes: int, depth: int, vocab: int, rng: random.Random) -> DraftTree:
+    """A tree of `nodes` nodes at most `depth` deep (the cost of a pass depends on the count, not the shape)."""
+    tree = DraftTree()
+    depths = []
+    for _ in range(nodes):
+        candidates = [ROOT] + [i for i, d in enumerate(depths) if d < depth]
+        parent = rng.choice(candidates)
+        tree.add(rng.randrange(vocab), parent, None, 1.0, None)
+        depths.append(1 if parent == ROOT else depths[parent] + 1)
+    return tree
+
+
+def main() -> int:
+    from bench.run import PROMPTS  # noqa: E402  (the same prompts as the main bench)
+    from engine.models import load_model
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trees", nargs="+", default=list(DEFAULT_SHAPES))
+    parser.add_argument("--drafters", nargs="+", default=["same", "early-exit:20", "ngram"])
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1 repeat, 24 tokens, the first prompt")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "trees-latest.json"))
+    args = parser.parse_args()
+    prompts = dict(PROMPTS)
+    if args.quick:
+        args.repeats, args.max_new_tokens, prompts = 1, 24, dict(list(PROMPTS.items())[:1])
+    verifier = load_model("smollm2-135m")
+    rows = tree_rows(verifier, prompts, args.drafters, args.trees, args.k, args.max_new_tokens, args.repeats)
+    cost = verify_cost_rows(verifier, next(iter(prompts.values())), args.k)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"settings": vars(args), "torch_threads": torch.get_num_threads(),
+                                          "rows": rows, "verify_cost": cost}, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The tree of a tree step, drawn: every node with its piece and q, the verifier's choice after it with p,
+the accepted path highlighted and the refused or unreached branches dimmed. Hidden for chain steps."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from engine import Decision, StepResult
+from engine.results import TreeNode, TreeStep
+
+from ..chips import probability, visible
+
+MARK = {
+    Decision.ACCEPTED: ("✓", "bold $text on $success-muted"),
+    Decision.STOPPED: ("■", "$text-muted"),
+    Decision.REJECTED: ("✗", "$text-error"),
+    Decision.NOT_REACHED: ("·", "$text-muted"),
+}
+
+
+def tree_lines(tree: TreeStep) -> list[Content]:
+    """One line per node, depth first, under a root line for the context."""
+    lines = [
+        Content.assemble(
+            ("context", "$text-muted"), " → verifier ", (visible(tree.root_verifier_piece), "bold"),
+            (f" p {probability(tree.root_p_verifier)}", "$text-muted"),
+        )
+    ]
+
+    def walk(parent: int, indent: str) -> None:
+        children = tree.children(parent)
+        for i, node in enumerate(children):
+            last = i == len(children) - 1
+            lines.append(_node_line(node, indent + ("└─" if last else "├─")))
+            walk(node.index, indent + ("  " if last else "│ "))
+
+    walk(-1, "")
+    return lines
+
+
+def _node_line(node: TreeNode, branch: str) -> Content:
+    mark, style = MARK[node.decision]
+    dim = node.decision in (Decision.NOT_REACHED, Decision.STOPPED)
+    piece_style = "$text-muted" if dim else style if node.decision is Decision.ACCEPTED else "$text"
+    parts = [(branch, "$text-muted"), (mark, style), " ", (visible(node.piece), piece_style),
+             (f" q {probability(node.q_drafter)}", "$text-muted")]
+    if node.accept_prob is not None:  # sampling: the draw against min(1, p/q), p being the residual there
+        parts.append((f" u {node.draw:.2f}/{node.accept_prob:.2f}", "$text-muted"))
+    parts += [(" → ", "$text-muted"), (visible(node.verifier_piece), "$text-muted" if dim else "$text"),
+              (f" p {probability(node.p_verifier)}", "$text-muted")]
+    return Content.assemble(*parts)
+
+
+def tree_title(result: StepResult) -> str:
+    tree = result.tree
+    return (f"Tree {tree.shape} · {len(tree.nodes)} nodes verified in one pass · "
+            f"path {len(tree.path)} of depth {tree.depth} · +{len(result.emitted)} tokens")
+
+
+class TreeView(Static):
+    """Shown only while the displayed step is a tree step."""
+
+    def __init__(self, **kwargs):
+        super().__init__("", **kwargs)
+        self.border_title = "Tree"
+        self.display = False  # until a tree step is shown
+
+    def show(self, result: StepResult | None) -> None:
+        tree = result.tree if result is not None else None
+        self.display = tree is not None
+        if tree is None:
+            return
+        self.border_title = tree_title(result)
+        self.update(Content("\n").join(tree_lines(tree)))

@@ -1,0 +1,88 @@
+"""The tree view: drawn from a recorded tree step (SmolLM2, --tree 3,2,1,1), hidden for chains, `e` toggles."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from engine import Decision
+from engine.trace import read_trace
+from specdec_tui.app import SpecDecApp
+from specdec_tui.widgets.tree_view import TreeView, tree_lines
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def tree_step():
+    return read_trace(DATA / "tree.jsonl").steps[0]
+
+
+def test_one_line_per_node_under_the_context():
+    result = tree_step()
+    tree = result.tree
+    lines = [line.plain for line in tree_lines(tree)]
+    assert len(lines) == len(tree.nodes) + 1
+    assert lines[0].startswith("context")
+    # Depth-first: each node's line is indented by its depth, its children follow it.
+    marks = {Decision.ACCEPTED: "✓", Decision.REJECTED: "✗", Decision.NOT_REACHED: "·", Decision.STOPPED: "■"}
+    drawn = [line for line in lines[1:]]
+    assert sorted(line.lstrip("│├└─ ")[0] for line in drawn) == sorted(marks[n.decision] for n in tree.nodes)
+    assert sum(line.count("✓") for line in drawn) == len(tree.path)
+
+
+def test_pieces_are_shown_literally():
+    result = tree_step()
+    node = replace(result.tree.nodes[0], piece="[bold]x[/bold]", verifier_piece="[red]")
+    tree = replace(result.tree, nodes=(node,) + result.tree.nodes[1:])
+    text = "\n".join(line.plain for line in tree_lines(tree))
+    assert "[bold]x[/bold]" in text.replace("·", " ") and "[red]" in text
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.anyio
+async def test_the_tree_view_shows_tree_steps_only():
+    app = SpecDecApp(replay=str(DATA / "tree.jsonl"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert not app.query_one(TreeView).display  # nothing stepped yet
+        await pilot.press("n")
+        await settle(pilot)
+        view = app.query_one(TreeView)
+        assert view.display and "nodes verified in one pass" in view.border_title
+        assert "tree 3,2,1,1" in app.sub_title
+    app = SpecDecApp(replay=str(DATA / "greedy.jsonl"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        assert not app.query_one(TreeView).display
+
+
+@pytest.mark.anyio
+async def test_e_switches_between_chain_and_tree(tiny):
+    from engine import SpecConfig
+
+    app = SpecDecApp(config=SpecConfig(verifier=tiny["verifier"], drafter="early-exit:2", draft_mode="greedy",
+                                       max_new_tokens=24))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.snap.steps[-1].tree is None and not app.query_one(TreeView).display
+        await pilot.press("e", "n")
+        await settle(pilot)
+        assert app.snap.steps[-1].tree is not None and app.snap.steps[-1].tree.shape == "3,2,1,1"
+        assert app.query_one(TreeView).display
+        await pilot.press("e", "n")
+        await settle(pilot)
+        assert app.snap.steps[-1].tree is None
+        assert app.snap.stats.tree_steps == 1 and app.snap.stats.steps == 3
