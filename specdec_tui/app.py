@@ -13,10 +13,12 @@ from dataclasses import replace
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import Footer, Header, Input, Label, ProgressBar
 from textual.worker import Worker, WorkerState
 
 from engine import DEFAULT_PROMPT, MAX_BLOCK_SIZE, EngineError, SpecConfig, Stats
+from engine.safe_text import shown as safe_text
 from engine.theory import theory_summary
 
 from .driver import EngineDriver, ReplayDriver, Snapshot
@@ -121,7 +123,7 @@ class SpecDecApp(App):
     def on_mount(self) -> None:
         self.query_one(StepLog).can_focus = False
         self.query_one(PromptBar).cursor_blink = False if self.is_headless else True
-        self.sub_title = self.driver.title
+        self.sub_title = safe_text(self.driver.title, keep="")
         self.query_one("#loading").add_class("-visible")
         self.query_one(StatusBar).say("loading models in the background…")
         self.apply_size_class(self.size.width, self.size.height)
@@ -164,7 +166,7 @@ class SpecDecApp(App):
         return sum(1 for op in self.queue if op[0] == "step")
 
     def on_load_progress(self, message: LoadProgress) -> None:
-        self.query_one("#loading-label", Label).update(message.text)
+        self.query_one("#loading-label", Label).update(Content(safe_text(message.text, keep="")))  # paths are not markup
         self.query_one("#loading-bar", ProgressBar).update(progress=100 * message.fraction)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -205,7 +207,11 @@ class SpecDecApp(App):
             if self.driver.replay:
                 self.query_one(PromptBar).value = self.driver.prompt
             hint = "replay loaded" if self.driver.replay else "models ready"
-            self.status.say(f"{hint}: press n to step, space to play, ? for help", "ok")
+            warnings = " · ".join(self.driver.warnings)
+            if warnings:  # e.g. the model cache could not be written: said once, where the user looks
+                self.status.say(f"{warnings} · {hint}: press n to step", "warning")
+            else:
+                self.status.say(f"{hint}: press n to step, space to play, ? for help", "ok")
         elif kind == "step":
             result, snap = value
             self.show(snap, result)
@@ -294,8 +300,8 @@ class SpecDecApp(App):
         c = self.snap.config.replace(**self.pending) if self.pending else self.snap.config
         k = self.pending.get("block_size", self.snap.block_size)
         play = " · ▶ playing" if self.playing else ""
-        self.sub_title = (f"{self.driver.title} · k={k} · {c.draft_mode} drafts · {c.verify} verify"
-                          f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''}{play}")
+        self.sub_title = safe_text(f"{self.driver.title} · k={k} · {c.draft_mode} drafts · {c.verify} verify"
+                                   f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''}{play}", keep="")
 
     # -- actions ------------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 from engine import EngineError, SpecConfig, Stats, StepResult
 from engine.theory import theory_summary
-from engine.trace import header, read_trace, write_trace
+from engine.trace import header, read_trace, unique_path, write_trace
 
 Progress = Callable[[str, float], None]
 
@@ -30,6 +30,7 @@ class Snapshot:
     config: SpecConfig
     theory: dict
     baseline_note: str | None = None
+    threads: int | None = None  # torch threads decoding uses (None: not recorded, in an older trace)
 
 
 class EngineDriver:
@@ -45,6 +46,10 @@ class EngineDriver:
     def title(self) -> str:
         config = self.session.config if self.session else self.config
         return f"verifier {config.verifier} · drafter {config.drafter}"
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.session.warnings if self.session else ()
 
     def drafter_choices(self) -> list[str]:
         """What `d` cycles through: the drafter asked for on the command line, then the built-in ones."""
@@ -79,6 +84,7 @@ class EngineDriver:
             config=s.config,
             theory=theory_summary(s.stats, s.block_size),
             baseline_note=self.baseline_note(),
+            threads=s.threads,
         )
 
     def baseline_note(self) -> str | None:
@@ -120,7 +126,7 @@ class EngineDriver:
         with self.lock:
             s = self.session
             head = header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
-            path = Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
+            path = unique_path(folder, f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}")  # two saves in a second: -2
             return write_trace(path, head, s.steps, {"type": "summary", **s.stats.summary()})
 
 
@@ -170,7 +176,13 @@ class ReplayDriver:
             block_size=block,
             config=self.config,
             theory=theory_summary(stats, block),
+            threads=self.recorded_threads,
         )
+
+    @property
+    def recorded_threads(self) -> int | None:
+        recorded = (self.trace.summary or {}).get("threads")  # the count in use; the config has None for torch's
+        return self.config.threads or (recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else None)
 
     def reset(self, prompt: str) -> Snapshot:
         self.position = 0
@@ -184,6 +196,8 @@ class ReplayDriver:
         self.position += 1
         return self.trace.steps[self.position - 1], self.snapshot()
 
+    warnings: tuple[str, ...] = ()
+
     def drafter_choices(self) -> list[str]:
         return [self.config.drafter]
 
@@ -195,5 +209,5 @@ class ReplayDriver:
 
     def save(self, folder: str = ".") -> Path:
         head = dict(self.trace.header)
-        path = Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
+        path = unique_path(folder, f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}")  # two saves in a second: -2
         return write_trace(path, head, self.trace.steps[: self.position])

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 
 from engine import Session, SpecConfig
 from engine.errors import EngineError
+from engine.safe_text import json_line, shown
 from engine.theory import theory_summary
-from engine.trace import TraceWriter, header
+from engine.trace import TraceWriter, check_target, header
 
 from .options import config_from_args, parse_sweep
+from .stopping import Stopped, signals_stop
 
 
 def _progress(message: str, fraction: float) -> None:
-    print(f"[load {fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+    print(f"[load {fraction:4.0%}] {shown(message, keep='')}", file=sys.stderr, flush=True)
+
+
+def _error(message: object) -> None:
+    print(f"specdec-tui: {shown(message, keep='')}", file=sys.stderr, flush=True)
 
 
 def _emit(args, record: dict, text: str) -> None:
-    print(json.dumps(record, ensure_ascii=False) if args.json else text, flush=True)
+    print(json_line(record) if args.json else text, flush=True)
 
 
 def summary(session: Session, comparison=None) -> dict:
@@ -34,6 +38,7 @@ def summary(session: Session, comparison=None) -> dict:
         "verifier": session.config.verifier,
         "drafter": session.config.drafter,
         "block_size": session.config.block_size,
+        "threads": session.threads,
     }
     if comparison is not None:
         baseline = comparison.baseline
@@ -47,16 +52,29 @@ def summary(session: Session, comparison=None) -> dict:
 
 
 def run_headless(args) -> int:
+    # SIGTERM and SIGHUP stop the run as Ctrl+C does: the trace is finished and the summary printed.
+    with signals_stop():
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         if args.sweep:
             return run_sweep(args)
         config = config_from_args(args)
+        if args.trace:
+            check_target(args.trace, overwrite=args.force)  # before the models load, not after the run
         session = Session.from_config(config, progress=None if args.json else _progress)
+        for warning in session.warnings:
+            _error(f"warning: {warning}")
         session.reset(args.prompt)
         writer = TraceWriter(args.trace, _header(session)) if args.trace else None
     except EngineError as error:
-        print(f"specdec-tui: {error}", file=sys.stderr)
+        _error(error)
         return 2
+    except KeyboardInterrupt as stop:
+        _error("interrupted while loading")
+        return Stopped.exit_code(stop)
     code = 0
     try:
         while not session.finished:
@@ -71,26 +89,37 @@ def run_headless(args) -> int:
                       "emitted_text": result.emitted_text, "acceptance_rate_so_far": session.stats.acceptance_rate,
                       "step_s": result.step_s}
             _emit(args, record, line)
-    except KeyboardInterrupt:
-        print("specdec-tui: interrupted; summary so far:", file=sys.stderr)
-        code = 130
+    except KeyboardInterrupt as stop:
+        code = Stopped.exit_code(stop)
     except EngineError as error:
-        print(f"specdec-tui: {error}", file=sys.stderr)
+        _error(error)
         code = 1
     comparison = None
     if args.compare_baseline and code == 0:
         try:
             comparison = session.compare(session.baseline())
-        except KeyboardInterrupt:
-            code = 130
-    result = summary(session, comparison)
-    if writer:
-        writer.summary(result)
-        writer.close()
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False), flush=True)
-    else:
-        _print_summary(result)
+        except KeyboardInterrupt as stop:
+            code = Stopped.exit_code(stop)
+    with signals_stop(ignore=True):  # a second signal must not cut the trace or the summary short
+        if code > 128:
+            _error(f"interrupted ({Stopped.name(code)}); summary so far:")
+        result = summary(session, comparison)
+        if code > 128:
+            result["interrupted_by"] = Stopped.name(code)
+        if writer:
+            try:
+                writer.summary(result)
+                writer.close()
+            except (OSError, EngineError) as error:
+                _error(error)
+                code = code or 1
+        try:
+            if args.json:
+                print(json_line(result), flush=True)
+            else:
+                _print_summary(result)
+        except OSError:  # the terminal went away (SIGHUP): the trace is already safe
+            pass
     return code
 
 
@@ -100,11 +129,11 @@ def _header(session: Session) -> dict:
 
 def _print_summary(s: dict) -> None:
     print("text:")
-    print(s["text"])
+    print(shown(s["text"], keep="\n\t"))
     print(
         f"steps={s['steps']} drafted={s['drafted']} accepted={s['accepted']} "
         f"acceptance={100 * s['acceptance_rate']:.1f}% tokens/step={s['mean_tokens_per_step']:.2f} "
-        f"tokens/verifier-call={s['tokens_per_verifier_call']:.2f} tokens/s={s['tokens_per_s']:.1f}"
+        f"tokens/verifier-call={s['tokens_per_verifier_call']:.2f} tokens/s={s['tokens_per_s']:.1f} threads={s['threads']}"
     )
     if s.get("expected_tokens_per_step") is not None:
         print(
@@ -143,7 +172,7 @@ def run_sweep(args) -> int:
                    "speedup": comparison.speedup, "lossless": comparison.lossless if config.verify == "greedy" else None}
             rows.append(row)
             if args.json:
-                print(json.dumps(row), flush=True)
+                print(json_line(row), flush=True)
     if not args.json:
         print(f"{'k':>3} {'drafter':<16} {'accept':>7} {'tok/call':>8} {'tok/s':>7} {'speed-up':>8} lossless")
         for r in rows:

@@ -20,7 +20,7 @@ class ComparisonRow(ChipRow):
             return
         if not result.drafted:  # an n-gram miss: nothing to compare, the verifier decoded one token itself
             self.update(Content.styled(
-                f"no drafts this step: the verifier produced {result.emitted_text!r} on its own (a plain decoding step)",
+                f"no drafts this step: the verifier produced “{visible(result.emitted_text)}” on its own (a plain decoding step)",
                 "$text-muted",
             ))
             return

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 from engine import StepResult
 
-from ..chips import visible
+from ..chips import fit, visible
 
 
 class StepLog(DataTable):
@@ -26,7 +27,7 @@ class StepLog(DataTable):
                 str(result.drafted),
                 f"{result.accepted}/{result.drafted}",
                 str(len(result.emitted)),
-                visible(result.emitted_text)[:20],
+                Text(fit(visible(result.emitted_text), 20).rstrip()),  # a str cell would be parsed as markup
                 f"{result.draft_s:.3f}",
                 f"{result.verify_s:.3f}",
             )
