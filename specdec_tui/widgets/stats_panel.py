@@ -43,7 +43,7 @@ class StatsPanel(Vertical):
             Content.assemble(("verifier calls ", "$text-muted"), (f"{s.verifier_calls}", "bold"),
                              (" → ", "$text-muted"), (f"{s.new_tokens}", "bold"), (" tokens", "$text-muted")),
             Content.assemble(("tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold"),
-                             ("   threads ", "$text-muted"), (f"{snap.threads or '-'}", "bold")),
+                             *((("   threads ", "$text-muted"), (f"{snap.threads}", "bold")) if snap.threads else ())),
             Content.assemble(("cost ", "$text-muted"), f"draft {_ms(s.draft_ms_per_token)} ms/token",
                              ("  ", ""), f"verify {_ms(s.verify_ms_per_step)} ms/step"),
             Content.styled("acceptance by draft position:", "$text-muted"),
