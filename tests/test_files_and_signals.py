@@ -240,3 +240,25 @@ def test_stale_staging_folders_are_removed_at_the_next_start(fake_gguf):
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     load_model(str(path))
     assert not killed.exists() and not old.exists() and live.exists()
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_app_says_once_that_there_is_no_cache_this_time(fake_gguf, monkeypatch):
+    import safetensors.torch
+
+    from engine import SpecConfig
+    from specdec_tui.app import SpecDecApp
+
+    monkeypatch.setattr(safetensors.torch, "save_model", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    path, _ = fake_gguf
+    app = SpecDecApp(config=SpecConfig(verifier=str(path), max_new_tokens=4))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        message = app.query_one("#status").message.plain
+        assert message.count("no cache this time") == 1 and "models ready" in message
