@@ -58,9 +58,16 @@ def run_headless(args) -> int:
 
 
 def _run(args) -> int:
-    try:
-        if args.sweep:
+    if args.sweep:
+        try:
             return run_sweep(args)
+        except EngineError as error:
+            _error(error)
+            return 2
+        except KeyboardInterrupt as stop:
+            _error("interrupted: the sweep stopped before its table")
+            return Stopped.exit_code(stop)
+    try:
         config = config_from_args(args)
         if args.trace:
             check_target(args.trace, overwrite=args.force)  # before the models load, not after the run
@@ -101,24 +108,26 @@ def _run(args) -> int:
         except KeyboardInterrupt as stop:
             code = Stopped.exit_code(stop)
     with signals_stop(ignore=True):  # a second signal must not cut the trace or the summary short
-        if code > 128:
-            _error(f"interrupted ({Stopped.name(code)}); summary so far:")
         result = summary(session, comparison)
         if code > 128:
             result["interrupted_by"] = Stopped.name(code)
-        if writer:
+        trace_error = None
+        if writer:  # the trace first: after a SIGHUP the terminal may be gone and printing fail
             try:
                 writer.summary(result)
                 writer.close()
             except (OSError, EngineError) as error:
-                _error(error)
-                code = code or 1
+                trace_error, code = error, code or 1
         try:
+            if code > 128:
+                _error(f"interrupted ({Stopped.name(code)}); summary so far:")
+            if trace_error:
+                _error(trace_error)
             if args.json:
                 print(json_line(result), flush=True)
             else:
                 _print_summary(result)
-        except OSError:  # the terminal went away (SIGHUP): the trace is already safe
+        except OSError:  # no terminal any more (SIGHUP): the trace is already safe
             pass
     return code
 
