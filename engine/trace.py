@@ -180,11 +180,17 @@ def read_trace(path) -> Trace:
         raise TraceError(f"no such trace file: {path}")
     if path.is_dir():
         raise TraceError(f"{path} is a folder, not a trace file")
+    if not path.is_file():
+        raise TraceError(f"{path} is not a regular file (a device or a pipe), not a trace file")
+    too_big = f"trace {path} is over {MAX_TRACE_BYTES // 2**20} MB, the most a trace is read up to"
     try:
-        size = path.stat().st_size
-        if size > MAX_TRACE_BYTES:
-            raise TraceError(f"trace {path} is {size / 2**20:.0f} MB; traces are read up to {MAX_TRACE_BYTES // 2**20} MB")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        if path.stat().st_size > MAX_TRACE_BYTES:
+            raise TraceError(too_big)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TRACE_BYTES + 1)  # a file growing while read is bounded too
+        if len(data) > MAX_TRACE_BYTES:
+            raise TraceError(too_big)
+        lines = data.decode("utf-8").split("\n")  # not splitlines: U+2028 or \x85 inside a string is no line end
     except (OSError, UnicodeDecodeError) as error:
         raise TraceError(f"cannot read trace {path}: {error}") from error
     numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]

@@ -127,13 +127,14 @@ class EngineDriver:
             s = self.session
             head = header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
             path = unique_path(folder, f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}")  # two saves in a second: -2
-            return write_trace(path, head, s.steps, {"type": "summary", **s.stats.summary()})
+            return write_trace(path, head, s.steps, {"type": "summary", **s.stats.summary(), "threads": s.threads})
 
 
 class ReplayDriver:
     """Steps through a recorded trace with no model: the same screen, the recorded numbers."""
 
     replay = True
+    warnings: tuple[str, ...] = ()  # a replay loads no model
 
     def __init__(self, path: str):
         self.path = path
@@ -195,8 +196,6 @@ class ReplayDriver:
             raise EngineError("the trace has no more steps: press r to replay it from the start")
         self.position += 1
         return self.trace.steps[self.position - 1], self.snapshot()
-
-    warnings: tuple[str, ...] = ()
 
     def drafter_choices(self) -> list[str]:
         return [self.config.drafter]

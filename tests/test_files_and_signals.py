@@ -107,7 +107,7 @@ def test_oversized_traces_are_refused_unread(tmp_path, monkeypatch):
     import engine.trace
 
     monkeypatch.setattr(engine.trace, "MAX_TRACE_BYTES", 1000)
-    with pytest.raises(TraceError, match="read up to"):
+    with pytest.raises(TraceError, match="the most a trace is read up to"):
         read_trace(DATA / "greedy.jsonl")
 
 
@@ -262,3 +262,16 @@ async def test_the_app_says_once_that_there_is_no_cache_this_time(fake_gguf, mon
         await pilot.pause()
         message = app.query_one("#status").message.plain
         assert message.count("no cache this time") == 1 and "models ready" in message
+
+
+def test_a_device_is_not_read_as_a_trace():
+    with pytest.raises(TraceError, match="not a regular file"):
+        read_trace("/dev/zero")  # endless: it must be refused, not read into memory
+
+
+def test_a_line_separator_inside_a_piece_does_not_split_the_record(tmp_path):
+    records = _records()
+    records[1]["emitted"][0]["piece"] = "a\u2028b\x85c"
+    path = tmp_path / "sep.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")  # raw, as older versions wrote
+    assert read_trace(path).steps[0].emitted[0].piece == "a\u2028b\x85c"
