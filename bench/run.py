@@ -36,19 +36,16 @@ PASSAGE = (
 )
 
 
-def chat(user: str) -> str:
-    """SmolLM2-Instruct's chat format: the input-grounded tasks are requests the model answers."""
-    return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-
-
 # The open-ended prompts are in neither the draft head's training grid nor its held-out set (training/prompts.py).
 PROMPTS = {
     "open-ended": "In a distant future,",
-    "open-ended (story)": chat("Write a short story about a lighthouse keeper who finds a message in a bottle."),
+    "open-ended (story)": "Write a short story about a lighthouse keeper who finds a message in a bottle.",
     "open-ended (essay)": "The main reason people enjoy hiking in the mountains is",
-    "code edit (grounded)": chat(f"Rename the function compute_total_price to total_with_tax in this code and show the whole code:\n{CODE}"),
-    "restate (grounded)": chat(f"Repeat this passage word for word: {PASSAGE}"),
+    "code edit (grounded)": f"Rename the function compute_total_price to total_with_tax in this code and show the whole code:\n{CODE}",
+    "restate (grounded)": f"Repeat this passage word for word: {PASSAGE}",
 }
+# Requests the model answers: sent through SmolLM2-Instruct's chat template (--chat; prompts are plain text otherwise).
+CHAT = {"open-ended (story)", "code edit (grounded)", "restate (grounded)"}
 
 
 def rss_mb() -> float:
@@ -88,17 +85,18 @@ def main() -> int:
     # Through transformers: its `generate` runs the baselines; the engine decodes the same weights its own way.
     verifier = load_model("smollm2-135m", lean=False)
     load_s = time.perf_counter() - start
-    model, tok = verifier.model, verifier.tokenizer
+    model = verifier.model
     rss_loaded = rss_mb()
     rows = []
 
     for prompt_name, prompt in prompts.items():
-        ids = torch.tensor([tok(prompt).input_ids])
+        chat = prompt_name in CHAT
+        base_session = _session(verifier, "same", k, max_new, chat=chat)
+        base_session.reset(prompt)
+        ids = torch.tensor([base_session.prompt_ids])  # the engine's encoding, so every method sees the same ids
         methods = {  # name -> (function returning the new token ids, session whose stats it leaves, or None)
             "plain greedy (transformers)": (lambda: hf_generate(model, ids, max_new), None),
         }
-        base_session = _session(verifier, "same", k, max_new)
-        base_session.reset(prompt)
         methods["plain greedy (engine baseline)"] = (
             lambda: list(base_session.baseline(max_new).token_ids[ids.shape[1]:]), None)
         # transformers' assisted generation with the same pair and k, its prompt lookup and its early exit.
@@ -113,7 +111,7 @@ def main() -> int:
                    (f"early-exit:{args.early_exit}", "auto", k)]
         engines += [("head", "auto", head_k) for head_k in map(int, args.head_ks.split(","))]
         for drafter, forward, block in engines:
-            session = _session(verifier, drafter, block, max_new, forward)
+            session = _session(verifier, drafter, block, max_new, forward, chat=chat)
             suffix = ("" if forward == "auto" else ", transformers forward") + ("" if block == k else f", k={block}")
             methods[f"engine {drafter}{suffix}"] = (_engine_run(session, prompt), session)
         if args.method:
@@ -205,9 +203,9 @@ def _tree_section(args, verifier, prompts: dict, k: int, max_new: int) -> dict:
     return {"tree_rows": rows, "verify_cost": verify_cost_rows(verifier, next(iter(prompts.values())), k)}
 
 
-def _session(verifier, drafter: str, k: int, max_new: int, forward: str = "auto") -> Session:
+def _session(verifier, drafter: str, k: int, max_new: int, forward: str = "auto", chat: bool = False) -> Session:
     config = SpecConfig(verifier=verifier.name, drafter=drafter, block_size=k, draft_mode="greedy",
-                        max_new_tokens=max_new, forward=forward)
+                        max_new_tokens=max_new, forward=forward, chat=chat)
     return Session.from_loaded(config, verifier)
 
 

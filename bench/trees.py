@@ -23,8 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import Session, SpecConfig  # noqa: E402
-from engine.tree import ROOT, DraftTree, verify_inputs  # noqa: E402
-from engine.tree_shape import parse_tree  # noqa: E402
+from engine import ROOT, DraftTree, verify_inputs  # noqa: E402
+from engine import parse_tree  # noqa: E402
 
 DEFAULT_SHAPES = ("3,2,1,1", "2,2,2,2", "dynamic:12")
 NODE_COUNTS = (9, 13, 21, 33)
@@ -149,7 +149,7 @@ def _random_tree(nodes: int, depth: int, vocab: int, rng: random.Random) -> Draf
 
 def main() -> int:
     from bench.run import PROMPTS  # noqa: E402  (the same prompts as the main bench)
-    from engine.models import load_model
+    from engine import load_model
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--trees", nargs="+", default=list(DEFAULT_SHAPES))

@@ -6,9 +6,11 @@ Light imports (config, results, traces) load without torch, so the app can repla
 
 from .config import DEFAULT_PROMPT, DRAFT_MODES, FORWARDS, MAX_BLOCK_SIZE, SCHEDULES, VERIFY_MODES, SpecConfig
 from .errors import ConfigError, EngineError, ModelLoadError, PromptError, TokenizerMismatchError, TraceError
-from .results import Alternative, BaselineResult, Comparison, Decision, Position, Source, Stats, StepResult, Token
+from .results import (Alternative, BaselineResult, Comparison, Decision, Position, Source, Stats, StepResult, Token,
+                      TreeNode, TreeStep)
+from .safe_text import from_argv, json_line, shown
 from .summary import RunSummary, Theory
-from .trace import Trace, TraceWriter, read_trace, write_trace
+from .trace import Trace, TraceWriter, check_target, read_trace, unique_path, write_trace
 from .trace import header as trace_header
 
 _LAZY = {
@@ -20,6 +22,10 @@ _LAZY = {
     "drafter_choices": ".drafters",
     "resolve_spec": ".drafters",
     "plain_step_seconds": ".costs",
+    "parse_tree": ".tree_shape",
+    "DraftTree": ".tree",
+    "verify_inputs": ".tree",
+    "ROOT": ".tree",
 }
 
 
@@ -37,5 +43,6 @@ __all__ = [
     "Source", "Stats", "StepResult", "Token", "Session", "load_model", "LoadedModel",
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
     "SCHEDULES", "RunSummary", "Theory", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
-    "plain_step_seconds",
+    "plain_step_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",
+    "parse_tree", "DraftTree", "verify_inputs", "ROOT",
 ]

@@ -14,6 +14,7 @@ VERIFY_MODES = ("greedy", "sampling")
 SCHEDULES = ("constant", "heuristic")
 FORWARDS = ("auto", "transformers")
 DEFAULT_PROMPT = "In a distant future,"
+MAX_THREADS = 256
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class SpecConfig:
     # None: a chain of block_size drafts. "3,2,1,1": a tree, top-3 at depth 1, top-2 under each, ...;
     # "dynamic:N": the N most probable nodes (EAGLE-2), as deep as block_size. See engine/tree_shape.py.
     tree: str | None = None
+    # Prompts are plain text (special-token strings are encoded as text); chat=True wraps the prompt in the
+    # verifier's chat template as one user message, for instruct models.
+    chat: bool = False
+    # torch's intra-op threads for this process; None keeps torch's default (one per core).
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         self.validated()  # a SpecConfig that exists is a valid one
@@ -80,6 +86,8 @@ class SpecConfig:
             raise ConfigError(f"max new tokens must be >= 1, got {self.max_new_tokens}")
         if not 1 <= self.ngram_max <= 8:
             raise ConfigError(f"ngram max must be between 1 and 8, got {self.ngram_max}")
+        if self.threads is not None and (not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS):
+            raise ConfigError(f"threads must be between 1 and {MAX_THREADS}, got {self.threads}")
         if not self.verifier.strip():
             raise ConfigError("the verifier model spec is empty")
         if not self.drafter.strip():

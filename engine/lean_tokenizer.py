@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .prompting import read_chat_template
+
 
 class Encoded(dict):
     """`tokenizer(text)` result: both `["input_ids"]` and `.input_ids`, as transformers returns."""
@@ -32,9 +34,15 @@ class LeanTokenizer:
                 token = token.get("content")
             setattr(self, f"{role}_token", token)
             setattr(self, f"{role}_token_id", self.backend.token_to_id(token) if token else None)
+        self.chat_template = read_chat_template(folder)
 
-    def __call__(self, text: str, add_special_tokens: bool = True) -> Encoded:
-        return Encoded(input_ids=self.backend.encode(text, add_special_tokens=add_special_tokens).ids)
+    def __call__(self, text: str, add_special_tokens: bool = True, split_special_tokens: bool = False) -> Encoded:
+        # split_special_tokens: `<|im_end|>` in the text is encoded as its characters, as transformers does.
+        self.backend.encode_special_tokens = split_special_tokens
+        try:
+            return Encoded(input_ids=self.backend.encode(text, add_special_tokens=add_special_tokens).ids)
+        finally:
+            self.backend.encode_special_tokens = False
 
     def decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None) -> str:
         # transformers skips the clean-up for BPE tokenizers too (it would strip spaces before punctuation).

@@ -10,7 +10,6 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from . import lean_llama
+from . import cache_store, lean_llama
 from .errors import ModelLoadError
 from .hub import cached_locally, hub_reachable
 from .lean_tokenizer import LeanTokenizer
@@ -36,6 +35,7 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: object
     device: torch.device
+    notes: tuple[str, ...] = ()  # what the user should hear about loading, e.g. that the cache could not be written
 
     @property
     def vocab_size(self) -> int:
@@ -116,18 +116,19 @@ def load_model(
     torch_device = resolve_device(device)
     lean = lean and torch_device.type == "cpu"
     spec = spec.strip()
+    notes: list[str] = []
     if spec in EMBEDDED:
-        model, tokenizer = _load_gguf(embedded_gguf(spec), report, lean)
+        model, tokenizer = _load_gguf(embedded_gguf(spec), report, lean, notes)
     elif spec.lower().endswith(".gguf"):
         path = Path(spec).expanduser()
         if not path.is_file():
             raise ModelLoadError(f"no such .gguf file: {spec}")
-        model, tokenizer = _load_gguf(path, report, lean)
+        model, tokenizer = _load_gguf(path, report, lean, notes)
     else:
         model, tokenizer = _load_pretrained(spec, report, trust_remote_code)
     model.to(torch_device).eval()
     report(f"{spec}: ready", 1.0)
-    return LoadedModel(name=spec, model=model, tokenizer=tokenizer, device=torch_device)
+    return LoadedModel(name=spec, model=model, tokenizer=tokenizer, device=torch_device, notes=tuple(notes))
 
 
 def _quiet_transformers() -> None:
@@ -205,8 +206,10 @@ def _gguf_cache_dir(path: Path) -> Path:
     return cache_root() / "gguf" / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
 
 
-def _load_gguf(path: Path, report: Progress, lean: bool):
+def _load_gguf(path: Path, report: Progress, lean: bool, notes: list[str]):
     cached = _gguf_cache_dir(path)
+    cache_store.clean_stale_partials(cached.parent)
+    cache_store.discard_if_invalid(cached)  # a damaged or hand-edited cache is rebuilt, never a traceback
     if lean and lean_llama.can_load(cached):
         report(f"{path.name}: loading cached weights", 0.3)
         try:
@@ -227,9 +230,23 @@ def _load_gguf(path: Path, report: Progress, lean: bool):
                 tokenizer = pool.submit(AutoTokenizer.from_pretrained, str(cached))
                 model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch.float32)
                 return model, tokenizer.result()
-        except (OSError, ValueError):
-            shutil.rmtree(cached, ignore_errors=True)  # a damaged cache is rebuilt below
-    report(f"{path.name}: dequantizing GGUF (first start only, ~30 s)", 0.1)
+        except Exception:  # a damaged cache the checks missed: rebuilt below
+            shutil.rmtree(cached, ignore_errors=True)
+    can_cache = cache_store.writable(cached.parent)
+    when = "first start only" if can_cache else f"every start: {cached.parent} is not writable"
+    report(f"{path.name}: dequantizing GGUF ({when}, ~30 s)", 0.1)
+    model, tokenizer = _dequantize(path)
+    report(f"{path.name}: caching dequantized weights", 0.85)
+    warning = cache_store.store(lambda staging: _write_dequantized(model, tokenizer, staging), cached)
+    if warning:
+        notes.append(warning)
+        report(f"{path.name}: {warning}", 0.9)
+    return model, tokenizer
+
+
+def _dequantize(path: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
@@ -238,26 +255,14 @@ def _load_gguf(path: Path, report: Progress, lean: bool):
             f"cannot load {path.name}: {_first_line(error)} (not a GGUF model transformers can dequantize; "
             "it supports llama, mistral, qwen2, phi3, gemma and a few other architectures)"
         ) from error
-    report(f"{path.name}: caching dequantized weights", 0.85)
-    try:
-        _save_dequantized(model, tokenizer, cached)
-    except OSError:
-        pass  # no cache this time (read-only home, full disk): the next start dequantizes again
     return model, tokenizer
 
 
-def _save_dequantized(model, tokenizer, target: Path) -> None:
+def _write_dequantized(model, tokenizer, staging: Path) -> None:
     from safetensors.torch import save_model
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
-    try:
-        config = model.config.to_dict()
-        config.pop("quantization_config", None)  # the weights we write are plain fp32
-        (staging / "config.json").write_text(json.dumps(config, indent=1))
-        tokenizer.save_pretrained(str(staging))
-        save_model(model, str(staging / "model.safetensors"))  # handles tied embeddings
-        # Rename last, so a crash never leaves a half-written cache that looks complete.
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)  # the weights we write are plain fp32
+    (staging / "config.json").write_text(json.dumps(config, indent=1))
+    tokenizer.save_pretrained(str(staging))
+    save_model(model, str(staging / "model.safetensors"))  # handles tied embeddings

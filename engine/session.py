@@ -21,8 +21,10 @@ from .errors import ConfigError, EngineError, PromptError
 from .models import LoadedModel, Progress, load_model
 from .pieces import PieceDecoder
 from .positions import build_positions, verifier_source
+from .prompting import encode_prompt_text
 from .results import BaselineResult, Comparison, Source, Stats, StepResult, Token
 from .schedule import next_block_size
+from .threads import apply_threads
 from .tree_shape import parse_tree
 from .tree_step import tree_step
 
@@ -71,6 +73,7 @@ def _name_auto(config: SpecConfig, drafter: Drafter) -> SpecConfig:
 class Session:
     def __init__(self, config: SpecConfig, verifier: LoadedModel, drafter: Drafter):
         self.config = _name_auto(config, drafter)
+        self.threads = apply_threads(self.config.threads)
         self.verifier = verifier
         self.drafter = drafter
         self.vocab = verifier.vocab_size
@@ -88,6 +91,7 @@ class Session:
 
     @classmethod
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":
+        apply_threads(config.threads)  # before loading: a first start dequantizes with torch
         verifier = load_model(
             config.verifier, config.device, progress, config.trust_remote_code, lean=config.forward == "auto"
         )
@@ -116,6 +120,11 @@ class Session:
             self.reset(self.prompt)
 
     # -- state ---------------------------------------------------------------------------------------------
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Things the user should know that did not stop the session (e.g. the model cache could not be written)."""
+        return tuple(getattr(self.verifier, "notes", ()))
 
     @property
     def finished(self) -> bool:
@@ -155,7 +164,7 @@ class Session:
             raise PromptError("the prompt is empty: type some text to continue")
         if not prompt.strip():
             raise PromptError("the prompt is only whitespace: type some text to continue")
-        ids = self.verifier.tokenizer(prompt).input_ids
+        ids = encode_prompt_text(self.verifier.tokenizer, prompt, self.config.chat)
         if not ids:
             raise PromptError("the prompt encodes to no tokens")
         limit = self.context_window - 1

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from .errors import TraceError
+from .config import DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, SpecConfig
+from .errors import ConfigError, TraceError
 from .results import Alternative, Decision, Position, Source, StepResult, Token, TreeNode, TreeStep
+from .safe_text import json_line
 
 FORMAT = 1
+MAX_TRACE_BYTES = 64 * 1024 * 1024  # a 500-step run with top-5 lists is a few MB; larger is not ours
+MAX_ALTERNATIVES = 64
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,8 @@ class TraceWriter:
         self._write(head)
 
     def _write(self, record: dict) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        # One write per line: a signal handled between two writes never leaves half a record before the next.
+        self._file.write(json_line(record) + "\n")
         self._file.flush()
 
     def step(self, result: StepResult) -> None:
@@ -120,8 +127,56 @@ class TraceWriter:
     def close(self) -> Path:
         if not self._file.closed:
             self._file.close()
-            os.replace(self._tmp, self.path)
+            try:
+                os.replace(self._tmp, self.path)
+            except OSError as error:
+                self._tmp.unlink(missing_ok=True)
+                raise TraceError(f"cannot write trace {self.path}: {error.strerror or error}") from error
         return self.path
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def check_target(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse, before any work, a trace path that could not (or should not) be written.
+
+    The trace is written beside the target and renamed over it, so anything but a regular file (a folder, a
+    device such as /dev/null, a pipe) is refused: a rename would replace the device node itself.
+    """
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as error:
+        raise TraceError(f"cannot write trace {path}: {error.strerror or error}") from error
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise TraceError(f"cannot write trace {path}: it is a folder; give a file name, e.g. {path / 'run.jsonl'}")
+        if not stat.S_ISREG(info.st_mode):
+            raise TraceError(f"cannot write trace {path}: it is not a regular file (a device or a pipe)")
+        if not overwrite:
+            raise TraceError(f"trace {path} already exists: choose another name, or pass --force to replace it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise TraceError(f"cannot write trace {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise TraceError(f"cannot write trace {path}: the folder {folder} is not writable")
+    return path
+
+
+def unique_path(folder: str | os.PathLike, stem: str, suffix: str = ".jsonl") -> Path:
+    """`stem.jsonl`, or `stem-2.jsonl`, `stem-3.jsonl`, ...: the first name not taken, so no save overwrites one."""
+    folder = Path(folder)
+    candidate = folder / f"{stem}{suffix}"
+    number = 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = folder / f"{stem}-{number}{suffix}"
+        number += 1
+    return candidate
 
 
 def write_trace(path, head: dict, steps, summary: dict | None = None) -> Path:
@@ -132,48 +187,195 @@ def write_trace(path, head: dict, steps, summary: dict | None = None) -> Path:
         if summary is not None:
             writer.summary(summary)
     except BaseException:
-        writer._file.close()
-        writer._tmp.unlink(missing_ok=True)
+        writer.discard()
         raise
     return writer.close()
 
 
 def read_trace(path) -> Trace:
+    """Read and validate a trace; a bad one raises TraceError naming the line and what is wrong with it."""
     path = Path(path)
     if not path.exists():
         raise TraceError(f"no such trace file: {path}")
     if path.is_dir():
         raise TraceError(f"{path} is a folder, not a trace file")
+    if not path.is_file():
+        raise TraceError(f"{path} is not a regular file (a device or a pipe), not a trace file")
+    too_big = f"trace {path} is over {MAX_TRACE_BYTES // 2**20} MB, the most a trace is read up to"
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        if path.stat().st_size > MAX_TRACE_BYTES:
+            raise TraceError(too_big)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TRACE_BYTES + 1)  # a file growing while read is bounded too
+        if len(data) > MAX_TRACE_BYTES:
+            raise TraceError(too_big)
+        lines = data.decode("utf-8").split("\n")  # not splitlines: U+2028 or \x85 inside a string is no line end
     except (OSError, UnicodeDecodeError) as error:
         raise TraceError(f"cannot read trace {path}: {error}") from error
-    lines = [line for line in lines if line.strip()]
-    if not lines:
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
         raise TraceError(f"trace {path} is empty")
     records, warnings = [], []
-    for number, line in enumerate(lines, start=1):
+    for count, (number, line) in enumerate(numbered, start=1):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            if number == len(lines) and number > 1:
+            records.append((number, json.loads(line)))
+        except (json.JSONDecodeError, RecursionError) as error:
+            if count == len(numbered) and count > 1:
                 # A run killed mid-write leaves a truncated last line: keep everything before it.
                 warnings.append(f"the last line ({number}) was truncated and skipped")
                 break
-            raise TraceError(f"trace {path} is corrupt at line {number}: {error.msg}") from error
-    head = records[0]
+            raise TraceError(f"trace {path} is corrupt at line {number}: {getattr(error, 'msg', error)}") from error
+    head = records[0][1]
     if not isinstance(head, dict) or head.get("type") != "header":
         raise TraceError(f"{path} is not a specdec-tui trace (its first line is not a header)")
     version = head.get("format")
     if not isinstance(version, int) or version > FORMAT:
         raise TraceError(f"trace {path} has format {version}; this version of specdec-tui reads format {FORMAT}: upgrade it")
-    steps, summary = [], None
+    steps, summary, line = [], None, None
     try:
-        for record in records[1:]:
+        _check_header(head)
+        for line, record in records[1:]:
+            if not isinstance(record, dict):
+                raise _Bad("a record must be a JSON object")
             if record.get("type") == "step":
+                _check_step(record, expected=len(steps) + 1)
                 steps.append(step_from_record(record))
             elif record.get("type") == "summary":
                 summary = record
-    except (KeyError, TypeError, ValueError) as error:
-        raise TraceError(f"trace {path} has a malformed step record ({error})") from error
+    except _Bad as error:
+        where = f"line {line}" if line else "its header (line 1)"
+        raise TraceError(f"trace {path} is invalid at {where}: {error}") from None
+    except (KeyError, TypeError, ValueError) as error:  # anything the checks above missed: still no traceback
+        where = f"line {line}" if line else "its header (line 1)"
+        raise TraceError(f"trace {path} has a malformed record at {where}: {error!r}") from error
     return Trace(head, tuple(steps), summary, tuple(warnings))
+
+
+# ---- validation of what a trace claims (it may be hand-edited, truncated or hostile) ---------------------------
+
+
+class _Bad(Exception):
+    """One thing wrong with a record, said for the user."""
+
+
+def _int(record: dict, key: str, low: int, high: int | None = None) -> int:
+    value = record.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Bad(f"{key!r} must be a whole number, got {_short(value)}")
+    if value < low or (high is not None and value > high):
+        raise _Bad(f"{key!r} must be between {low} and {high}, got {value}" if high is not None
+                   else f"{key!r} must be at least {low}, got {value}")
+    return value
+
+
+def _number(record: dict, key: str, low: float, high: float | None = None, optional: bool = False) -> None:
+    value = record.get(key)
+    if value is None and optional:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise _Bad(f"{key!r} must be a finite number, got {_short(value)}")
+    if value < low or (high is not None and value > high):
+        raise _Bad(f"{key!r} must lie in [{low}, {high if high is not None else '∞'}), got {value}")
+
+
+def _text(record: dict, key: str, optional: bool = False) -> None:
+    value = record.get(key)
+    if not (isinstance(value, str) or (optional and value is None)):
+        raise _Bad(f"{key!r} must be text, got {_short(value)}")
+
+
+def _list(record: dict, key: str) -> list:
+    value = record.get(key, [])
+    if not isinstance(value, list):
+        raise _Bad(f"{key!r} must be a list, got {_short(value)}")
+    return value
+
+
+def _short(value) -> str:
+    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _check_header(head: dict) -> None:
+    _text(head, "prompt")
+    for piece in _list(head, "prompt_pieces"):
+        if not isinstance(piece, str):
+            raise _Bad(f"'prompt_pieces' must hold text, got {_short(piece)}")
+    config = head.get("config", {})
+    if not isinstance(config, dict):
+        raise _Bad("'config' must be an object")
+    try:
+        SpecConfig.from_dict(config).validated()
+    except (ConfigError, TypeError, ValueError, AttributeError) as error:
+        raise _Bad(f"its config is not valid: {error}") from None
+
+
+def _check_step(record: dict, expected: int) -> None:
+    step = _int(record, "step", 1)
+    if step != expected:
+        raise _Bad(f"steps must follow each other from 1: expected step {expected}, got {step}")
+    block = _int(record, "block_size", 1, MAX_BLOCK_SIZE)
+    drafted = _int(record, "drafted", 0, block)
+    accepted = _int(record, "accepted", 0, drafted)
+    _int(record, "verifier_calls", 0, 1_000)
+    for key in ("draft_s", "verify_s", "step_s"):
+        _number(record, key, 0.0)
+    if record.get("draft_mode") not in DRAFT_MODES or record.get("verify_mode") not in VERIFY_MODES:
+        raise _Bad(f"unknown draft or verify mode ({_short(record.get('draft_mode'))}, {_short(record.get('verify_mode'))})")
+    reason = record.get("finish_reason")
+    if reason is not None and not (isinstance(reason, str) and len(reason) <= 40):
+        raise _Bad(f"'finish_reason' must be short text or null, got {_short(reason)}")
+    positions = _list(record, "positions")
+    if len(positions) != drafted + 1:
+        raise _Bad(f"a step with {drafted} drafted tokens has {drafted + 1} positions, this one has {len(positions)}")
+    decisions = []
+    for index, position in enumerate(positions):
+        decisions.append(_check_position(position, index, drafted))
+    if decisions[:accepted] != [Decision.ACCEPTED.value] * accepted or decisions.count(Decision.ACCEPTED.value) != accepted:
+        raise _Bad(f"'accepted' is {accepted} but the positions' decisions say otherwise")
+    emitted = _list(record, "emitted")
+    if not 1 <= len(emitted) <= accepted + 1:
+        raise _Bad(f"a step that kept {accepted} drafts emits {accepted} or {accepted + 1} tokens, this one {len(emitted)}")
+    for token in emitted:
+        if not isinstance(token, dict):
+            raise _Bad("an emitted token must be an object")
+        _int(token, "token_id", 0)
+        _text(token, "piece")
+        if token.get("source") not in {s.value for s in Source} - {Source.PROMPT.value}:
+            raise _Bad(f"unknown token source {_short(token.get('source'))}")
+    if sum(1 for t in emitted if t["source"] == Source.DRAFT.value) != accepted:
+        raise _Bad(f"'accepted' is {accepted} but the emitted tokens say otherwise")
+
+
+def _check_position(position, index: int, drafted: int) -> str:
+    if not isinstance(position, dict):
+        raise _Bad("a position must be an object")
+    if position.get("index") != index:
+        raise _Bad(f"position {index + 1} has index {_short(position.get('index'))}")
+    is_draft = index < drafted
+    if is_draft:
+        _int(position, "draft_id", 0)
+        _text(position, "draft_piece")
+        _number(position, "q_drafter", 0.0, 1.0)
+        _number(position, "p_verifier_of_draft", 0.0, 1.0)
+    elif position.get("draft_id") is not None:
+        raise _Bad(f"position {index + 1} is the bonus slot but has a draft")
+    _int(position, "verifier_id", 0)
+    _text(position, "verifier_piece")
+    _number(position, "p_verifier", 0.0, 1.0)
+    _number(position, "accept_prob", 0.0, 1.0, optional=True)
+    _number(position, "draw", 0.0, 1.0, optional=True)
+    decision = position.get("decision")
+    if decision not in {d.value for d in Decision}:
+        raise _Bad(f"unknown decision {_short(decision)} at position {index + 1}")
+    for key in ("draft_top", "verifier_top"):
+        alternatives = _list(position, key)
+        if len(alternatives) > MAX_ALTERNATIVES:
+            raise _Bad(f"{key!r} holds {len(alternatives)} alternatives (at most {MAX_ALTERNATIVES})")
+        for alt in alternatives:
+            if not isinstance(alt, dict):
+                raise _Bad(f"{key!r} must hold objects")
+            _int(alt, "token_id", 0)
+            _text(alt, "piece")
+            _number(alt, "prob", 0.0, 1.0)
+    return decision

@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Static
 
 from engine import DEFAULT_PROMPT, DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, EngineError, SpecConfig
+from engine import shown as safe_text
 
 from . import operations as ops
 from .driver import Driver, EngineDriver, ReplayDriver
@@ -133,7 +134,7 @@ class SpecDecApp(App):
     def on_mount(self) -> None:
         self.query_one(StepLog).can_focus = False
         self.query_one(PromptBar).cursor_blink = False if self.is_headless else True
-        self.sub_title = self.driver.title
+        self.sub_title = safe_text(self.driver.title, keep="")
         self.query_one("#loading").add_class("-visible")
         self.status.say("loading models in the background…")
         self.apply_size_class(self.size.width, self.size.height)
@@ -216,9 +217,13 @@ class SpecDecApp(App):
         if not self.driver.can_configure:
             self.query_one(PromptBar).value = self.driver.prompt
         hint = "models ready" if self.driver.has_models else "replay loaded"
-        self.status.say(f"{hint}: press n to step, space to play, ? for help", "ok")
-        for warning in message.value.warnings:
-            self.notify(warning, title="trace", severity="warning", timeout=10)
+        notes = " · ".join(self.driver.warnings)
+        if notes:  # e.g. the model cache could not be written: said once, where the user looks
+            self.status.say(f"{notes} · {hint}: press n to step", "warning")
+        else:
+            self.status.say(f"{hint}: press n to step, space to play, ? for help", "ok")
+        for warning in message.value.warnings:  # text from the trace: shown literally
+            self.notify(safe_text(warning, keep=""), title="trace", severity="warning", timeout=10, markup=False)
 
     @on(Stepped)
     def stepped(self, message: Stepped) -> None:
@@ -298,8 +303,8 @@ class SpecDecApp(App):
             return
         c, k = self.view.config, self.view.next_block_size
         play = "▶ playing · " if self.playing else ""  # first, so a narrow header never cuts it off
-        self.sub_title = (f"{play}{f'tree {c.tree}' if c.tree else f'k={k}'} · {c.draft_mode} drafts · {c.verify} verify"
-                          f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''} · {self.driver.title}")
+        self.sub_title = safe_text(f"{play}{f'tree {c.tree}' if c.tree else f'k={k}'} · {c.draft_mode} drafts · {c.verify} verify"
+                                   f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''} · {self.driver.title}", keep="")
 
     # -- actions ------------------------------------------------------------------------------------------
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
 from textual.content import Content
 
 from engine import Decision, Source
+from engine import shown
 
 LABEL_WIDTH = 9
 
@@ -38,18 +40,19 @@ SOURCE_STYLE = {
 
 
 def visible(piece: str | None) -> str:
-    """Whitespace made visible, so ' the' and 'the' and a newline are told apart on a chip."""
+    """Whitespace made visible, so ' the' and 'the' and a newline are told apart on a chip; controls shown as data."""
     if piece is None:
         return ""
     if piece == "":
         return "‹byte›"  # a token that only starts a multi-byte character
-    return piece.replace(" ", "·").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍")
+    return shown(piece.replace(" ", "·").replace("\n", "↵").replace("\t", "⇥").replace("\r", "␍"), keep="")
 
 
 def fit(text: str, width: int) -> str:
-    if len(text) > width:
-        return text[: max(1, width - 1)] + "…"
-    return text.ljust(width)
+    """Exactly `width` terminal cells (wide characters such as emoji count two), cut with an ellipsis."""
+    if cell_len(text) > width:
+        return set_cell_size(text, max(1, width - 1)) + "…"
+    return set_cell_size(text, width)
 
 
 def column_width(total_width: int, columns: int) -> int:

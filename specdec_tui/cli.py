@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from engine import ConfigError, EngineError
+from engine import from_argv, shown
 
 from .options import config_from_args, parser
 
@@ -19,8 +21,27 @@ def refuse_headless_only(args) -> None:
                           "(add --headless, or drop them to open the app)")
 
 
+def prepare_streams() -> None:
+    """Output never fails on a narrow encoding (PYTHONIOENCODING=ascii, a C locale): unencodable characters
+    become '?' instead of a UnicodeEncodeError at the summary."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
+def prepare_terminal(environ=os.environ) -> None:
+    """A dumb terminal gets no colour (Textual honours NO_COLOR, not TERM=dumb)."""
+    if environ.get("TERM") == "dumb":
+        environ.setdefault("NO_COLOR", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    prepare_streams()
     args = parser().parse_args(argv)
+    args.prompt, replaced = from_argv(args.prompt)
+    if replaced:
+        print("specdec-tui: warning: the prompt is not valid UTF-8; its undecodable bytes are shown as \ufffd",
+              file=sys.stderr)
     try:
         if args.headless:
             from .headless import run_headless
@@ -35,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config = config_from_args(args)
     except EngineError as error:
-        print(f"specdec-tui: {error}", file=sys.stderr)
+        print(f"specdec-tui: {shown(error, keep='')}", file=sys.stderr)
         return 2
+    prepare_terminal()
     from .app import SpecDecApp
 
     app = SpecDecApp(config=config, prompt=args.prompt, replay=args.replay)

@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Protocol
 
-from engine import EngineError, RunSummary, SpecConfig, Stats, StepResult, read_trace, trace_header, write_trace
+from engine import (EngineError, RunSummary, SpecConfig, Stats, StepResult, read_trace, trace_header, unique_path,
+                    write_trace)
 
 from .view_model import Snapshot
 
@@ -22,6 +23,7 @@ class Driver(Protocol):
 
     can_configure: bool  # settings (k, modes, drafter, prompt) can change between steps
     has_models: bool  # models are loaded: plain decoding (the baseline) can run
+    warnings: tuple[str, ...]  # what the user should know that did not stop the run (a cache that was not written)
 
     @property
     def title(self) -> str: ...
@@ -45,7 +47,7 @@ class Driver(Protocol):
 
 
 def trace_path(folder: str) -> Path:
-    return Path(folder) / f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
+    return unique_path(folder, f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}")  # two saves in a second: -2
 
 
 class EngineDriver:
@@ -67,6 +69,10 @@ class EngineDriver:
     @property
     def loaded(self) -> bool:
         return self.session is not None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.session.warnings if self.session else ()
 
     def drafter_choices(self) -> list[str]:
         """What `d` cycles through: the drafter asked for on the command line, then the built-in ones."""
@@ -100,6 +106,7 @@ class EngineDriver:
             config=s.config,
             baseline_note=self.baseline_note(),
             plain_step_s=self.plain_step_s,
+            threads=s.threads,
         )
 
     def baseline_note(self) -> str | None:
@@ -147,7 +154,7 @@ class EngineDriver:
             head = trace_header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
             summary = RunSummary.of(s.steps, s.stats, s.config, s.finish_reason, s.text, s.generated_text,
                                     self.plain_step_s)
-            return write_trace(trace_path(folder), head, s.steps, summary.to_dict())
+            return write_trace(trace_path(folder), head, s.steps, {**summary.to_dict(), "threads": s.threads})
 
 
 class ReplayDriver:
@@ -155,6 +162,7 @@ class ReplayDriver:
 
     can_configure = False
     has_models = False
+    warnings: tuple[str, ...] = ()  # a replay loads no model
 
     def __init__(self, path: str):
         self.path = path
@@ -202,7 +210,13 @@ class ReplayDriver:
             config=self.config,
             warnings=self.trace.warnings,
             plain_step_s=(self.trace.summary or {}).get("plain_step_s"),
+            threads=self.recorded_threads,
         )
+
+    @property
+    def recorded_threads(self) -> int | None:
+        recorded = (self.trace.summary or {}).get("threads")  # the count in use; the config has None for torch's
+        return self.config.threads or (recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else None)
 
     def reset(self, prompt: str) -> Snapshot:
         self.position = 0

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 
-from engine import EngineError, RunSummary, Session, SpecConfig, TraceWriter, trace_header
+from engine import EngineError, RunSummary, Session, SpecConfig, TraceWriter, check_target, json_line, shown, trace_header
 
 from .options import config_from_args, parse_sweep
+from .stopping import Stopped, signals_stop
 
 
 def _progress(message: str, fraction: float) -> None:
-    print(f"[load {fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+    print(f"[load {fraction:4.0%}] {shown(message, keep='')}", file=sys.stderr, flush=True)
+
+
+def _error(message: object) -> None:
+    print(f"specdec-tui: {shown(message, keep='')}", file=sys.stderr, flush=True)
 
 
 def _emit(args, record: dict, text: str) -> None:
-    print(json.dumps(record, ensure_ascii=False) if args.json else text, flush=True)
+    print(json_line(record) if args.json else text, flush=True)
 
 
 def summary(session: Session, comparison=None, plain_step_s: float | None = None) -> dict:
     out = RunSummary.of(session.steps, session.stats, session.config, session.finish_reason, session.text,
                         session.generated_text, plain_step_s).to_dict()
     out["tree"] = session.config.tree
+    out["threads"] = session.threads
     if comparison is not None:
         baseline = comparison.baseline
         out.update(
@@ -35,16 +39,36 @@ def summary(session: Session, comparison=None, plain_step_s: float | None = None
 
 
 def run_headless(args) -> int:
-    try:
-        if args.sweep:
+    # SIGTERM and SIGHUP stop the run as Ctrl+C does: the trace is finished and the summary printed.
+    with signals_stop():
+        return _run(args)
+
+
+def _run(args) -> int:
+    if args.sweep:
+        try:
             return run_sweep(args)
+        except EngineError as error:
+            _error(error)
+            return 2
+        except KeyboardInterrupt as stop:
+            _error("interrupted: the sweep stopped before its table")
+            return Stopped.exit_code(stop)
+    try:
         config = config_from_args(args)
+        if args.trace:
+            check_target(args.trace, overwrite=args.force)  # before the models load, not after the run
         session = Session.from_config(config, progress=None if args.json else _progress)
+        for warning in session.warnings:
+            _error(f"warning: {warning}")
         session.reset(args.prompt)
         writer = TraceWriter(args.trace, _header(session)) if args.trace else None
     except EngineError as error:
-        print(f"specdec-tui: {error}", file=sys.stderr)
+        _error(error)
         return 2
+    except KeyboardInterrupt as stop:
+        _error("interrupted while loading")
+        return Stopped.exit_code(stop)
     code = 0
     try:
         while not session.finished:
@@ -59,11 +83,10 @@ def run_headless(args) -> int:
                       "emitted_text": result.emitted_text, "acceptance_rate_so_far": session.stats.acceptance_rate,
                       "step_s": result.step_s}
             _emit(args, record, line)
-    except KeyboardInterrupt:
-        print("specdec-tui: interrupted; summary so far:", file=sys.stderr)
-        code = 130
+    except KeyboardInterrupt as stop:
+        code = Stopped.exit_code(stop)
     except EngineError as error:
-        print(f"specdec-tui: {error}", file=sys.stderr)
+        _error(error)
         code = 1
     comparison, plain_step_s = None, None
     if code == 0:
@@ -73,16 +96,30 @@ def run_headless(args) -> int:
             from engine import plain_step_seconds
 
             plain_step_s = plain_step_seconds(session)  # the unit of c and r, measured after the run
-        except KeyboardInterrupt:
-            code = 130
-    result = summary(session, comparison, plain_step_s)
-    if writer:
-        writer.summary(result)
-        writer.close()
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False), flush=True)
-    else:
-        _print_summary(result)
+        except KeyboardInterrupt as stop:
+            code = Stopped.exit_code(stop)
+    with signals_stop(ignore=True):  # a second signal must not cut the trace or the summary short
+        result = summary(session, comparison, plain_step_s)
+        if code > 128:
+            result["interrupted_by"] = Stopped.name(code)
+        trace_error = None
+        if writer:  # the trace first: after a SIGHUP the terminal may be gone and printing fail
+            try:
+                writer.summary(result)
+                writer.close()
+            except (OSError, EngineError) as error:
+                trace_error, code = error, code or 1
+        try:
+            if code > 128:
+                _error(f"interrupted ({Stopped.name(code)}); summary so far:")
+            if trace_error:
+                _error(trace_error)
+            if args.json:
+                print(json_line(result), flush=True)
+            else:
+                _print_summary(result)
+        except OSError:  # no terminal any more (SIGHUP): the trace is already safe
+            pass
     return code
 
 
@@ -92,11 +129,11 @@ def _header(session: Session) -> dict:
 
 def _print_summary(s: dict) -> None:
     print("text:")
-    print(s["text"])
+    print(shown(s["text"], keep="\n\t"))
     print(
         f"steps={s['steps']} drafted={s['drafted']} accepted={s['accepted']} "
         f"acceptance={100 * s['acceptance_rate']:.1f}% tokens/step={s['mean_tokens_per_step']:.2f} "
-        f"tokens/verifier-call={s['tokens_per_verifier_call']:.2f} tokens/s={s['tokens_per_s']:.1f}"
+        f"tokens/verifier-call={s['tokens_per_verifier_call']:.2f} tokens/s={s['tokens_per_s']:.1f} threads={s['threads']}"
     )
     if s.get("tree"):
         print(f"tree {s['tree']}: nodes verified/step={s['nodes_per_step']:.1f} "
@@ -165,5 +202,5 @@ def _sweep_cell(args, verifier, drafter, drafter_spec: str, k: int) -> dict:
 
 def _sweep_line(r: dict) -> str:
     accept = "n/a" if r["acceptance_rate"] is None else f"{100 * r['acceptance_rate']:.1f}%"
-    return (f"{r['k']:>3} {r['drafter']:<16} {accept:>7} {r['tokens_per_verifier_call']:>8.2f} "
+    return (f"{r['k']:>3} {shown(r['drafter'], keep=''):<16} {accept:>7} {r['tokens_per_verifier_call']:>8.2f} "
             f"{r['tokens_per_s']:>7.1f} {r['baseline_tokens_per_s']:>7.1f} {r['speedup']:>7.2f}x {r['lossless']}")

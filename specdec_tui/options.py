@@ -38,10 +38,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bonus", action="store_true", help="no extra verifier token after a fully accepted block (the notebook's counts)")
     p.add_argument("--ngram-max", type=int, default=DEFAULTS.ngram_max, help="longest suffix the ngram drafter looks up")
     p.add_argument("--forward", choices=FORWARDS, default=DEFAULTS.forward, help="auto: the engine's lean Llama forward where it applies; transformers: the model's own forward")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in the verifier's chat template (instruct models); without it the prompt is plain text, special-token strings included")
+    p.add_argument("--threads", type=int, default=DEFAULTS.threads, metavar="N", help="torch threads for decoding (default: torch's, one per core); 1 holds up best beside other busy processes")
     p.add_argument("--trust-remote-code", action="store_true", help="allow models that ship their own Python code")
     p.add_argument("--headless", action="store_true", help="no UI: print one line per step, then the text")
     p.add_argument("--json", action="store_true", help="with --headless: JSON Lines instead of text")
     p.add_argument("--trace", metavar="FILE", help="with --headless: write every step to a JSON Lines trace")
+    p.add_argument("--force", action="store_true", help="with --trace: replace an existing trace file")
     p.add_argument("--compare-baseline", action="store_true", help="with --headless: also decode plainly and compare")
     p.add_argument("--sweep", metavar="A-B", help="with --headless: run each block size in A..B (and each drafter)")
     p.add_argument("--replay", metavar="FILE", help="open a recorded trace in the app, with no model loaded")
@@ -74,6 +77,8 @@ def config_from_args(args: argparse.Namespace, drafter: str | None = None, block
             trust_remote_code=args.trust_remote_code,
             forward=args.forward,
             tree=args.tree,
+            chat=args.chat,
+            threads=args.threads,
         ).validated()
     except ConfigError as error:
         raise ConfigError(f"{error} (see specdec-tui --help)") from error

@@ -24,6 +24,7 @@ class Snapshot:
     baseline_note: str | None = None
     warnings: tuple[str, ...] = ()
     plain_step_s: float | None = None  # one plain decoding step, measured: the unit of c and r
+    threads: int | None = None  # torch threads decoding uses (None: not recorded, in an older trace)
 
     @property
     def summary(self) -> RunSummary:

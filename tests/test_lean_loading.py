@@ -45,10 +45,10 @@ def test_embedded_warm_start_equals_transformers_greedy(embedded):
     reference = load_model("smollm2-135m", lean=False)
     prompt = "<|im_start|>user\nName three colours.<|im_end|>\n<|im_start|>assistant\n"
     assert lean.tokenizer(prompt).input_ids == reference.tokenizer(prompt).input_ids
-    session = make_session(lean, "same", block_size=4, draft_mode="greedy", max_new_tokens=24)
-    session.reset(prompt)
+    session = make_session(lean, "same", block_size=4, draft_mode="greedy", max_new_tokens=24, chat=True)
+    session.reset("Name three colours.")
     session.run()
-    ids = torch.tensor([reference.tokenizer(prompt).input_ids])
+    ids = torch.tensor([session.prompt_ids])
     with torch.inference_mode():
         expected = reference.model.generate(ids, max_new_tokens=24, do_sample=False)[0, ids.shape[1] :].tolist()
     assert session.new_token_ids == expected[: len(session.new_token_ids)]

@@ -78,6 +78,15 @@ def chat(user: str) -> str:
             f"<|im_start|>assistant\n")
 
 
+def for_engine(prompt: str) -> tuple[str, bool]:
+    """(text, chat) for the engine, whose prompts are plain text (`<|im_start|>` typed into one is text): a chat()
+    prompt becomes its user text with chat=True, which the engine wraps in the same template (same token ids)."""
+    before, after = chat("\0").split("\0")
+    if prompt.startswith(before) and prompt.endswith(after):
+        return prompt[len(before): len(prompt) - len(after)], True
+    return prompt, False
+
+
 def _fill(style: str, topic: str) -> str:
     return style.format(topic=topic, Topic=topic[:1].upper() + topic[1:])
 

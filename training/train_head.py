@@ -144,7 +144,7 @@ def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limi
     from engine import Session, SpecConfig
     from engine.models import load_model
 
-    from prompts import held_out_prompts
+    from prompts import for_engine, held_out_prompts
 
     verifier = load_model(verifier_spec)
     config = SpecConfig(verifier=verifier_spec, drafter=f"head:{folder}", block_size=k, draft_mode="greedy",
@@ -155,7 +155,9 @@ def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limi
     prompts = held_out_prompts()
     prompts = prompts[:: max(1, len(prompts) // limit)][:limit]
     for prompt in prompts:
-        session.reset(prompt)
+        text, chat = for_engine(prompt)
+        session.configure(chat=chat)
+        session.reset(text)
         session.run()
         stats = session.stats
         drafted, accepted = drafted + stats.drafted, accepted + stats.accepted

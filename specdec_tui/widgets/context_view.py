@@ -7,6 +7,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from engine import Source, StepResult
+from engine import shown
 
 from ..chips import SOURCE_STYLE
 
@@ -20,6 +21,11 @@ LEGEND = Content.assemble(
 )
 
 
+def _text(piece: str) -> str:
+    """A piece as flowing text: newlines kept, tabs as ⇥ (a raw tab would shift the cells), controls made visible."""
+    return shown(piece.replace("\t", "⇥"))
+
+
 class ContextView(VerticalScroll):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -30,14 +36,14 @@ class ContextView(VerticalScroll):
         yield Static("", id="context-text")
 
     def show(self, prompt_pieces: tuple[str, ...], steps: tuple[StepResult, ...], finished: str | None) -> None:
-        parts: list = [(piece, SOURCE_STYLE[Source.PROMPT]) for piece in prompt_pieces]
+        parts: list = [(_text(piece), SOURCE_STYLE[Source.PROMPT]) for piece in prompt_pieces]
         for result in steps:
             newest = result is steps[-1]
             for token in result.emitted:
-                piece = token.piece
+                piece = _text(token.piece)
                 style = SOURCE_STYLE[token.source] + (" reverse" if newest else "")
                 parts.append((piece, style))
         if finished:
-            parts.append((f"  ■ finished: {finished.replace('_', ' ')}", "italic $text-muted"))
+            parts.append((f"  ■ finished: {shown(finished.replace('_', ' '), keep='')}", "italic $text-muted"))
         self.query_one("#context-text", Static).update(Content.assemble(*parts))
         self.scroll_end(animate=False)

@@ -8,6 +8,8 @@ from textual.widgets import TextArea
 
 TITLE = "Prompt (p edits: Enter restarts from it, Ctrl+J new line, Escape cancels)"
 
+from engine import shown
+
 
 class PromptBar(TextArea):
     BINDINGS = [

@@ -87,7 +87,8 @@ class StatsPanel(Vertical):
                              ("  per verifier call ", "$text-muted"), (f"{s.tokens_per_verifier_call:.2f}", "bold")),
             Content.assemble(("verifier calls ", "$text-muted"), (f"{s.verifier_calls}", "bold"),
                              (" → ", "$text-muted"), (f"{s.new_tokens}", "bold"), (" tokens", "$text-muted"),
-                             ("  tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold")),
+                             ("  tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold"),
+                             *((("  threads ", "$text-muted"), (f"{snap.threads}", "bold")) if snap.threads else ())),
             Content.assemble(("draft ", "$text-muted"), f"{_ms(s.draft_ms_per_token)} ms/token",
                              ("  verify ", "$text-muted"), f"{_ms(s.verify_ms_per_step)} ms/pass"),
         ]

@@ -7,6 +7,8 @@ import time
 from textual.content import Content
 from textual.widgets import Static
 
+from engine import shown
+
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
@@ -37,7 +39,7 @@ class StatusBar(Static):
     def say(self, text: str, kind: str = "info") -> None:
         style = {"info": "$text", "error": "bold $text-error", "warning": "$text-warning", "ok": "$text-success"}[kind]
         prefix = {"error": "✗ ", "warning": "! ", "ok": "✓ ", "info": ""}[kind]
-        self.message = Content.styled(prefix + text, style)
+        self.message = Content.styled(prefix + shown(text, keep=""), style)  # messages quote paths and prompts
         self.redraw()
 
     def redraw(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 from engine import StepResult
@@ -28,7 +29,7 @@ class StepLog(DataTable):
                 str(result.drafted),
                 f"{result.accepted}/{result.drafted}",
                 str(len(result.emitted)),
-                fit(visible(result.emitted_text), max(20, self.size.width - 56)).rstrip(),  # wide terminals: more text
+                Text(fit(visible(result.emitted_text), max(20, self.size.width - 56)).rstrip()),  # wide terminals: more text; a str cell would be parsed as markup
                 f"{result.draft_s:.3f}",
                 f"{result.verify_s:.3f}",
             )

@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from engine import Decision, StepResult
-from engine.results import TreeNode, TreeStep
+from engine import TreeNode, TreeStep
 
 from ..chips import probability, visible
 
