@@ -13,6 +13,7 @@ from enum import Enum
 from pathlib import Path
 
 from .config import DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, SpecConfig
+from .tree_shape import MAX_TREE_NODES
 from .errors import ConfigError, TraceError
 from .results import Alternative, Decision, Position, Source, StepResult, Token, TreeNode, TreeStep
 from .safe_text import json_line
@@ -315,8 +316,13 @@ def _check_step(record: dict, expected: int) -> None:
     if step != expected:
         raise _Bad(f"steps must follow each other from 1: expected step {expected}, got {step}")
     block = _int(record, "block_size", 1, MAX_BLOCK_SIZE)
-    drafted = _int(record, "drafted", 0, block)
-    accepted = _int(record, "accepted", 0, drafted)
+    tree = record.get("tree")
+    if tree is not None and not (isinstance(tree, dict) and isinstance(tree.get("nodes"), list)
+                                 and len(tree["nodes"]) <= MAX_TREE_NODES):
+        raise _Bad(f"'tree' must be an object with at most {MAX_TREE_NODES} nodes")
+    # A tree step drafts every node; its positions are the accepted path plus the first refused child.
+    drafted = _int(record, "drafted", 0, MAX_TREE_NODES if tree else block)
+    accepted = _int(record, "accepted", 0, min(drafted, block))
     _int(record, "verifier_calls", 0, 1_000)
     for key in ("draft_s", "verify_s", "step_s"):
         _number(record, key, 0.0)
@@ -326,11 +332,17 @@ def _check_step(record: dict, expected: int) -> None:
     if reason is not None and not (isinstance(reason, str) and len(reason) <= 40):
         raise _Bad(f"'finish_reason' must be short text or null, got {_short(reason)}")
     positions = _list(record, "positions")
-    if len(positions) != drafted + 1:
+    columns = len(positions) - 1 if tree else drafted  # draft columns shown
+    if tree and not accepted + 1 <= len(positions) <= block + 1:
+        raise _Bad(f"a tree step that kept {accepted} drafts shows {accepted + 1} to {block + 1} positions, "
+                   f"this one {len(positions)}")
+    if not tree and len(positions) != drafted + 1:
         raise _Bad(f"a step with {drafted} drafted tokens has {drafted + 1} positions, this one has {len(positions)}")
     decisions = []
     for index, position in enumerate(positions):
-        decisions.append(_check_position(position, index, drafted))
+        if tree:  # the path's last column is a draft (the first refused child) or the verifier's own token
+            columns = index + 1 if isinstance(position, dict) and position.get("draft_id") is not None else index
+        decisions.append(_check_position(position, index, columns))
     if decisions[:accepted] != [Decision.ACCEPTED.value] * accepted or decisions.count(Decision.ACCEPTED.value) != accepted:
         raise _Bad(f"'accepted' is {accepted} but the positions' decisions say otherwise")
     emitted = _list(record, "emitted")

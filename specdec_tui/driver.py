@@ -154,7 +154,7 @@ class EngineDriver:
             head = trace_header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
             summary = RunSummary.of(s.steps, s.stats, s.config, s.finish_reason, s.text, s.generated_text,
                                     self.plain_step_s)
-            return write_trace(trace_path(folder), head, s.steps, {**summary.to_dict(), "threads": s.threads})
+            return write_trace(trace_path(folder), head, s.steps, {**summary.to_dict(), "threads": s.threads, "tree": s.config.tree})
 
 
 class ReplayDriver:

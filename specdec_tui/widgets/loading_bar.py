@@ -7,7 +7,10 @@ import time
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.widgets import Label, ProgressBar
+
+from engine import shown
 
 QUIET_S = 2.0  # no progress message for this long: the fraction no longer says anything
 
@@ -28,11 +31,11 @@ class LoadingBar(Horizontal):
 
     def report(self, text: str, fraction: float) -> None:
         self.text, self.fraction, self.since = text, fraction, time.monotonic()
-        self.query_one(Label).update(text)
+        self.query_one(Label).update(Content(shown(text, keep="")))  # paths and names are text, not markup
         self.query_one(ProgressBar).update(total=100, progress=100 * fraction)
 
     def tick(self) -> None:
         quiet = time.monotonic() - self.since
         if self.display and quiet >= QUIET_S and self.fraction < 1.0:
-            self.query_one(Label).update(f"{self.text} · {quiet:.0f} s")
+            self.query_one(Label).update(Content(f"{shown(self.text, keep='')} · {quiet:.0f} s"))
             self.query_one(ProgressBar).update(total=None)  # indeterminate: the phase has no steps to count
