@@ -112,3 +112,23 @@ def test_greedy_with_the_head_is_lossless_at_every_k(tiny_head, tiny_verifier):
         session.reset("print(")
         session.run()
         assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 30)
+
+
+@pytest.mark.embedded
+def test_the_shipped_head_drafts_above_a_floor_on_new_prompts(embedded):
+    """The committed head for SmolLM2 loads, stays lossless, and keeps drafts on prompts it was not trained on.
+
+    Floor: 1.2 tokens per verifier call at k = 4 (measured 1.28-1.68 on the bench prompts; a broken head or a
+    format change falls to ~1.0)."""
+    from conftest import make_session as session_for
+
+    session = session_for(embedded, "head", block_size=4, draft_mode="greedy", max_new_tokens=40)
+    calls = tokens = 0
+    for prompt in ["The main reason people enjoy hiking in the mountains is", "In a distant future,"]:
+        session.reset(prompt)
+        session.run()
+        assert session.new_token_ids == list(session.baseline().token_ids[len(session.prompt_ids):])
+        calls, tokens = calls + session.stats.verifier_calls, tokens + session.stats.new_tokens
+    assert tokens / calls >= 1.2, tokens / calls
+    card = session.drafter.head.card
+    assert card["verifier"] == "smollm2-135m" and card["draft_vocab"] == session.drafter.vocabulary == 8192
