@@ -143,3 +143,26 @@ def test_ngram_drafts_keep_the_verifier_distribution(tiny_verifier):
         counts[result.emitted[0].token_id] += 1
     assert drafted == 3000  # the repeated prompt always gives the n-gram drafter something to propose
     assert chi_square_p_value(counts, p) > 0.001
+
+
+def test_the_draft_head_keeps_the_verifier_distribution(tiny_head, tiny_verifier):
+    """The trained head's q is zero outside its reduced vocabulary: speculative sampling must still give exactly p,
+    for the first token and for the second (drafted on the head's own predicted feature)."""
+    import torch as t
+
+    session = make_session(tiny_verifier, f"head:{tiny_head[0]}", block_size=3, verify="sampling", temperature=1.0,
+                           draft_mode="sampled", draft_temperature=1.5, max_new_tokens=4)
+    prompt = "The future of"
+    session.reset(prompt)
+    with t.inference_mode():
+        logits = tiny_verifier.model(input_ids=t.tensor([session.prompt_ids])).logits[0, -1]
+    p = logits.softmax(-1).tolist()
+    counts = [0] * len(p)
+    drafted = accepted = 0
+    for seed in range(3000):
+        session.reset(prompt, seed=seed)
+        result = session.step()
+        counts[result.emitted[0].token_id] += 1
+        drafted, accepted = drafted + result.drafted, accepted + result.accepted
+    assert drafted == 9000 and accepted > 0  # the head really drafted, and some drafts were kept
+    assert chi_square_p_value(counts, p) > 0.001
