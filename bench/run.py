@@ -197,8 +197,8 @@ def _tree_section(args, verifier, prompts: dict, k: int, max_new: int) -> dict:
 
     shapes = args.trees or list(DEFAULT_SHAPES)
     print("\ntrees vs chains of the same depth (greedy):")
-    rows = tree_rows(verifier, prompts, ["same", f"early-exit:{args.early_exit}", "ngram"], shapes, k, max_new,
-                     args.repeats)
+    rows = tree_rows(verifier, prompts, ["same", f"early-exit:{args.early_exit}", "ngram", "head"], shapes, k, max_new,
+                     args.repeats, frozenset(CHAT))
     print("\nverify cost:")
     return {"tree_rows": rows, "verify_cost": verify_cost_rows(verifier, next(iter(prompts.values())), k)}
 

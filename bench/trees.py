@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import random
 import statistics
 import sys
@@ -25,22 +26,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine import Session, SpecConfig  # noqa: E402
 from engine import ROOT, DraftTree, verify_inputs  # noqa: E402
 from engine import parse_tree  # noqa: E402
+from engine.matmul import planned  # noqa: E402
 
 DEFAULT_SHAPES = ("3,2,1,1", "2,2,2,2", "dynamic:12")
-NODE_COUNTS = (9, 13, 21, 33)
+NODE_COUNTS = (1, 2, 3, 4, 8, 12, 16, 32)  # tree nodes in a timed verify pass (each + the pending token)
 
 
-def _session(verifier, drafter: str, k: int, max_new: int, tree: str | None) -> Session:
+def _session(verifier, drafter: str, k: int, max_new: int, tree: str | None, chat: bool = False) -> Session:
     config = SpecConfig(verifier=verifier.name, drafter=drafter, block_size=k, draft_mode="greedy",
-                        max_new_tokens=max_new, tree=tree)
+                        max_new_tokens=max_new, tree=tree, chat=chat)
     return Session.from_loaded(config, verifier)
 
 
 def tree_rows(verifier, prompts: dict, drafters: list[str], shapes: list[str], k: int, max_new: int,
-              repeats: int) -> list[dict]:
+              repeats: int, chat_prompts: frozenset = frozenset()) -> list[dict]:
     """Tokens per verifier call and tokens/s: each tree shape against the chain of its depth."""
     rows = []
     for prompt_name, prompt in prompts.items():
+        chat = prompt_name in chat_prompts
         methods = {}  # name -> (session, chain name it is compared with)
         for drafter in drafters:
             for shape_spec in shapes:
@@ -48,9 +51,9 @@ def tree_rows(verifier, prompts: dict, drafters: list[str], shapes: list[str], k
                 depth = shape.depth(k)
                 chain = f"engine {drafter} chain k={depth}"
                 if chain not in methods:
-                    methods[chain] = (_session(verifier, drafter, depth, max_new, None), None)
+                    methods[chain] = (_session(verifier, drafter, depth, max_new, None, chat), None)
                 methods[f"engine {drafter} tree {shape_spec}"] = (
-                    _session(verifier, drafter, depth, max_new, shape_spec), chain)
+                    _session(verifier, drafter, depth, max_new, shape_spec, chat), chain)
         for session, _ in methods.values():  # warm-up
             session.reset(prompt)
             session.run()
@@ -88,7 +91,7 @@ def tree_rows(verifier, prompts: dict, drafters: list[str], shapes: list[str], k
     return rows
 
 
-def verify_cost_rows(verifier, prompt: str, k: int, node_counts=NODE_COUNTS, repeats: int = 20) -> list[dict]:
+def verify_cost_rows(verifier, prompt: str, k: int, node_counts=NODE_COUNTS, repeats: int = 15) -> list[dict]:
     """Seconds of one verifier pass over k + 1 chain tokens vs over N tree nodes (+ the pending token), same prefix.
 
     The ratio r(N) = t(N) / t(k + 1) is what the extra branches cost: a tree pays when its tokens per call
@@ -111,12 +114,19 @@ def verify_cost_rows(verifier, prompt: str, k: int, node_counts=NODE_COUNTS, rep
         lm.extend(tokens, keep=len(tree) + 1, positions=positions, mask=mask)
 
     trees = {n: _random_tree(n, k, vocab, rng) for n in node_counts}
-    times = {"chain": [], **{n: [] for n in node_counts}}
+    times = {"plain": [], "chain": [], **{n: [] for n in node_counts}}
+
+    def plain_pass():  # one plain decoding step over the same prefix: the unit of r
+        lm.rollback(cached)
+        lm.extend(list(context[cached:]), keep=1)
     for _ in range(2):  # warm-up
         chain_pass()
         for tree in trees.values():
             tree_pass(tree)
     for _ in range(repeats):  # round robin
+        begin = time.perf_counter()
+        plain_pass()
+        times["plain"].append(time.perf_counter() - begin)
         begin = time.perf_counter()
         chain_pass()
         times["chain"].append(time.perf_counter() - begin)
@@ -124,14 +134,15 @@ def verify_cost_rows(verifier, prompt: str, k: int, node_counts=NODE_COUNTS, rep
             begin = time.perf_counter()
             tree_pass(tree)
             times[n].append(time.perf_counter() - begin)
-    chain_s = statistics.median(times["chain"])
-    rows = [{"pass": f"chain k={k} ({k + 1} tokens)", "tokens": k + 1, "median_s": chain_s, "ratio_vs_chain": 1.0}]
+    plain_s, chain_s = statistics.median(times["plain"]), statistics.median(times["chain"])
+    rows = [{"pass": "plain step (1 token)", "tokens": 1, "median_s": plain_s},
+            {"pass": f"chain k={k} ({k + 1} tokens)", "tokens": k + 1, "median_s": chain_s}]
     for n in node_counts:
-        median = statistics.median(times[n])
-        rows.append({"pass": f"tree of {n} nodes (+1 pending)", "tokens": n + 1, "median_s": median,
-                     "ratio_vs_chain": median / chain_s})
+        rows.append({"pass": f"tree of {n} nodes (+1 pending)", "tokens": n + 1, "median_s": statistics.median(times[n])})
     for r in rows:
-        print(f"  verify {r['pass']:<28} {1000 * r['median_s']:7.1f} ms  r = {r['ratio_vs_chain']:.2f}", flush=True)
+        r["r_vs_plain"], r["ratio_vs_chain"] = r["median_s"] / plain_s, r["median_s"] / chain_s
+        print(f"  verify {r['pass']:<28} {1000 * r['median_s']:7.1f} ms  r = {r['r_vs_plain']:.2f} of a plain step, "
+              f"{r['ratio_vs_chain']:.2f} of the chain", flush=True)
     return rows
 
 
@@ -148,7 +159,7 @@ def _random_tree(nodes: int, depth: int, vocab: int, rng: random.Random) -> Draf
 
 
 def main() -> int:
-    from bench.run import PROMPTS  # noqa: E402  (the same prompts as the main bench)
+    from bench.run import CHAT, PROMPTS  # noqa: E402  (the same prompts as the main bench)
     from engine import load_model
 
     parser = argparse.ArgumentParser()
@@ -157,18 +168,23 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--prompt", action="append", help="only prompts whose name contains this (repeatable)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 24 tokens, the first prompt")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "trees-latest.json"))
     args = parser.parse_args()
     prompts = dict(PROMPTS)
     if args.quick:
         args.repeats, args.max_new_tokens, prompts = 1, 24, dict(list(PROMPTS.items())[:1])
+    if args.prompt:
+        prompts = {name: text for name, text in prompts.items() if any(part in name for part in args.prompt)}
     verifier = load_model("smollm2-135m")
-    rows = tree_rows(verifier, prompts, args.drafters, args.trees, args.k, args.max_new_tokens, args.repeats)
+    rows = tree_rows(verifier, prompts, args.drafters, args.trees, args.k, args.max_new_tokens, args.repeats,
+                     frozenset(CHAT))
     cost = verify_cost_rows(verifier, next(iter(prompts.values())), args.k)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"settings": vars(args), "torch_threads": torch.get_num_threads(),
-                                          "rows": rows, "verify_cost": cost}, indent=1))
+                                          "cpu": platform.processor() or platform.machine(),
+                                          "matmul_layouts": planned(), "rows": rows, "verify_cost": cost}, indent=1))
     print(f"wrote {args.out}")
     return 0
 

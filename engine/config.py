@@ -52,7 +52,7 @@ class SpecConfig:
     # Prompts are plain text (special-token strings are encoded as text); chat=True wraps the prompt in the
     # verifier's chat template as one user message, for instruct models.
     chat: bool = False
-    # torch's intra-op threads for this process; None keeps torch's default (one per core).
+    # torch's intra-op threads for this process; None: one per core that other processes leave idle (engine/threads.py).
     threads: int | None = None
 
     def __post_init__(self) -> None:

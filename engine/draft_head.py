@@ -25,7 +25,8 @@ import torch
 
 from .drafters import NO_PROPOSAL, DraftKnobs, Proposal, choose
 from .errors import ConfigError, ModelLoadError
-from .fast_llama import KVCache, LayerShape, _linear, decoder_layer, causal_mask, inverse_frequencies, rms_norm, rotary
+from .fast_llama import KVCache, LayerShape, decoder_layer, causal_mask, inverse_frequencies, rms_norm, rotary, rotary_at
+from .matmul import linear as _linear
 
 HEADS_DIR = Path(__file__).parent / "heads"
 SHIPPED = {"smollm2-135m": HEADS_DIR / "smollm2-135m"}
@@ -162,6 +163,7 @@ class HeadDrafter:
         # The LM head restricted to the head's vocabulary: one [N, hidden] copy, so a draft step reads N rows only.
         self.head_rows = model.get_output_embeddings().weight.index_select(0, head.vocab_ids).contiguous()
         self.inv_freq = inverse_frequencies(head.shape.rope_theta, head.shape.head_dim)
+        self.tree_lm = HeadTreeLM(self)
         self.reset([])
 
     @property
@@ -187,17 +189,20 @@ class HeadDrafter:
         self.length = max(1, min(self.length, length))
         self.feature_length = min(self.feature_length, length)
 
-    def _forward(self, features: torch.Tensor, token_ids: list[int], position: int) -> torch.Tensor:
+    def _forward(self, features: torch.Tensor, token_ids: list[int], position: int,
+                 slots: list[int] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Head entries for positions position.. from [feature of the previous position, token embedding].
 
         Position p lives in cache slot p - 1: position 0 has no entry, and no query may see an unwritten slot.
+        A tree pass gives each row its own slot for the rotary angle (`slots`) and a tree `mask`.
         """
         count, slot = len(token_ids), position - 1
         self.cache.reserve(slot + count, keep=slot)
         x = _linear(torch.cat((features, self.embed[torch.tensor(token_ids)]), dim=-1), self.head.fc)
-        cos, sin = rotary(self.inv_freq, slot, slot + count)
-        return decoder_layer(x, self.head.layer, self.cache.keys[0], self.cache.values[0], slot, cos, sin,
-                             causal_mask(count, slot), self.head.shape.layer)
+        cos, sin = rotary(self.inv_freq, slot, slot + count) if slots is None else rotary_at(self.inv_freq, slots)
+        mask = causal_mask(count, slot) if mask is None else mask
+        return decoder_layer(x, self.head.layer, self.cache.keys[0], self.cache.values[0], slot, cos, sin, mask,
+                             self.head.shape.layer)
 
     def _logits(self, predicted: torch.Tensor) -> torch.Tensor:
         """Full-vocabulary logits of one predicted feature: -inf outside the head's vocabulary, so q is 0 there."""
@@ -205,16 +210,25 @@ class HeadDrafter:
         full[self.head.vocab_ids] = _linear(predicted[None], self.head_rows)[0]
         return full
 
-    @torch.inference_mode()
-    def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
+    def ready(self, context: list[int]) -> bool:
+        return len(context) >= 2  # a one-token context has no verifier feature yet
+
+    def enter(self, context: list[int]) -> torch.Tensor:
+        """Feed the context positions that lack an entry (from real verifier features); the last one's prediction."""
         end = len(context)
-        if k == 0 or end < 2:
-            return NO_PROPOSAL  # a one-token context has no verifier feature yet
         if self.feature_length < end - 1:
             raise RuntimeError(f"head drafter: verifier features cover {self.feature_length} of {end - 1} positions")
         start = min(self.length, end - 1)  # at least the last position, whose output starts the drafts
         predicted = self._forward(self.features[start - 1 : end - 1], context[start:end], start)[-1]
         self.length = end
+        return predicted
+
+    @torch.inference_mode()
+    def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
+        end = len(context)
+        if k == 0 or not self.ready(context):
+            return NO_PROPOSAL
+        predicted = self.enter(context)
         ids, q_rows, shown_rows = [], [], []
         for i in range(k):
             token, q, shown = choose(self._logits(predicted), context + ids, knobs, generator)
@@ -224,3 +238,43 @@ class HeadDrafter:
             if i < k - 1:  # draft further on the head's own predicted feature (entries past `length`)
                 predicted = self._forward(predicted[None], [token], end + i)[-1]
         return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows))
+
+
+class HeadTreeLM:
+    """The head as engine/tree_draft.py sees a drafter's language model, so the head drafts trees like any model.
+
+    Rows are the head's cache slots (slot = position - 1). A node's input is its parent's predicted feature; its
+    parent is the deepest tree row its mask lets it see (the root: the context's last row). `compact` drops every
+    drafted row: the head re-enters the accepted tokens next step from the verifier's real features.
+    """
+
+    def __init__(self, drafter: HeadDrafter):
+        self.drafter = drafter
+        self.length = 0  # rows filled, drafted ones included
+        self.prefix = 0  # rows of the context (made from real features)
+        self.outputs: dict[int, torch.Tensor] = {}  # row -> the head's predicted feature there
+
+    @torch.inference_mode()
+    def catch_up(self, context: list[int]) -> torch.Tensor:
+        predicted = self.drafter.enter(context)
+        self.prefix = self.length = self.drafter.length - 1
+        self.outputs = {self.prefix - 1: predicted}
+        return self.drafter._logits(predicted)[None]
+
+    def _parent(self, sees: torch.Tensor, row: int) -> int:
+        tree_rows = sees[self.prefix : row].nonzero()
+        return self.prefix + int(tree_rows[-1]) if len(tree_rows) else self.prefix - 1
+
+    @torch.inference_mode()
+    def extend(self, token_ids: list[int], keep: int, positions: list[int], mask: torch.Tensor) -> torch.Tensor:
+        first = self.length
+        parents = [self._parent(mask[i], first + i) for i in range(len(token_ids))]
+        features = torch.stack([self.outputs[p] for p in parents])
+        out = self.drafter._forward(features, token_ids, first + 1, slots=positions, mask=mask)
+        self.length = first + len(token_ids)
+        self.outputs.update({first + i: row for i, row in enumerate(out)})
+        return torch.stack([self.drafter._logits(row) for row in out[-keep:]])
+
+    def compact(self, start: int, rows: list[int]) -> None:
+        self.length = self.prefix
+        self.outputs = {}

@@ -2,8 +2,9 @@
 
 Why not just call the transformers model: on a CPU a decode step is a handful of skinny matrix products
 (1 to k + 1 rows), and two things there cost more than the arithmetic.
-- MKL picks a slow kernel for `x @ W.T` with a few rows; the same product computed as `W @ x.T` is 1.1-2.9x
-  faster for 2-5 rows here (bench/matmul_layouts.py measures it; one row: no difference). A verify pass is exactly such a product, at every layer.
+- Which layout MKL is fast at for a few rows depends on the CPU (up to 2x either way): engine/matmul.py times
+  both on the model's own matrices for each row count once and uses the faster. A verify pass is exactly such
+  a product, at every layer.
 - transformers rebuilds masks, position embeddings and cache bookkeeping on every call; here the rotary angles
   are computed for the new positions only, the KV cache is preallocated, and rolling back is moving a length.
 The arithmetic is otherwise transformers' own (same RMSNorm, rotary, SDPA and order of operations), and the
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .matmul import linear as _linear, plan
 
 _CHUNK = 256  # the KV cache grows by doubling, in multiples of this many positions
 
@@ -48,13 +51,6 @@ def supports(model: torch.nn.Module) -> bool:
         and embed.weight.dtype == torch.float32
         and embed.weight.device.type == "cpu"
     )
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """x [T, in] @ weight[out, in].T, with the layout MKL is fast at for few rows (see the module docstring)."""
-    if x.shape[0] == 1:
-        return F.linear(x, weight)
-    return torch.mm(weight, x.t()).t()
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -177,6 +173,7 @@ class FastLlamaLM:
         self.head = model.lm_head.weight
         # References, not copies: an early-exit view lists fewer layers over the same tensors.
         self.layers = [layer_weights(layer) for layer in inner.layers]
+        self.plan_weights = [w for layer in self.layers for w in layer[6:8]]  # gate and up: most of a pass's bytes
         self.inv_freq = inverse_frequencies(config.rope_parameters["rope_theta"], head_dim)
         self.cache = KVCache(len(self.layers), config.num_key_value_heads, head_dim)
         self.length = 0
@@ -221,6 +218,7 @@ class FastLlamaLM:
         """
         count = len(token_ids)
         start = self.length
+        plan(count, self.plan_weights)
         self.cache.reserve(start + count, keep=start)
         x = self.embed[torch.tensor(token_ids, dtype=torch.long)]  # [T, hidden]
         if positions is None:

@@ -6,7 +6,8 @@ sees the context, its ancestors and itself). Which nodes get expanded:
 - a dynamic shape (`dynamic:N`, EAGLE-2) expands the DYNAMIC_BRANCH most probable nodes of each depth (by the
   product of the drafter's probabilities along the path) into DYNAMIC_BRANCH children, then keeps the N most
   probable nodes of everything drafted.
-The n-gram drafter offers several earlier matches of the context's suffix as branches.
+The draft head drafts trees the same way through its tree view (engine/draft_head.py, HeadTreeLM). The n-gram
+drafter offers several earlier matches of the context's suffix as branches.
 """
 
 from __future__ import annotations
@@ -33,28 +34,34 @@ class TreeDraft:
 def draft_tree(drafter, context: list[int], shape: TreeShape, depth: int, knobs: DraftKnobs,
                generator: torch.Generator) -> TreeDraft:
     start = time.perf_counter()
-    if depth <= 0:
+    if depth <= 0 or not getattr(drafter, "ready", lambda _: True)(context):
         draft = TreeDraft(DraftTree())
     elif isinstance(drafter, NgramDrafter):
         draft = TreeDraft(_ngram_tree(drafter, context, shape, depth))
-    elif hasattr(drafter, "lm"):
-        draft = _model_tree(drafter.lm, context, shape, depth, knobs, generator)
+    elif _tree_lm(drafter) is not None:
+        draft = _model_tree(_tree_lm(drafter), context, shape, depth, knobs, generator)
     else:
         draft = TreeDraft(_chain_as_tree(drafter, context, depth, knobs, generator))
     draft.tree.seconds = time.perf_counter() - start
     return draft
 
 
+def _tree_lm(drafter):
+    """What drafts a tree by forward passes: a model drafter's language model, or the draft head's tree view."""
+    return getattr(drafter, "tree_lm", None) or getattr(drafter, "lm", None)
+
+
 def keep_path(drafter, draft: TreeDraft, path: tuple[int, ...]) -> None:
     """Compact the drafter's cache to the context plus the accepted path's rows (those it has fed)."""
-    if not hasattr(drafter, "lm") or not draft.rows:
+    lm = _tree_lm(drafter)
+    if lm is None or not draft.rows:
         return
     rows = []
     for node in path:
         if node not in draft.rows:
             break  # deeper path nodes were never fed (leaves are drafted, not fed)
         rows.append(draft.rows[node])
-    drafter.lm.compact(draft.cached, rows)
+    lm.compact(draft.cached, rows)
 
 
 # ---- model drafters -----------------------------------------------------------------------------------------

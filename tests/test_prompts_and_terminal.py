@@ -146,6 +146,41 @@ def test_threads_are_applied_and_reported_in_the_headless_summary(tiny, restore_
     assert "threads=1" in capsys.readouterr().out
 
 
+def test_the_default_thread_count_leaves_cores_to_busy_processes():
+    """Measured (engine/threads.py): a second thread is 1.6x alone and 7x slower beside another busy process."""
+    from engine.threads import auto_threads
+
+    assert auto_threads(cores=2, busy=0.1) == 2
+    assert auto_threads(cores=2, busy=0.9) == 1
+    assert auto_threads(cores=2, busy=3.0) == 1  # never below one
+    assert auto_threads(cores=8, busy=2.2) == 6
+    assert auto_threads(cores=4, busy=None) == 4  # load unknown (not Linux): torch's default
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads Linux /proc")
+def test_a_busy_process_is_seen_and_our_own_work_is_not():
+    import threading
+    import time
+
+    from engine.threads import busy_elsewhere
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_elsewhere(window=0.5) >= 0.5
+    finally:
+        spinner.kill()
+        spinner.wait()
+    stop = threading.Event()
+    own = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])  # this process spinning
+    own.start()
+    try:
+        assert busy_elsewhere(window=0.5) < 0.5
+    finally:
+        stop.set()
+        own.join()
+
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
