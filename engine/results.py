@@ -95,6 +95,25 @@ class TreeStep:
     def children(self, index: int) -> tuple[TreeNode, ...]:
         return tuple(n for n in self.nodes if n.parent == index)
 
+    def drawn_order(self) -> tuple[int, ...]:
+        """Node indices depth first, children in drafting order: the order the app draws and selects them in."""
+        order: list[int] = []
+
+        def walk(parent: int) -> None:
+            for node in self.children(parent):
+                order.append(node.index)
+                walk(node.index)
+
+        walk(-1)
+        return tuple(order)
+
+    def verifier_before(self, node: TreeNode) -> tuple[int, str, float, tuple[Alternative, ...]]:
+        """The verifier's token, piece, p and top tokens at the node's slot: after its parent (or the context)."""
+        if node.parent == -1:
+            return self.root_verifier_id, self.root_verifier_piece, self.root_p_verifier, self.root_verifier_top
+        parent = self.nodes[node.parent]
+        return parent.verifier_id, parent.verifier_piece, parent.p_verifier, parent.verifier_top
+
 
 @dataclass(frozen=True)
 class Token:

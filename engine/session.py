@@ -234,24 +234,33 @@ class Session:
         self.verifier_lm.rollback(len(self.tokens) - 1)
         self.drafter.rollback(len(self.tokens) - 1)
         self.finish_reason = finish_reason
+        result = self.record(self.block_size, len(proposal.ids), accepted, positions, emitted,
+                             (start, drafted, verified), finish_reason)
+        self._schedule(result)
+        return result
+
+    def record(self, block_size: int, drafted: int, accepted: int, positions, emitted, times: tuple[float, float, float],
+               finish_reason: str | None, tree=None) -> StepResult:
+        """The frozen record of the step just taken (chain or tree), added to the steps and the running stats."""
+        start, drafted_at, verified_at = times
         result = StepResult(
             step=len(self.steps) + 1,
-            block_size=self.block_size,
-            drafted=len(proposal.ids),
+            block_size=block_size,
+            drafted=drafted,
             accepted=accepted,
             positions=positions,
             emitted=emitted,
-            draft_s=drafted - start,
-            verify_s=verified - drafted,
+            draft_s=drafted_at - start,
+            verify_s=verified_at - drafted_at,
             step_s=time.perf_counter() - start,
             verifier_calls=1,
             draft_mode=self.config.draft_mode,
             verify_mode=self.config.verify,
             finish_reason=finish_reason,
+            tree=tree,
         )
         self.steps.append(result)
         self.stats = self.stats.with_step(result)
-        self._schedule(result)
         return result
 
     def run(self, on_step: Callable[[StepResult], None] | None = None) -> list[StepResult]:

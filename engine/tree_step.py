@@ -84,25 +84,8 @@ def tree_step(session, shape: TreeShape, depth: int, start: float) -> StepResult
     pieces = [record.nodes[n].piece for n in path] + [_after_path(record, path).verifier_piece]
     emitted = tuple(Token(t, piece, src) for t, piece, src in zip(emitted_ids, pieces, sources))
     session.finish_reason = finish_reason
-    result = StepResult(
-        step=len(session.steps) + 1,
-        block_size=depth,
-        drafted=len(tree),
-        accepted=accepted,
-        positions=positions,
-        emitted=emitted,
-        draft_s=drafted - start,
-        verify_s=verified - drafted,
-        step_s=time.perf_counter() - start,
-        verifier_calls=1,
-        draft_mode=session.config.draft_mode,
-        verify_mode=session.config.verify,
-        finish_reason=finish_reason,
-        tree=record,
-    )
-    session.steps.append(result)
-    session.stats = session.stats.with_step(result)
-    return result
+    return session.record(depth, len(tree), accepted, positions, emitted, (start, drafted, verified), finish_reason,
+                          tree=record)
 
 
 # ---- the frozen record --------------------------------------------------------------------------------------

@@ -288,11 +288,18 @@ class SpecDecApp(App):
         shown = self.view.shown()
         latest = shown.latest
         selected = self.view.select(self.view.selected)
+        node = None
+        if latest is not None and latest.tree is not None and latest.tree.nodes:  # ←/→ walk the tree's nodes
+            node = latest.tree.drawn_order()[selected]
+            selected = latest.tree.path.index(node) if node in latest.tree.path else -1  # its chain column, if any
         self.query_one(DraftRow).show(latest, selected)
         self.query_one(VerifierRow).show(latest, selected)
         self.query_one(ComparisonRow).show(latest, selected)
-        self.query_one(PositionInspector).show(latest, selected)
-        self.query_one(TreeView).show(latest)
+        if node is None:
+            self.query_one(PositionInspector).show(latest, selected)
+        else:
+            self.query_one(PositionInspector).show_node(latest, node)
+        self.query_one(TreeView).show(latest, node)
         self.query_one(ContextView).show(shown.prompt_pieces, shown.steps, shown.finished)
         self.query_one(StatsPanel).show(shown)
         self.query_one(StepLog).show(shown.steps, browsing=self.view.view_index is not None)
@@ -342,7 +349,12 @@ class SpecDecApp(App):
             self.render_view()
 
     def on_position_clicked(self, message: PositionClicked) -> None:
-        self.view.select(message.index)
+        latest = self.view.shown().latest if self.view.shown() else None
+        tree = latest.tree if latest is not None else None
+        if tree is not None and message.index < len(tree.path):  # a chain column of a tree step: its path node
+            self.view.select(tree.drawn_order().index(tree.path[message.index]))
+        else:
+            self.view.select(message.index)
         self.render_view()
 
     def action_browse(self, delta: int) -> None:

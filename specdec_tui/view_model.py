@@ -89,8 +89,10 @@ class ViewModel:
         return self.view_index
 
     def select(self, index: int) -> int:
+        """The inspected position of a chain step, or node (in drawn order) of a tree step."""
         shown = self.shown()
-        columns = len(shown.latest.positions) if shown and shown.latest else 1
+        latest = shown.latest if shown else None
+        columns = (len(latest.tree.nodes) or 1) if latest and latest.tree else len(latest.positions) if latest else 1
         self.selected = max(0, min(columns - 1, index))
         return self.selected
 

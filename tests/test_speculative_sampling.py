@@ -105,64 +105,48 @@ def test_all_accepted_gives_bonus_from_last_row():
     assert verdict.accept_probs == (1.0, 1.0)
 
 
-def test_session_sampling_matches_verifier_distribution(tiny, tiny_verifier):
-    """End to end: first generated token over many seeds vs the verifier's own softmax, with a real drafter."""
+def first_tokens(session, prompt: str, seeds: int = 3000, on_step=None) -> tuple[list[int], list[float]]:
+    """How often each token came first over `seeds` runs of one step, and the verifier's own softmax there."""
     import torch as t
 
-    session = make_session(tiny_verifier, tiny["drafter"], block_size=3, verify="sampling", temperature=1.0,
-                           draft_mode="sampled", draft_temperature=1.5, max_new_tokens=4)
-    prompt = "The future of"
     session.reset(prompt)
     with t.inference_mode():
-        logits = tiny_verifier.model(input_ids=t.tensor([session.prompt_ids])).logits[0, -1]
+        logits = session.verifier.model(input_ids=t.tensor([session.prompt_ids])).logits[0, -1]
     p = logits.softmax(-1).tolist()
     counts = [0] * len(p)
-    for seed in range(3000):
+    for seed in range(seeds):
         session.reset(prompt, seed=seed)
         result = session.step()
         counts[result.emitted[0].token_id] += 1
+        if on_step is not None:
+            on_step(result)
+    return counts, p
+
+
+def test_session_sampling_matches_verifier_distribution(tiny, tiny_verifier):
+    """End to end: first generated token over many seeds vs the verifier's own softmax, with a real drafter."""
+    session = make_session(tiny_verifier, tiny["drafter"], block_size=3, verify="sampling", temperature=1.0,
+                           draft_mode="sampled", draft_temperature=1.5, max_new_tokens=4)
+    counts, p = first_tokens(session, "The future of")
     assert chi_square_p_value(counts, p) > 0.001
 
 
 def test_ngram_drafts_keep_the_verifier_distribution(tiny_verifier):
     """n-gram drafts are point masses (q = 1): accepted with probability p, else resampled from p without them."""
-    import torch as t
-
-    prompt = "the future of the future of the future of"
     session = make_session(tiny_verifier, "ngram", block_size=3, verify="sampling", max_new_tokens=4)
-    session.reset(prompt)
-    with t.inference_mode():
-        logits = tiny_verifier.model(input_ids=t.tensor([session.prompt_ids])).logits[0, -1]
-    p = logits.softmax(-1).tolist()
-    counts = [0] * len(p)
-    drafted = 0
-    for seed in range(3000):
-        session.reset(prompt, seed=seed)
-        result = session.step()
-        drafted += result.drafted > 0
-        counts[result.emitted[0].token_id] += 1
-    assert drafted == 3000  # the repeated prompt always gives the n-gram drafter something to propose
+    steps = []
+    counts, p = first_tokens(session, "the future of the future of the future of", on_step=steps.append)
+    assert all(r.drafted > 0 for r in steps) and len(steps) == 3000  # the repeated prompt always gives the n-gram drafter something to propose
     assert chi_square_p_value(counts, p) > 0.001
 
 
 def test_the_draft_head_keeps_the_verifier_distribution(tiny_head, tiny_verifier):
     """The trained head's q is zero outside its reduced vocabulary: speculative sampling must still give exactly p,
     for the first token and for the second (drafted on the head's own predicted feature)."""
-    import torch as t
-
     session = make_session(tiny_verifier, f"head:{tiny_head[0]}", block_size=3, verify="sampling", temperature=1.0,
                            draft_mode="sampled", draft_temperature=1.5, max_new_tokens=4)
-    prompt = "The future of"
-    session.reset(prompt)
-    with t.inference_mode():
-        logits = tiny_verifier.model(input_ids=t.tensor([session.prompt_ids])).logits[0, -1]
-    p = logits.softmax(-1).tolist()
-    counts = [0] * len(p)
-    drafted = accepted = 0
-    for seed in range(3000):
-        session.reset(prompt, seed=seed)
-        result = session.step()
-        counts[result.emitted[0].token_id] += 1
-        drafted, accepted = drafted + result.drafted, accepted + result.accepted
+    steps = []
+    counts, p = first_tokens(session, "The future of", on_step=steps.append)
+    drafted, accepted = sum(r.drafted for r in steps), sum(r.accepted for r in steps)
     assert drafted == 9000 and accepted > 0  # the head really drafted, and some drafts were kept
     assert chi_square_p_value(counts, p) > 0.001

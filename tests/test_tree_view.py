@@ -86,3 +86,33 @@ async def test_e_switches_between_chain_and_tree(tiny):
         await settle(pilot)
         assert app.snap.steps[-1].tree is None
         assert app.snap.stats.tree_steps == 1 and app.snap.stats.steps == 3
+
+
+@pytest.mark.anyio
+async def test_left_right_walk_the_tree_nodes_and_the_inspector_follows():
+    """In a tree step ←/→ select nodes in drawn order; the inspector shows the drafter's top-5 at the node's parent
+    beside the verifier's top-5 at that same slot, and the tree marks the inspected node."""
+    from specdec_tui.widgets.position_inspector import PositionInspector
+
+    app = SpecDecApp(replay=str(DATA / "tree.jsonl"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        tree = app.snap.steps[-1].tree
+        order = tree.drawn_order()
+        assert sorted(order) == list(range(len(tree.nodes)))
+        inspector, view = app.query_one(PositionInspector), app.query_one(TreeView)
+        for step in range(len(order) + 2):  # walking past the last node stays on it
+            selected = order[min(step, len(order) - 1)]
+            node = tree.nodes[selected]
+            assert f"node {min(step, len(order) - 1) + 1}/{len(order)} (depth {node.depth})" in inspector.border_title
+            shown = str(inspector.render())
+            top_piece = node.draft_top[0].piece.strip() if node.draft_top else ""
+            assert top_piece in shown
+            _, _, _, verifier_top = tree.verifier_before(node)
+            assert verifier_top[0].piece.strip() in shown
+            marked = [line for line in str(view.render()).splitlines() if "◀ inspected" in line]
+            assert len(marked) == 1 and node.piece.strip() in marked[0]
+            await pilot.press("right")
+            await settle(pilot)

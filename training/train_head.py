@@ -50,9 +50,11 @@ def prepare(data: Path, verifier, vocab_size: int) -> dict:
         for record in torch.load(path):
             ids, prompt_len = record["ids"], record["prompt_len"]
             features = rms_norm(record["features"].float(), norm, eps)  # [n - 1, H]
-            labels = torch.tensor(ids[1:])  # in the generated part the next token IS the verifier's argmax
-            with torch.inference_mode():  # in the prompt, ask the verifier what it would have said
-                labels[: prompt_len - 1] = (features[: prompt_len - 1] @ head.T).argmax(-1)
+            labels = torch.tensor(ids[1:])  # in a greedy continuation the next token IS the verifier's argmax
+            # In the prompt, and everywhere in sampled text (part c), ask the verifier what it would have said.
+            asked = len(labels) if record.get("sampled") else prompt_len - 1
+            with torch.inference_mode():
+                labels[:asked] = (features[:asked] @ head.T).argmax(-1)
             sequences.append((torch.tensor(ids[:-1]), features.to(torch.float16), labels))
             counts.update(labels.tolist())
     vocab_ids = torch.tensor([token for token, _ in counts.most_common(vocab_size)])
@@ -82,6 +84,15 @@ def train(args, verifier, prepared: dict) -> dict:
     shape = HeadShape.of_verifier(model.config)
     embed = model.get_input_embeddings().weight if hasattr(model, "get_input_embeddings") else model.model.embed_tokens.weight
     head = TrainableHead(shape, embed, model.get_output_embeddings().weight[vocab_ids], seed=args.seed)
+    if args.init:  # warm start: fc and the layer do not depend on the draft vocabulary
+        from engine.draft_head import LAYER_NAMES, load_head
+
+        start = load_head(args.init, verifier)
+        with torch.no_grad():
+            head.fc.copy_(start.fc)
+            for name, weight in zip(LAYER_NAMES, start.layer):
+                head.layer[name].copy_(weight)
+        log(f"warm start from {args.init}")
     optimizer = torch.optim.AdamW(head.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
     steps_per_epoch = -(-len(train_rows) // args.batch)
     total = steps_per_epoch * args.epochs
@@ -190,6 +201,7 @@ def main() -> int:
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--eval-prompts", type=int, default=16)
     parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument("--init", default=None, help="start from this head folder's weights (warm start)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

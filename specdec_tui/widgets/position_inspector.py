@@ -36,22 +36,37 @@ class PositionInspector(Static):
             self.border_title = "Position (←/→)"
             self.update(Content.styled("after a step: ←/→ picks a position,\n[ and ] browse earlier steps", "$text-muted"))
             return
-        index = min(index, len(result.positions) - 1)
+        index = max(0, min(index, len(result.positions) - 1))
         position: Position = result.positions[index]
         word = decision_word(position.decision, 99, result.verify_mode)
         self.border_title = f"Step {result.step}, position {index + 1}/{len(result.positions)}: {word}"
+        self._columns(position.draft_id, position.draft_top, result.drafted, position.verifier_id,
+                      position.verifier_piece, position.p_verifier, position.verifier_top, position)
+
+    def show_node(self, result: StepResult, node_index: int) -> None:
+        """A tree node: the drafter's top-5 at its parent beside the verifier's top-5 at the same slot."""
+        tree = result.tree
+        node = tree.nodes[node_index]
+        order = tree.drawn_order()
+        word = decision_word(node.decision, 99, result.verify_mode)
+        self.border_title = (f"Step {result.step}, node {order.index(node_index) + 1}/{len(order)} "
+                             f"(depth {node.depth}): {word}")
+        verifier_id, verifier_piece, p_verifier, verifier_top = tree.verifier_before(node)
+        self._columns(node.token_id, node.draft_top, 1, verifier_id, verifier_piece, p_verifier, verifier_top, None)
+
+    def _columns(self, draft_id, draft_top, drafted, verifier_id, verifier_piece, p_verifier, verifier_top,
+                 position: Position | None) -> None:
         half = max(14, (self.content_size.width or 48) // 2)
         left = [Content.styled(fit("drafter top-5 (q)", half), "$text-muted")]
-        resampled = bool(position.residual_top)
+        resampled = position is not None and bool(position.residual_top)
         right = [Content.styled("residual top-5 (max(0,p−q))" if resampled else "verifier top-5 (p)", "$text-muted")]
-        if position.draft_id is None:
-            slot = "(no draft this step)" if not result.drafted else "(bonus slot: no draft)"
+        if draft_id is None:
+            slot = "(no draft this step)" if not drafted else "(bonus slot: no draft)"
             left.append(Content.styled(fit(slot, half), "$text-muted"))
         else:
-            left += _column(position.draft_top, position.draft_id, half)
-        own = Alternative(position.verifier_id, position.verifier_piece,
-                          position.residual_prob if resampled else position.p_verifier)
-        right += _column(position.residual_top if resampled else position.verifier_top, position.verifier_id, half, own)
+            left += _column(draft_top, draft_id, half)
+        own = Alternative(verifier_id, verifier_piece, position.residual_prob if resampled else p_verifier)
+        right += _column(position.residual_top if resampled else verifier_top, verifier_id, half, own)
         lines = []
         for i in range(max(len(left), len(right))):
             l_cell = left[i] if i < len(left) else Content(" " * half)

@@ -19,8 +19,8 @@ MARK = {
 }
 
 
-def tree_lines(tree: TreeStep) -> list[Content]:
-    """One line per node, depth first, under a root line for the context."""
+def tree_lines(tree: TreeStep, selected: int | None = None) -> list[Content]:
+    """One line per node, depth first, under a root line for the context; the inspected node marked ▶."""
     lines = [
         Content.assemble(
             ("context", "$text-muted"), " → verifier ", (visible(tree.root_verifier_piece), "bold"),
@@ -32,14 +32,14 @@ def tree_lines(tree: TreeStep) -> list[Content]:
         children = tree.children(parent)
         for i, node in enumerate(children):
             last = i == len(children) - 1
-            lines.append(_node_line(node, indent + ("└─" if last else "├─")))
+            lines.append(_node_line(node, indent + ("└─" if last else "├─"), node.index == selected))
             walk(node.index, indent + ("  " if last else "│ "))
 
     walk(-1, "")
     return lines
 
 
-def _node_line(node: TreeNode, branch: str) -> Content:
+def _node_line(node: TreeNode, branch: str, selected: bool = False) -> Content:
     mark, style = MARK[node.decision]
     dim = node.decision in (Decision.NOT_REACHED, Decision.STOPPED)
     piece_style = "$text-muted" if dim else style if node.decision is Decision.ACCEPTED else "$text"
@@ -49,6 +49,8 @@ def _node_line(node: TreeNode, branch: str) -> Content:
         parts.append((f" u {node.draw:.2f}/{node.accept_prob:.2f}", "$text-muted"))
     parts += [(" → ", "$text-muted"), (visible(node.verifier_piece), "$text-muted" if dim else "$text"),
               (f" p {probability(node.p_verifier)}", "$text-muted")]
+    if selected:
+        parts += [("  ◀ inspected", "bold $text-accent")]
     return Content.assemble(*parts)
 
 
@@ -66,10 +68,10 @@ class TreeView(Static):
         self.border_title = "Tree"
         self.display = False  # until a tree step is shown
 
-    def show(self, result: StepResult | None) -> None:
+    def show(self, result: StepResult | None, selected: int | None = None) -> None:
         tree = result.tree if result is not None else None
         self.display = tree is not None
         if tree is None:
             return
         self.border_title = tree_title(result)
-        self.update(Content("\n").join(tree_lines(tree)))
+        self.update(Content("\n").join(tree_lines(tree, selected)))
