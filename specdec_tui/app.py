@@ -289,6 +289,7 @@ class SpecDecApp(App):
         latest = shown.latest
         selected = self.view.select(self.view.selected)
         node = None
+        self.set_class(latest is not None and latest.tree is not None, "-tree-step")
         if latest is not None and latest.tree is not None and latest.tree.nodes:  # ←/→ walk the tree's nodes
             node = latest.tree.drawn_order()[selected]
             selected = latest.tree.path.index(node) if node in latest.tree.path else -1  # its chain column, if any

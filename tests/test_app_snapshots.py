@@ -90,3 +90,13 @@ def test_too_small_terminal(snap_compare):
 
 def test_acceptance_plot(snap_compare):
     assert snap_compare(replay(), run_before=keys("n", "n", "n", "n", "n", "n", "a"), terminal_size=(120, 40))
+
+
+def test_tree_step_with_a_node_inspected(snap_compare):
+    # 120x40: the tree under the chip rows, the second node inspected (its drafter and verifier top-5 side by side).
+    assert snap_compare(replay("tree.jsonl"), run_before=keys("n", "right"), terminal_size=(120, 40))
+
+
+def test_small_terminal_tree_step_inspector_pane(snap_compare):
+    # 80x24: a tree step takes the chip rows' place, so the inspector pane under it has room.
+    assert snap_compare(replay("tree.jsonl"), run_before=keys("n", "right", "w", "w", "w"), terminal_size=(80, 24))

@@ -116,3 +116,19 @@ async def test_left_right_walk_the_tree_nodes_and_the_inspector_follows():
             assert len(marked) == 1 and node.piece.strip() in marked[0]
             await pilot.press("right")
             await settle(pilot)
+
+
+@pytest.mark.anyio
+async def test_the_inspected_node_stays_in_view_on_a_small_terminal():
+    app = SpecDecApp(replay=str(DATA / "tree.jsonl"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        view = app.query_one(TreeView)
+        nodes = len(app.snap.steps[-1].tree.nodes)
+        await pilot.press(*["right"] * (nodes - 1))  # the last node, far below the box's first lines
+        await settle(pilot)
+        shown = str(view.render()).splitlines()
+        assert len(shown) < nodes + 1 and "◀ inspected" in shown[-1]  # a window ending on the last node
+        assert view.border_subtitle.endswith(f"of {nodes + 1} (←/→)")

@@ -74,4 +74,17 @@ class TreeView(Static):
         if tree is None:
             return
         self.border_title = tree_title(result)
-        self.update(Content("\n").join(tree_lines(tree, selected)))
+        lines = tree_lines(tree, selected)
+        room = self._room()
+        self.border_subtitle = ""
+        if selected is not None and len(lines) > room:  # keep the inspected node in view in a short box
+            line = 1 + tree.drawn_order().index(selected)
+            start = max(0, min(line - room // 2, len(lines) - room))
+            self.border_subtitle = f"lines {start + 1}-{start + room} of {len(lines)} (←/→)"
+            lines = lines[start : start + room]
+        self.update(Content("\n").join(lines))
+
+    def _room(self) -> int:
+        """Lines the box shows at most (its max-height less the border), for the current layout's CSS."""
+        limit = self.styles.max_height
+        return max(1, limit.cells - 2) if limit is not None and limit.is_cells else 10**6
