@@ -32,7 +32,10 @@ bench: $(STAMP)
 train-head: $(STAMP)
 	$(PY) training/make_data.py --part a
 	$(PY) training/make_data.py --part b
-	$(PY) training/train_head.py $(ARGS)
+	$(PY) training/make_data.py --part c --batch 128 --shards 16
+	# Stage 1 (the session-3 head): the greedy parts; stage 2 (the shipped head): warm start, all three parts.
+	$(PY) training/train_head.py --parts ab --out training/work/head-ab --skip-eval
+	$(PY) training/train_head.py --parts abc --init training/work/head-ab --epochs 2 --lr 5e-4 $(ARGS)
 
 clean:
 	rm -rf $(VENV)

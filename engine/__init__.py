@@ -26,6 +26,7 @@ _LAZY = {
     "DraftTree": ".tree",
     "verify_inputs": ".tree",
     "ROOT": ".tree",
+    "planned": ".matmul",
 }
 
 
@@ -44,5 +45,5 @@ __all__ = [
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
     "SCHEDULES", "RunSummary", "Theory", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
     "plain_step_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",
-    "parse_tree", "DraftTree", "verify_inputs", "ROOT",
+    "parse_tree", "DraftTree", "verify_inputs", "ROOT", "planned",
 ]

@@ -21,11 +21,11 @@ MAX_THREADS = 256
 class SpecConfig:
     verifier: str = "smollm2-135m"
     # "same" (the verifier's own weights), "head", "head:PATH", "auto" (the trained head shipped for the verifier,
-    # else "same"), "ngram", "early-exit:N", or any model spec. The head becomes the default once it beats plain
-    # decoding here (bench/results: not yet).
-    drafter: str = "same"
-    block_size: int = 4
-    draft_mode: str = "sampled"
+    # else "same"), "ngram", "early-exit:N", or any model spec. Defaults: the head at k = 2 with greedy drafts, the
+    # setting that beats plain decoding on open-ended text here (bench/results/2026-11-30-bench.json, README).
+    drafter: str = "auto"
+    block_size: int = 2
+    draft_mode: str = "greedy"
     verify: str = "greedy"
     # Drafter knobs (the notebook's realistic mode); they never change what the verifier outputs.
     draft_temperature: float = 0.7

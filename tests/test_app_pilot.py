@@ -224,7 +224,7 @@ async def test_tiny_model_end_to_end(tiny, tiny_verifier):
 
 @pytest.mark.anyio
 async def test_block_size_and_mode_keys_apply_to_the_next_step(tiny):
-    app = tiny_app(tiny, block_size=2)
+    app = tiny_app(tiny, block_size=2, draft_mode="sampled")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await pilot.press("plus", "plus", "minus")

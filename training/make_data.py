@@ -8,7 +8,7 @@ over them is the label the head must predict. Shards are written as they finish,
 Part c samples instead (temperature 0.8, top-p 0.95) from the prompts of both grids, in bfloat16 (AMX makes it
 1.6x faster here; the features differ from fp32 by bf16 rounding): new contexts the greedy parts never reach,
 which is what the head lacked (it memorised its greedy training text). Its labels are the verifier's argmax at
-every position, computed in training/train_head.py; `--minutes` bounds the run.
+every position, computed in training/train_head.py; `--shards` (or `--minutes`) bounds the run.
 
     .venv/bin/python training/make_data.py [--part a|b|c] [--out training/work/data] [--max-new-tokens 128]
 """
@@ -80,6 +80,7 @@ def main() -> int:
     parser.add_argument("--part", choices=("a", "b", "c"), default="a",
                         help="a, b: greedy continuations of the first or second training grid; c: sampled ones of both")
     parser.add_argument("--minutes", type=float, default=0, help="stop starting new shards after this long (0: no limit)")
+    parser.add_argument("--shards", type=int, default=0, help="only the first N shards (0: all)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,8 @@ def main() -> int:
     # Similar lengths in one batch waste less padding; the order is fixed, so shard i is always the same prompts.
     prompts = sorted(prompts, key=lambda p: len(tokenizer(p).input_ids))
     shards = [prompts[i : i + args.batch] for i in range(0, len(prompts), args.batch)]
+    if args.shards:
+        shards = shards[: args.shards]
     start, made = time.perf_counter(), 0
     for index, shard in enumerate(shards):
         path = out / (f"shard-{index:04d}.pt" if args.part == "a" else f"shard-{args.part}-{index:04d}.pt")

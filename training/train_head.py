@@ -38,12 +38,16 @@ def log(message: str) -> None:
 # ---- prepare ----------------------------------------------------------------------------------------------
 
 
-def prepare(data: Path, verifier, vocab_size: int) -> dict:
+PART_GLOBS = {"a": "shard-[0-9]*.pt", "b": "shard-b-*.pt", "c": "shard-c-*.pt"}  # training/make_data.py --part
+
+
+def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
     """Normalised features, the verifier's next-token labels, and the N most frequent labels as the vocabulary."""
     model = verifier.model
     norm, eps = model.model.norm.weight, model.config.rms_norm_eps
     head = model.get_output_embeddings().weight
-    sequences, counts, shards = [], Counter(), sorted(data.glob("shard-*.pt"))
+    sequences, counts = [], Counter()
+    shards = sorted(path for part in parts for path in data.glob(PART_GLOBS[part]))
     if not shards:
         raise SystemExit(f"no shards in {data}: run training/make_data.py first")
     for path in shards:
@@ -53,8 +57,7 @@ def prepare(data: Path, verifier, vocab_size: int) -> dict:
             labels = torch.tensor(ids[1:])  # in a greedy continuation the next token IS the verifier's argmax
             # In the prompt, and everywhere in sampled text (part c), ask the verifier what it would have said.
             asked = len(labels) if record.get("sampled") else prompt_len - 1
-            with torch.inference_mode():
-                labels[:asked] = (features[:asked] @ head.T).argmax(-1)
+            labels[:asked] = verifier_argmax(features[:asked], head)
             sequences.append((torch.tensor(ids[:-1]), features.to(torch.float16), labels))
             counts.update(labels.tolist())
     vocab_ids = torch.tensor([token for token, _ in counts.most_common(vocab_size)])
@@ -62,6 +65,34 @@ def prepare(data: Path, verifier, vocab_size: int) -> dict:
     coverage = {n: sum(c for _, c in counts.most_common(n)) / total for n in (4096, 8192, 16384)}
     return {"sequences": sequences, "vocab_ids": vocab_ids, "coverage": coverage, "shards": len(shards),
             "positions": total}
+
+
+_LOGITS = None  # one reused buffer: fresh [n, 49152] products of varying n fragment the heap (+11 MB a sequence)
+
+
+@torch.inference_mode()
+def verifier_argmax(features: torch.Tensor, head: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """The verifier's next token after each (normalised) feature, in fixed-size chunks through one buffer."""
+    global _LOGITS
+    if _LOGITS is None or _LOGITS.shape[1] != head.shape[0]:
+        _LOGITS = torch.empty(chunk, head.shape[0])
+    out = torch.empty(features.shape[0], dtype=torch.long)
+    for start in range(0, features.shape[0], chunk):
+        rows = features[start : start + chunk]
+        logits = _LOGITS[: rows.shape[0]]
+        torch.mm(rows, head.t(), out=logits)
+        out[start : start + rows.shape[0]] = logits.argmax(-1)
+    return out
+
+
+def data_source(parts: str) -> str:
+    described = {
+        "a": "greedy continuations of grid A (103 topics x 10 plain + 10 chat styles)",
+        "b": "greedy continuations of grid B (140 more topics x 4 plain + 4 chat styles)",
+        "c": "sampled continuations (T 0.8, top-p 0.95, bf16) of both grids' prompts, the shortest 2,048",
+    }
+    return ("SmolLM2's own text, up to 128 new tokens per prompt of training/prompts.py: "
+            + "; ".join(described[p] for p in parts) + "; held-out topics and styles never used")
 
 
 def to_vocab_index(labels: torch.Tensor, vocab_ids: torch.Tensor, full_vocab: int) -> torch.Tensor:
@@ -202,6 +233,7 @@ def main() -> int:
     parser.add_argument("--eval-prompts", type=int, default=16)
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--init", default=None, help="start from this head folder's weights (warm start)")
+    parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): a, b, c")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -211,7 +243,7 @@ def main() -> int:
     started = time.perf_counter()
     verifier = load_model(args.verifier)
     log("prepare: labels and vocabulary")
-    prepared = prepare(Path(args.data), verifier, args.vocab)
+    prepared = prepare(Path(args.data), verifier, args.vocab, args.parts)
     log(f"prepare: {len(prepared['sequences'])} sequences, {prepared['positions']} positions; share of labels "
         f"covered by the top-N vocabulary: {prepared['coverage']}")
     trained = train(args, verifier, prepared)
@@ -230,11 +262,10 @@ def main() -> int:
             "optimizer": f"AdamW lr {args.lr} (warm-up, cosine to 10%), betas (0.9, 0.95), clip 1.0",
             "epochs": args.epochs, "rows": f"{args.batch} x {args.row} packed positions per step",
             "seed": args.seed, "script": "training/make_data.py + training/train_head.py",
+            "init": args.init, "parts": args.parts,
         },
         "data": {
-            "source": "SmolLM2's own greedy continuations (up to 128 new tokens) of training/prompts.py's two grids "
-                      "(103 topics x 10 plain + 10 chat styles; 140 more topics x 4 plain + 4 chat styles), prompts "
-                      "and generated text; held-out topics and styles never used",
+            "source": data_source(args.parts),
             "sequences": len(prepared["sequences"]), "positions": prepared["positions"],
             "vocabulary_coverage": prepared["coverage"],
         },
