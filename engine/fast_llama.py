@@ -180,6 +180,11 @@ class FastLlamaLM:
         self.hidden: torch.Tensor | None = None
         self.hidden_start = 0
 
+    def plan(self, row_counts) -> None:
+        """Choose the matmul layout for these row counts now (engine/matmul.py; otherwise at their first pass)."""
+        for rows in row_counts:
+            plan(rows, self.plan_weights)
+
     def reset(self) -> None:
         self.cache = KVCache(self.cache.n_layers, self.cache.n_kv_heads, self.cache.head_dim)
         self.length = 0

@@ -88,6 +88,10 @@ class Session:
         self.finish_reason: str | None = None
         self.block_size = self.config.block_size
         self.generator = torch.Generator().manual_seed(self.config.seed)
+        if hasattr(self.verifier_lm, "plan"):  # time the matmul layouts of a verify pass now, not in the first step
+            shape = parse_tree(self.config.tree)
+            tree_rows = [shape.max_nodes(self.block_size) + 1] if shape else []
+            self.verifier_lm.plan([*range(2, self.block_size + 2), *tree_rows])
 
     @classmethod
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":
