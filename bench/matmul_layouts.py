@@ -1,4 +1,4 @@
-"""Why fast_llama computes few-row products as `W @ x.T`: the two layouts timed on SmolLM2-135M's matrix shapes.
+"""The two layouts of a few-row product timed on SmolLM2-135M's matrix shapes (engine/matmul.py picks per machine).
 
     .venv/bin/python bench/matmul_layouts.py [--repeats 7]
 
