@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 
 PLANNED_ROWS = range(2, 33)  # a verify pass or a tree; longer passes (prompts) are proper matrix products
-_W_FIRST: dict[int, bool] = {}  # rows -> True when `W @ x.T` is faster than `x @ W.T` on this machine
+# rows -> True when `W @ x.T` is faster than `x @ W.T` on this machine. Per process: a second model loaded in the
+# same process reuses the first one's plan (the choice is about the CPU's kernels far more than the shapes).
+_W_FIRST: dict[int, bool] = {}
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

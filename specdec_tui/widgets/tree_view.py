@@ -20,7 +20,7 @@ MARK = {
 
 
 def tree_lines(tree: TreeStep, selected: int | None = None) -> list[Content]:
-    """One line per node, depth first, under a root line for the context; the inspected node marked ▶."""
+    """One line per node, depth first, under a root line for the context; the inspected node marked ◀."""
     lines = [
         Content.assemble(
             ("context", "$text-muted"), " → verifier ", (visible(tree.root_verifier_piece), "bold"),
