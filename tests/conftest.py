@@ -10,6 +10,42 @@ os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 
 import pytest
 
+
+@pytest.fixture
+def anyio_backend():
+    """Async app tests (`pytest.mark.anyio`) run on asyncio, as Textual does."""
+    return "asyncio"
+
+
+async def settle(pilot) -> None:
+    """Wait for the app's thread workers (`pilot.press` does not), then for the screen to catch up."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def headless_run_past_first_step(trace, signals):
+    """A headless decode of the embedded model that cannot finish soon (100,000 tokens, `--trace trace`), in a child
+    process, returned once it has printed its first step. `signals` get their default disposition in the child:
+    it inherits ignored ones (some earlier test in the session leaves SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler), where a terminal would give the default."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "specdec_tui.cli", "--headless", "--verifier", "smollm2-135m", "--max-new-tokens", "100000",
+         "--block-size", "1", "--trace", str(trace), "--prompt", "a"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in signals],
+    )
+    deadline = time.time() + 120
+    while not proc.stdout.readline().startswith("[step") and time.time() < deadline:
+        pass
+    return proc
+
+
 CORPUS = (
     "In a distant future, the world is in a state of flux. The future of AI is not yet clear. "
     "def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import settle
 from engine import SpecConfig
 from engine.trace import read_trace
 from specdec_tui.app import SpecDecApp
@@ -15,16 +16,6 @@ from specdec_tui.widgets.status_bar import StatusBar
 from specdec_tui.widgets.step_log import StepLog
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def status(app) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import headless_run_past_first_step
 from engine import TraceError
 from engine.trace import check_target, read_trace
 from specdec_tui.cli import main
@@ -118,16 +119,7 @@ def test_oversized_traces_are_refused_unread(tmp_path, monkeypatch):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_finish_the_trace_like_ctrl_c(embedded, tmp_path, signum):
     trace = tmp_path / "partial.jsonl"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "specdec_tui.cli", "--headless", "--verifier", "smollm2-135m", "--max-new-tokens", "100000",
-         "--block-size", "1", "--trace", str(trace), "--prompt", "a"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)],
-    )
-    deadline = time.time() + 120
-    while not proc.stdout.readline().startswith("[step") and time.time() < deadline:
-        pass
+    proc = headless_run_past_first_step(trace, (signal.SIGTERM, signal.SIGHUP))
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum
@@ -240,11 +232,6 @@ def test_stale_staging_folders_are_removed_at_the_next_start(fake_gguf):
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     load_model(str(path))
     assert not killed.exists() and not old.exists() and live.exists()
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 @pytest.mark.anyio

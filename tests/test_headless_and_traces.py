@@ -3,12 +3,10 @@
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
+from conftest import headless_run_past_first_step
 from engine import TraceError
 from engine.trace import read_trace
 from specdec_tui.cli import main
@@ -67,18 +65,7 @@ def test_ctrl_c_prints_summary_and_exits_130(embedded, tmp_path):
     # The embedded model (8192-token window, ~0.1 s a step) cannot finish before the signal arrives; the tiny
     # test model reached its 256-token window within a second and sometimes exited 0 first.
     trace = tmp_path / "partial.jsonl"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "specdec_tui.cli", "--headless", "--verifier", "smollm2-135m", "--max-new-tokens", "100000",
-         "--block-size", "1", "--trace", str(trace), "--prompt", "a"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        # A child inherits an ignored SIGINT (some earlier test in the session leaves it ignored), and Python
-        # then installs no KeyboardInterrupt handler: give it the default disposition, as a terminal would.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.time() + 120
-    while proc.stdout.readline().startswith("[step") is False and time.time() < deadline:
-        pass
+    proc = headless_run_past_first_step(trace, (signal.SIGINT,))
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130

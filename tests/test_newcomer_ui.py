@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import settle
 from engine import Alternative, Stats
 from specdec_tui.app import SpecDecApp
 from specdec_tui.cli import main
@@ -19,16 +20,6 @@ from specdec_tui.widgets.status_bar import StatusBar
 from specdec_tui.widgets.step_log import StepLog
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def press(pilot, *keys) -> None:

@@ -181,11 +181,6 @@ def test_a_busy_process_is_seen_and_our_own_work_is_not():
         own.join()
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_the_stats_panel_shows_the_thread_count(tiny, restore_threads):
     from specdec_tui.app import SpecDecApp

@@ -15,11 +15,6 @@ from specdec_tui.headless import summary
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def test_app_and_headless_agree_on_the_theory_under_the_adaptive_schedule(tiny_verifier):
     session = make_session(tiny_verifier, "same", block_size=2, draft_mode="greedy", block_size_schedule="heuristic",
                            max_new_tokens=24)

@@ -25,11 +25,6 @@ WIDGETS = ["HeaderTitle", "#prompt-bar", "#loading-label", "#draft-row", "#verif
            "#context-text", "#stats-text", "#step-log", "#inspector", "#status"]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 # ---- the helper -----------------------------------------------------------------------------------------------
 
 

@@ -5,17 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import settle
 from engine import Decision
 from engine.trace import read_trace
 from specdec_tui.app import SpecDecApp
 from specdec_tui.widgets.tree_view import TreeView, tree_lines
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 def tree_step():
@@ -41,11 +37,6 @@ def test_pieces_are_shown_literally():
     tree = replace(result.tree, nodes=(node,) + result.tree.nodes[1:])
     text = "\n".join(line.plain for line in tree_lines(tree))
     assert "[bold]x[/bold]" in text.replace("·", " ") and "[red]" in text
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 @pytest.mark.anyio
