@@ -350,8 +350,8 @@ class SpecDecApp(App):
             self.render_view()
 
     def on_position_clicked(self, message: PositionClicked) -> None:
-        latest = self.view.shown().latest if self.view.shown() else None
-        tree = latest.tree if latest is not None else None
+        shown = self.view.shown()
+        tree = shown.latest.tree if shown is not None and shown.latest is not None else None
         if tree is not None and message.index < len(tree.path):  # a chain column of a tree step: its path node
             self.view.select(tree.drawn_order().index(tree.path[message.index]))
         else:

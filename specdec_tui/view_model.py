@@ -92,7 +92,12 @@ class ViewModel:
         """The inspected position of a chain step, or node (in drawn order) of a tree step."""
         shown = self.shown()
         latest = shown.latest if shown else None
-        columns = (len(latest.tree.nodes) or 1) if latest and latest.tree else len(latest.positions) if latest else 1
+        if latest is None:
+            columns = 1
+        elif latest.tree is not None and latest.tree.nodes:
+            columns = len(latest.tree.nodes)
+        else:
+            columns = len(latest.positions)
         self.selected = max(0, min(columns - 1, index))
         return self.selected
 

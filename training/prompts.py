@@ -91,18 +91,21 @@ def _fill(style: str, topic: str) -> str:
     return style.format(topic=topic, Topic=topic[:1].upper() + topic[1:])
 
 
+def _grid(topics: list[str], plain_styles: list[str], chat_styles: list[str]) -> list[str]:
+    """Every topic in every plain style, then every topic in every chat style (wrapped in the chat template)."""
+    return ([_fill(s, t) for t in topics for s in plain_styles]
+            + [chat(_fill(s, t)) for t in topics for s in chat_styles])
+
+
 def training_prompts(seed: int = 0) -> list[str]:
     """Every topic x style of the training grid, shuffled with `seed`."""
-    prompts = [_fill(s, t) for t in TOPICS for s in PLAIN_STYLES]
-    prompts += [chat(_fill(s, t)) for t in TOPICS for s in CHAT_STYLES]
+    prompts = _grid(TOPICS, PLAIN_STYLES, CHAT_STYLES)
     random.Random(seed).shuffle(prompts)
     return prompts
 
 
 def held_out_prompts() -> list[str]:
-    prompts = [_fill(s, t) for t in HELD_OUT_TOPICS for s in HELD_OUT_PLAIN]
-    prompts += [chat(_fill(s, t)) for t in HELD_OUT_TOPICS for s in HELD_OUT_CHAT]
-    return prompts
+    return _grid(HELD_OUT_TOPICS, HELD_OUT_PLAIN, HELD_OUT_CHAT)
 
 # A second grid (added after the first head memorised the first one): new topics, new styles, 8 per topic.
 TOPICS_B = [

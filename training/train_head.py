@@ -46,6 +46,7 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
     model = verifier.model
     norm, eps = model.model.norm.weight, model.config.rms_norm_eps
     head = model.get_output_embeddings().weight
+    logits = torch.empty(256, head.shape[0])  # one buffer for every sequence's argmax (see verifier_argmax)
     sequences, counts = [], Counter()
     shards = sorted(path for part in parts for path in data.glob(PART_GLOBS[part]))
     if not shards:
@@ -57,7 +58,7 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
             labels = torch.tensor(ids[1:])  # in a greedy continuation the next token IS the verifier's argmax
             # In the prompt, and everywhere in sampled text (part c), ask the verifier what it would have said.
             asked = len(labels) if record.get("sampled") else prompt_len - 1
-            labels[:asked] = verifier_argmax(features[:asked], head)
+            labels[:asked] = verifier_argmax(features[:asked], head, logits)
             sequences.append((torch.tensor(ids[:-1]), features.to(torch.float16), labels))
             counts.update(labels.tolist())
     vocab_ids = torch.tensor([token for token, _ in counts.most_common(vocab_size)])
@@ -67,21 +68,19 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
             "positions": total}
 
 
-_LOGITS = None  # one reused buffer: fresh [n, 49152] products of varying n fragment the heap (+11 MB a sequence)
-
-
 @torch.inference_mode()
-def verifier_argmax(features: torch.Tensor, head: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """The verifier's next token after each (normalised) feature, in fixed-size chunks through one buffer."""
-    global _LOGITS
-    if _LOGITS is None or _LOGITS.shape[1] != head.shape[0]:
-        _LOGITS = torch.empty(chunk, head.shape[0])
+def verifier_argmax(features: torch.Tensor, head: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The verifier's next token after each (normalised) feature, in chunks of `logits`' rows through that buffer.
+
+    One reused buffer, because fresh [n, 49152] products of varying n fragment the heap (+11 MB a sequence).
+    """
+    chunk = logits.shape[0]
     out = torch.empty(features.shape[0], dtype=torch.long)
     for start in range(0, features.shape[0], chunk):
         rows = features[start : start + chunk]
-        logits = _LOGITS[: rows.shape[0]]
-        torch.mm(rows, head.t(), out=logits)
-        out[start : start + rows.shape[0]] = logits.argmax(-1)
+        scores = logits[: rows.shape[0]]
+        torch.mm(rows, head.t(), out=scores)
+        out[start : start + rows.shape[0]] = scores.argmax(-1)
     return out
 
 
