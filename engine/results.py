@@ -275,6 +275,33 @@ class BaselineResult:
 
 
 @dataclass(frozen=True)
+class SpeedCheck:
+    """Speculative and plain decoding of one prompt, each timed in a tight loop with nothing between the steps.
+
+    Live stepping (a key per step, auto-play's pauses) leaves the CPU idle between steps, and a step taken after an
+    idle pause runs slower (measured on a 2-core VM: 0.3 s pauses cost about 35%), so live tokens/s is no speed-up.
+    """
+
+    plain: BaselineResult
+    speculative_token_ids: tuple[int, ...]  # the generated tokens of the tight run
+    stats: Stats  # the tight run's own counts and times: its c and r are not inflated by idle pauses
+
+    @property
+    def speculative_tokens_per_s(self) -> float:
+        return self.stats.tokens_per_s
+
+    @property
+    def plain_step_s(self) -> float | None:
+        """One plain decoding step timed in the same tight loop: the unit of the tight run's c and r."""
+        return self.plain.wall_s / self.plain.new_tokens if self.plain.new_tokens else None
+
+    @property
+    def speedup(self) -> float:
+        base = self.plain.tokens_per_s
+        return self.speculative_tokens_per_s / base if base else 0.0
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Speculative output against the baseline, over the tokens both produced."""
 

@@ -22,7 +22,7 @@ from .models import LoadedModel, Progress, load_model
 from .pieces import PieceDecoder
 from .positions import build_positions, verifier_source
 from .prompting import encode_prompt_text
-from .results import BaselineResult, Comparison, Source, Stats, StepResult, Token
+from .results import BaselineResult, Comparison, Source, SpeedCheck, Stats, StepResult, Token
 from .schedule import next_block_size
 from .threads import apply_threads
 from .tree_shape import parse_tree
@@ -305,3 +305,21 @@ class Session:
 
     def compare(self, baseline: BaselineResult) -> Comparison:
         return compare(self.new_token_ids, len(self.prompt_ids), self.stats, baseline)
+
+    def speed_check(self) -> SpeedCheck:
+        """Plain decoding, then this prompt's whole speculative run with the current settings, both in tight loops.
+
+        The live run is put back afterwards (steps, stats, caches re-filled over its tokens), so stepping goes on
+        where it was. Its own tokens/s is no fair comparison: it idles between steps (see SpeedCheck).
+        """
+        self.baseline(max_new_tokens=8)  # warm-up: after idle time the first passes are slow, whichever runs first
+        plain = self.baseline()
+        live = (self.tokens, self.steps, self.stats, self.finish_reason, self.block_size, self.generator)
+        try:
+            self.reset(self.prompt)  # same seed: for greedy verification the same text the user is watching
+            self.run()
+            ran, stats = tuple(self.new_token_ids), self.stats
+        finally:
+            self.tokens, self.steps, self.stats, self.finish_reason, self.block_size, self.generator = live
+            prefill(self.verifier_lm, self.drafter, self.tokens)
+        return SpeedCheck(plain=plain, speculative_token_ids=ran, stats=stats)

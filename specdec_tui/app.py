@@ -79,7 +79,7 @@ class SpecDecApp(App):
         Binding("e", "toggle_tree", "Tree", show=False, id="tree",
                 tooltip="chain <-> tree drafts (your --tree shape, else 3,2,1,1) with the same drafter"),
         Binding("b", "baseline", "Baseline", id="baseline",
-                tooltip="run plain decoding (baseline): identical output? real speed-up?"),
+                tooltip="speed check: plain and speculative decoding of this prompt, each timed without pauses: identical output? real speed-up?"),
         Binding("s", "save", "Save", id="save", tooltip="save the steps as a JSON Lines trace (replay with --replay FILE)"),
         Binding("left", "select(-1)", "Position", show=False, id="position.left", key_display="←",
                 tooltip="pick a position: the drafter's and verifier's top-5 side by side"),
@@ -163,7 +163,7 @@ class SpecDecApp(App):
 
     def run_operation(self, ticket: Ticket) -> None:
         """The one worker runner: runs the ticket's operation in a thread and posts its typed outcome."""
-        self.status.busy(ticket.operation.label, self.scheduler.queued_steps)
+        self.status.busy(ticket.operation.label, self.scheduler.queued_steps, still=ticket.operation.still)
         progress = lambda text, fraction: self.post_message(LoadProgress(text, fraction))  # noqa: E731
 
         def work() -> None:
@@ -192,7 +192,7 @@ class SpecDecApp(App):
     def enqueue(self, operation: ops.Operation) -> None:
         self.scheduler.submit(operation)
         if self.scheduler.busy:
-            self.status.busy(self.status.busy_label, self.scheduler.queued_steps)
+            self.status.busy(self.status.busy_label, self.scheduler.queued_steps, still=self.status.still)
         self.pump()
 
     def current(self, message: Outcome) -> bool:
@@ -256,7 +256,7 @@ class SpecDecApp(App):
     def baseline_done(self, message: BaselineDone) -> None:
         if self.current(message):
             self.show(message.value)
-            self.status.say(f"baseline: {message.value.baseline_note}", "ok")
+            self.status.say(f"speed check: {message.value.baseline_note} (live steps idle between them, so read slower)", "ok")
 
     @on(Saved)
     def saved(self, message: Saved) -> None:

@@ -17,6 +17,7 @@ Progress = Callable[[str, float], None]
 class Operation:
     label: ClassVar[str] = ""
     restarts: ClassVar[bool] = False  # starts decoding over: steps queued before it are void
+    still: ClassVar[bool] = False  # it times decoding: the spinner holds still, its redraws would steal a core
 
     def run(self, driver: Driver, progress: Progress) -> Any:
         raise NotImplementedError
@@ -64,7 +65,8 @@ class SwitchDrafter(Operation):
 
 @dataclass(frozen=True)
 class Baseline(Operation):
-    label: ClassVar[str] = "running plain decoding"
+    label: ClassVar[str] = "timing plain and speculative decoding"
+    still: ClassVar[bool] = True
 
     def run(self, driver, progress):
         return driver.baseline()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from engine import RunSummary, SpecConfig, Stats, StepResult, Theory
+from engine import RunSummary, SpecConfig, SpeedCheck, Stats, StepResult, Theory
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Snapshot:
     warnings: tuple[str, ...] = ()
     plain_step_s: float | None = None  # one plain decoding step, measured: the unit of c and r
     threads: int | None = None  # torch threads decoding uses (None: not recorded, in an older trace)
+    speed_check: SpeedCheck | None = None  # what `b` timed: the same run without pauses, and plain decoding
 
     @property
     def summary(self) -> RunSummary:
@@ -33,6 +34,10 @@ class Snapshot:
 
     @property
     def theory(self) -> Theory:
+        """From the speed check once `b` ran it: live steps idle between keys and read slower than a tight loop."""
+        check = self.speed_check
+        if check is not None and check.stats.steps and check.plain_step_s:
+            return Theory.of(check.stats, self.summary.block_size, check.plain_step_s)
         return self.summary.theory
 
     @property
@@ -45,12 +50,12 @@ class Snapshot:
         if len(steps) == len(self.steps):
             return self
         return replace(self, steps=steps, stats=Stats.from_steps(steps), finished=None, baseline_note=None,
-                       block_size=steps[-1].block_size)
+                       speed_check=None, block_size=steps[-1].block_size)
 
     def cleared(self, prompt_pieces: tuple[str, ...] | None = None) -> "Snapshot":
         """The run just after a reset (shown at once; the worker confirms it with the tokenized prompt)."""
         return replace(self, prompt_pieces=self.prompt_pieces if prompt_pieces is None else prompt_pieces,
-                       steps=(), stats=Stats(), finished=None, baseline_note=None)
+                       steps=(), stats=Stats(), finished=None, baseline_note=None, speed_check=None)
 
 
 @dataclass

@@ -65,6 +65,41 @@ async def test_n_steps_and_the_log_matches_the_stats():
         assert "step 3" in status(app)
 
 
+class GatedSpeedCheck(GatedReplay):
+    """`b` on a driver with models, blocking like the gated steps: the speed check, on demand."""
+
+    has_models = True
+
+    def baseline(self):
+        self.started.release()
+        assert self.gate.wait(10), "the test never opened the gate"
+        return self.snapshot()
+
+
+@pytest.mark.anyio
+async def test_the_spinner_holds_still_while_b_times_decoding_and_turns_while_a_step_runs():
+    """Redrawing the spinner takes CPU from the decoding threads: it would slow the very run being timed."""
+    driver = GatedSpeedCheck(str(DATA / "greedy.jsonl"))
+    app = SpecDecApp(driver=driver)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        bar = app.query_one(StatusBar)
+        await pilot.press("b")
+        assert driver.started.acquire(timeout=5)
+        frame = bar.frame
+        await pilot.pause(0.35)
+        assert bar.frame == frame and bar.still
+        driver.gate.set()
+        await settle(pilot)
+        driver.gate.clear()
+        await start_blocked_step(pilot, driver)
+        frame = bar.frame
+        await pilot.pause(0.35)
+        assert bar.frame > frame and not bar.still
+        driver.gate.set()
+        await settle(pilot)
+
+
 @pytest.mark.anyio
 async def test_steps_pressed_while_a_step_runs_are_queued_not_lost():
     driver = GatedReplay(str(DATA / "greedy.jsonl"))
@@ -208,9 +243,12 @@ async def test_tiny_model_end_to_end(tiny, tiny_verifier):
         await pilot.press("b")
         await settle(pilot)
         assert "identical to plain decoding" in app.snap.baseline_note
+        assert "no pauses" in app.snap.baseline_note and "speed-up" in app.snap.baseline_note
+        assert app.snap.stats.steps == 4 and session.new_token_ids == expected  # the check ran aside: the run is back
         await pilot.press("n")  # the comparison follows the run, it does not go stale
         await settle(pilot)
         assert f"over {len(session.new_token_ids)} tokens" in app.snap.baseline_note
+        assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, len(session.new_token_ids))
 
 
 @pytest.mark.anyio

@@ -119,6 +119,29 @@ def test_baseline_does_not_disturb_the_session(tiny_verifier):
     assert baseline.new_tokens == 20 and baseline.tokens_per_s > 0
 
 
+@pytest.mark.parametrize("drafter", ["same", "ngram", "head"])
+@pytest.mark.parametrize("verify", ["greedy", "sampling"])
+def test_speed_check_times_the_whole_run_and_puts_the_live_run_back(tiny_verifier, tiny_head, drafter, verify):
+    """`b` in the app: the check decodes the prompt again in a tight loop; stepping then goes on as if it never ran."""
+    spec = f"head:{tiny_head[0]}" if drafter == "head" else drafter
+    config = dict(block_size=3, max_new_tokens=20, verify=verify, draft_mode="sampled", seed=7)
+    checked, untouched = make_session(tiny_verifier, spec, **config), make_session(tiny_verifier, spec, **config)
+    for session in (checked, untouched):
+        session.reset("In a distant future,")
+        session.step()
+        session.step()
+    tokens, steps, stats = list(checked.tokens), list(checked.steps), checked.stats
+    check = checked.speed_check()
+    assert checked.tokens == tokens and checked.steps == steps and checked.stats == stats
+    assert check.speculative_tokens_per_s > 0 and check.speedup > 0
+    if verify == "greedy":  # the tight run is the same text as the plain one
+        assert list(check.speculative_token_ids) == list(check.plain.token_ids[len(checked.prompt_ids):])
+        assert len(check.speculative_token_ids) == 20
+    checked.run()
+    untouched.run()
+    assert checked.new_token_ids == untouched.new_token_ids  # caches and the sampling generator were put back
+
+
 def test_emoji_and_cjk_pieces_are_never_mojibake(embedded):
     """Byte-level BPE splits emoji across tokens: pieces must join to the real text, with no U+FFFD."""
     from engine.pieces import PieceDecoder

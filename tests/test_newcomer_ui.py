@@ -134,9 +134,15 @@ async def test_stats_show_r_c_the_formula_and_the_histogram(tiny):
         await press(pilot, "n", "n", "n")
         assert app.view.snap.plain_step_s > 0  # one plain decoding step, measured after loading
         shown = stats_text(app)
-        assert "r=" in shown and "(per plain step)" in shown
+        assert "r=" in shown and "(live steps; b: no pauses)" in shown
         assert "tok/call / (r + k c) = " in shown
         assert "accepted drafts per step (0..k)" in shown and "len 0  1  2  3" in shown
+        await press(pilot, "b")  # the speed check: c and r from a run without pauses, in plain steps of that run
+        check = app.view.snap.speed_check
+        assert "(timed by b, no pauses)" in stats_text(app)
+        r = (check.stats.verify_s / check.stats.verifier_calls) / check.plain_step_s
+        assert app.view.snap.theory.verify_cost_ratio == pytest.approx(r)
+        assert f"speed-up {check.speedup:.2f}x" in stats_text(app)
         await press(pilot, "plus")
         assert "k=4 from the next step" in stats_text(app)
 

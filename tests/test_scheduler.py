@@ -99,7 +99,7 @@ def test_operations_know_their_label_and_driver_call():
     ops.SwitchDrafter("ngram", "p").run(Recorder(), None)
     assert calls == [("step", {"block_size": 3}), ("reset", "p"), ("drafter", "ngram", "p")]
     assert {op.label for op in (ops.Step(), ops.Reset(""), ops.Baseline(), ops.Save())} == {
-        "stepping", "resetting", "running plain decoding", "saving"}
+        "stepping", "resetting", "timing plain and speculative decoding", "saving"}
 
 
 def replay_snapshot() -> Snapshot:

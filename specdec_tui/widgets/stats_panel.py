@@ -40,14 +40,18 @@ def per_position_lines(stats: Stats, width: int) -> list[Content]:
     return lines
 
 
-def theory_lines(theory: Theory) -> list[Content]:
-    """The formula with the measured numbers, then one verdict decided by one rule (the best k of the formula)."""
+def theory_lines(theory: Theory, timed: bool = False) -> list[Content]:
+    """The formula with the measured numbers, then one verdict decided by one rule (the best k of the formula).
+
+    `timed`: c and r come from `b`'s tight run; otherwise from the live steps, which idle between keys and read slow.
+    """
     c, r, k = theory.cost_ratio, theory.verify_cost_ratio, theory.k
+    source = "  (timed by b, no pauses)" if timed else "  (live steps; b: no pauses)"
     if r is None:
         costs = Content.assemble(("c=", "$text-muted"), (f"{c:.2f}", "bold"), (" per verify pass (r=1: not measured)", "$text-muted"))
     else:
         costs = Content.assemble(("c=", "$text-muted"), (f"{c:.2f}", "bold"), ("  r=", "$text-muted"), (f"{r:.2f}", "bold"),
-                                 ("  (per plain step)", "$text-muted"))
+                                 (source, "$text-muted"))
     lines = [
         costs,
         Content.assemble(("tok/call / (r + k c) = ", "$text-muted"), (f"{theory.measured_speedup:.2f}x", "bold")),
@@ -100,11 +104,11 @@ class StatsPanel(Vertical):
             lines.append(Content.assemble(("plain decoding ", "$text-muted"), f"{1000 * snap.plain_step_s:.0f} ms/token"))
         lines += per_position_lines(s, self.content_size.width or 42)
         if theory.known and not snap.config.tree:  # the chain formula does not describe a tree
-            lines += theory_lines(theory)
+            lines += theory_lines(theory, timed=snap.speed_check is not None)
         if snap.baseline_note:
             lines.append(Content.assemble(("baseline ", "$text-muted"), (snap.baseline_note, "bold")))
         else:
-            lines.append(Content.styled("press b to compare with plain decoding", "$text-muted"))
+            lines.append(Content.styled("press b to time it against plain decoding", "$text-muted"))
         self.query_one("#stats-text", Static).update(Content("\n").join(lines))
         self.query_one(AcceptedHistogram).show(s, theory.k if s.steps else following)
         self.query_one(AcceptancePlot).show(snap.steps)

@@ -1,4 +1,5 @@
-"""One line under the panels: loading progress, a spinner while a step runs, and messages (errors in red)."""
+"""One line under the panels: loading progress, a spinner while a step runs (held still while decoding is timed), and
+messages (errors in red)."""
 
 from __future__ import annotations
 
@@ -20,20 +21,22 @@ class StatusBar(Static):
         self.busy_since = 0.0
         self.queued = 0
         self.frame = 0
+        self.still = False  # no spinner frames: the operation times decoding and a redraw would take CPU from it
 
     def on_mount(self) -> None:
         self.set_interval(0.1, self.tick)
 
     def tick(self) -> None:
-        if self.busy_label is not None:
+        if self.busy_label is not None and not self.still:
             self.frame += 1
             self.redraw()
 
-    def busy(self, label: str | None, queued: int = 0) -> None:
+    def busy(self, label: str | None, queued: int = 0, still: bool = False) -> None:
         if label is not None and self.busy_label is None:
             self.busy_since = time.monotonic()
         self.busy_label = label
         self.queued = queued
+        self.still = still
         self.redraw()
 
     def say(self, text: str, kind: str = "info") -> None:
@@ -47,6 +50,9 @@ class StatusBar(Static):
             self.update(self.message)
             return
         elapsed = time.monotonic() - self.busy_since
-        spinner = SPINNER[self.frame % len(SPINNER)]
         queued = f" · {self.queued} queued" if self.queued else ""
-        self.update(Content.assemble((f"{spinner} {self.busy_label} {elapsed:4.1f}s{queued}", "bold $text-accent"), "  ", self.message))
+        if self.still:
+            busy = f"⏱ {self.busy_label}: the screen holds still until it is done{queued}"
+        else:
+            busy = f"{SPINNER[self.frame % len(SPINNER)]} {self.busy_label} {elapsed:4.1f}s{queued}"
+        self.update(Content.assemble((busy, "bold $text-accent"), "  ", self.message))
