@@ -68,7 +68,7 @@ def main() -> int:
     parser.add_argument("--prompt", action="append", help="only prompts whose name contains this (repeatable)")
     parser.add_argument("--method", action="append", help="only methods whose name contains this (repeatable; the "
                         "plain greedy baselines always run)")
-    parser.add_argument("--head-ks", default="3,4,5", help="block sizes for the draft head rows")
+    parser.add_argument("--head-ks", default="1,2", help="block sizes for the draft head rows (head and ngram+head)")
     parser.add_argument("--trees", nargs="*", metavar="SHAPE",
                         help="also tree drafts vs chains of the same depth, and verify cost of N nodes (bench/trees.py); "
                              "no shapes: 3,2,1,1 2,2,2,2 dynamic:12")
@@ -109,7 +109,7 @@ def main() -> int:
                                 num_assistant_tokens_schedule="constant"), None)
         engines = [("same", "auto", k), ("same", "transformers", k), ("ngram", "auto", k),
                    (f"early-exit:{args.early_exit}", "auto", k)]
-        engines += [("head", "auto", head_k) for head_k in map(int, args.head_ks.split(","))]
+        engines += [(drafter, "auto", head_k) for drafter in ("head", "ngram+head") for head_k in map(int, args.head_ks.split(","))]
         for drafter, forward, block in engines:
             session = _session(verifier, drafter, block, max_new, forward, chat=chat)
             suffix = ("" if forward == "auto" else ", transformers forward") + ("" if block == k else f", k={block}")

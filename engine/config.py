@@ -20,9 +20,10 @@ MAX_THREADS = 256
 @dataclass(frozen=True)
 class SpecConfig:
     verifier: str = "smollm2-135m"
-    # "same" (the verifier's own weights), "head", "head:PATH", "auto" (the trained head shipped for the verifier,
-    # else "same"), "ngram", "early-exit:N", or any model spec. Defaults: the head at k = 2 with greedy drafts, the
-    # setting that beats plain decoding on open-ended text here (bench/results/2026-11-30-bench.json, README).
+    # "same" (the verifier's own weights), "head", "head:PATH", "ngram+head[:PATH]" (lookup where the text repeats,
+    # else the head), "auto" (ngram+head where a head ships for the verifier, else "same"), "ngram", "early-exit:N",
+    # or any model spec. Defaults: ngram+head at k = 2 with greedy drafts, the setting that beats plain decoding on
+    # open-ended and on grounded text here (bench/results, README).
     drafter: str = "auto"
     block_size: int = 2
     draft_mode: str = "greedy"

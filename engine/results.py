@@ -138,6 +138,7 @@ class StepResult:
     verify_mode: str
     finish_reason: str | None = None  # "eos", "max_new_tokens", "context_window"
     tree: TreeStep | None = None  # tree steps only: every node; `positions` then show the accepted path
+    drafted_by: str | None = None  # a combined drafter's part that drafted ("lookup" or "head" for ngram+head)
 
     @property
     def emitted_text(self) -> str:

@@ -239,12 +239,12 @@ class Session:
         self.drafter.rollback(len(self.tokens) - 1)
         self.finish_reason = finish_reason
         result = self.record(self.block_size, len(proposal.ids), accepted, positions, emitted,
-                             (start, drafted, verified), finish_reason)
+                             (start, drafted, verified), finish_reason, drafted_by=proposal.source)
         self._schedule(result)
         return result
 
     def record(self, block_size: int, drafted: int, accepted: int, positions, emitted, times: tuple[float, float, float],
-               finish_reason: str | None, tree=None) -> StepResult:
+               finish_reason: str | None, tree=None, drafted_by: str | None = None) -> StepResult:
         """The frozen record of the step just taken (chain or tree), added to the steps and the running stats."""
         start, drafted_at, verified_at = times
         result = StepResult(
@@ -262,6 +262,7 @@ class Session:
             verify_mode=self.config.verify,
             finish_reason=finish_reason,
             tree=tree,
+            drafted_by=drafted_by,
         )
         self.steps.append(result)
         self.stats = self.stats.with_step(result)

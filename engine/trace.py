@@ -328,9 +328,10 @@ def _check_step(record: dict, expected: int) -> None:
         _number(record, key, 0.0)
     if record.get("draft_mode") not in DRAFT_MODES or record.get("verify_mode") not in VERIFY_MODES:
         raise _Bad(f"unknown draft or verify mode ({_short(record.get('draft_mode'))}, {_short(record.get('verify_mode'))})")
-    reason = record.get("finish_reason")
-    if reason is not None and not (isinstance(reason, str) and len(reason) <= 40):
-        raise _Bad(f"'finish_reason' must be short text or null, got {_short(reason)}")
+    for key in ("finish_reason", "drafted_by"):
+        value = record.get(key)
+        if value is not None and not (isinstance(value, str) and len(value) <= 40):
+            raise _Bad(f"'{key}' must be short text or null, got {_short(value)}")
     positions = _list(record, "positions")
     columns = len(positions) - 1 if tree else drafted  # draft columns shown
     if tree and not accepted + 1 <= len(positions) <= block + 1:

@@ -29,11 +29,16 @@ class TreeDraft:
     tree: DraftTree
     cached: int = 0  # the drafter cache's length before the tree's rows (0 for drafters without a cache)
     rows: dict = field(default_factory=dict)  # node -> its row in the drafter's cache (only fed nodes)
+    source: str | None = None  # which part of a combined drafter drafted it (as Proposal.source)
 
 
 def draft_tree(drafter, context: list[int], shape: TreeShape, depth: int, knobs: DraftKnobs,
                generator: torch.Generator) -> TreeDraft:
     start = time.perf_counter()
+    source = None
+    if hasattr(drafter, "pick"):  # ngram+head: the lookup's branches, else the head's tree
+        drafter = drafter.pick(context)
+        source = "lookup" if isinstance(drafter, NgramDrafter) else "head"
     if depth <= 0 or not getattr(drafter, "ready", lambda _: True)(context):
         draft = TreeDraft(DraftTree())
     elif isinstance(drafter, NgramDrafter):
@@ -43,6 +48,7 @@ def draft_tree(drafter, context: list[int], shape: TreeShape, depth: int, knobs:
     else:
         draft = TreeDraft(_chain_as_tree(drafter, context, depth, knobs, generator))
     draft.tree.seconds = time.perf_counter() - start
+    draft.source = source if len(draft.tree) else None
     return draft
 
 

@@ -85,7 +85,7 @@ def tree_step(session, shape: TreeShape, depth: int, start: float) -> StepResult
     emitted = tuple(Token(t, piece, src) for t, piece, src in zip(emitted_ids, pieces, sources))
     session.finish_reason = finish_reason
     return session.record(depth, len(tree), accepted, positions, emitted, (start, drafted, verified), finish_reason,
-                          tree=record)
+                          tree=record, drafted_by=draft.source)
 
 
 # ---- the frozen record --------------------------------------------------------------------------------------

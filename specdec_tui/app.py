@@ -75,7 +75,7 @@ class SpecDecApp(App):
                 tooltip="drafting: greedy <-> sampled (temperature, top-k, top-p, penalties)"),
         Binding("v", "toggle_verify", "Verify", id="verify_mode", tooltip="verification: greedy <-> speculative sampling"),
         Binding("d", "next_drafter", "Drafter", id="drafter",
-                tooltip="next drafter: the one you chose, head (the trained draft head), same, ngram, early-exit (half the layers); restarts"),
+                tooltip="next drafter: the one you chose, ngram+head (lookup, else the head), head (the trained draft head), same, ngram, early-exit (half the layers); restarts"),
         Binding("e", "toggle_tree", "Tree", show=False, id="tree",
                 tooltip="chain <-> tree drafts (your --tree shape, else 3,2,1,1) with the same drafter"),
         Binding("b", "baseline", "Baseline", id="baseline",

@@ -16,7 +16,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"text to continue (default: {DEFAULT_PROMPT!r})")
     p.add_argument("--verifier", default=DEFAULTS.verifier, help="smollm2-135m (embedded), a hub id, a folder or a .gguf file")
-    p.add_argument("--drafter", default=DEFAULTS.drafter, help="auto (the trained head where one ships, else same), head, head:PATH, same, ngram, early-exit:N, or a model spec; comma-separated with --sweep")
+    p.add_argument("--drafter", default=DEFAULTS.drafter, help="auto (ngram+head where a trained head ships, else same), ngram+head[:PATH] (prompt lookup where the text repeats, else the head), head, head:PATH, same, ngram, early-exit:N, or a model spec; comma-separated with --sweep")
     p.add_argument("--block-size", "-k", type=int, default=DEFAULTS.block_size, help=f"drafted tokens per step, 1..{MAX_BLOCK_SIZE}")
     p.add_argument("--tree", metavar="SHAPE", default=None,
                    help="draft a tree instead of a chain: widths per depth (3,2,1,1: top-3, then top-2 under each, ...) "

@@ -33,6 +33,7 @@ def hostile_trace(target: Path, source: Path = DATA / "greedy.jsonl") -> Path:
             position["verifier_piece"] = next(pieces)
             for alternative in position["draft_top"] + position["verifier_top"]:
                 alternative["piece"] = next(pieces)
+        record["drafted_by"] = next(pieces)  # the draft row's title names it
         for token in record["emitted"]:
             token["piece"] = next(pieces)
         record["emitted_text"] = "".join(t["piece"] for t in record["emitted"])

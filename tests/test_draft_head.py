@@ -114,6 +114,24 @@ def test_greedy_with_the_head_is_lossless_at_every_k(tiny_head, tiny_verifier):
         assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 30)
 
 
+def test_ngram_plus_head_copies_where_the_text_repeats_and_the_head_drafts_elsewhere(tiny_head, tiny_verifier):
+    session = make_session(tiny_verifier, f"ngram+head:{tiny_head[0]}", block_size=3, draft_mode="greedy",
+                           max_new_tokens=30)
+    drafter = session.drafter
+    assert drafter.name == f"ngram+head:{tiny_head[0]}"
+    assert drafter.pick([5, 6, 7, 5, 6]) is drafter.lookup  # the last two tokens occurred before
+    assert drafter.pick([5, 6, 7, 8, 6]) is drafter.head  # a one-token match copies noise: the head drafts
+    assert drafter.pick([5, 6, 7, 8, 9]) is drafter.head
+    for tree in (None, "2,2"):
+        session.configure(tree=tree)
+        for prompt, first in [("x = 1\nx = 1\nx = 1\nx = 1", "lookup"), ("print(", "head")]:
+            session.reset(prompt)
+            assert drafter.pick(session.tokens) is (drafter.lookup if first == "lookup" else drafter.head), prompt
+            session.run()
+            assert session.steps[0].drafted_by == first
+            assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 30)
+
+
 @pytest.mark.embedded
 def test_the_shipped_head_drafts_above_a_floor_on_new_prompts(embedded):
     """The committed head for SmolLM2 loads, stays lossless, and keeps drafts on prompts it was not trained on.

@@ -25,6 +25,12 @@ def test_ngram_overlapping_repeat_continues_into_itself():
     assert drafter.lookup([1, 2, 1, 2, 1], 5) == [2, 1, 2, 1, 2]
 
 
+def test_ngram_with_a_minimum_match_ignores_shorter_ones():
+    drafter = NgramDrafter(vocab_size=50, max_n=3, min_n=2)
+    assert drafter.lookup([1, 2, 3, 4, 2], 2) == []  # only a 1-token match
+    assert drafter.lookup([1, 2, 3, 1, 2], 2) == [3, 1]
+
+
 def test_ngram_proposes_nothing_without_a_match():
     drafter = NgramDrafter(vocab_size=100, max_n=3)
     assert drafter.lookup([1, 2, 3, 4], 4) == []

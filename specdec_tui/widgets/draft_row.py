@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from textual.content import Content
 
-from engine import Decision
+from engine import Decision, shown
 
 from .chip_row import ChipRow
 from ..chips import DECISION_STYLE, column_width, drafter_probability, probability, row, visible
+
+
+BY = {"lookup": "copied by lookup: the text's last tokens occurred before", "head": "drafted by the head"}
 
 
 class DraftRow(ChipRow):
@@ -15,6 +18,9 @@ class DraftRow(ChipRow):
 
     def refresh_content(self) -> None:
         result = self.result
+        by = result.drafted_by if result is not None else None
+        # ngram+head: which part drafted. A trace's text is data: a Content title is never parsed as markup.
+        self.border_title = Content(shown(f"Draft block ({BY.get(by, by)})", keep="")) if by else self.TITLE
         if result is None:
             self.update(Content.styled("press n to draft a block", "$text-muted"))
             return
