@@ -143,6 +143,7 @@ def main() -> int:
                             "tokens_per_verifier_call": stats.tokens_per_verifier_call,
                             "drafted_per_step": stats.drafted / stats.steps,
                             "per_position_acceptance": list(stats.per_position_acceptance),
+                            "steps_drafted_by_lookup": sum(1 for step in session.steps if step.drafted_by == "lookup"),
                             **{key: statistics.median(s[key] for s in splits[name]) for key in splits[name][0]}})
             if name == "plain greedy (engine baseline)":  # one plain decoding step of the lean forward
                 row["plain_step_s"] = median / len(tokens)

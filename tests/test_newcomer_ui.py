@@ -405,3 +405,19 @@ def test_an_unknown_drafter_fails_fast_without_a_network(monkeypatch, capsys):
     code = main(["--headless", "--verifier", "bogus-model-xyz", "--max-new-tokens", "2"])
     assert code == 2 and "cannot be reached" in capsys.readouterr().err
     assert time.monotonic() - start < 10  # was ~40 s of network retries
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("prompt, title", [("x = 1\nx = 1\nx = 1\nx = 1", "Draft block (lookup: copied from earlier in the text)"),
+                                           ("print(", "Draft block (drafted by the head)")])
+async def test_the_draft_row_says_which_part_of_ngram_plus_head_drafted(tiny, tiny_head, prompt, title):
+    from engine import SpecConfig
+
+    config = SpecConfig(verifier=tiny["verifier"], drafter=f"ngram+head:{tiny_head[0]}", max_new_tokens=24)
+    app = SpecDecApp(config=config, prompt=prompt)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await press(pilot, "n")
+        assert app.snap.steps[0].drafted_by in title
+        assert app.query_one(DraftRow).border_title == title
+        await press(pilot, "r")  # no step shown: the plain title again
+        assert app.query_one(DraftRow).border_title == DraftRow.TITLE

@@ -10,7 +10,7 @@ from .chip_row import ChipRow
 from ..chips import DECISION_STYLE, column_width, drafter_probability, probability, row, visible
 
 
-BY = {"lookup": "copied by lookup: the text's last tokens occurred before", "head": "drafted by the head"}
+BY = {"lookup": "lookup: copied from earlier in the text", "head": "drafted by the head"}
 
 
 class DraftRow(ChipRow):
