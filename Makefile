@@ -33,9 +33,11 @@ train-head: $(STAMP)
 	$(PY) training/make_data.py --part a
 	$(PY) training/make_data.py --part b
 	$(PY) training/make_data.py --part c --batch 128 --shards 16
-	# Stage 1 (the session-3 head): the greedy parts; stage 2 (the shipped head): warm start, all three parts.
+	$(PY) training/make_data.py --part d --batch 128 --shards 16
+	# Stage 1: the greedy parts; stage 2: warm start on a-c; stage 3 (the shipped head): warm start, all four parts.
 	$(PY) training/train_head.py --parts ab --out training/work/head-ab --skip-eval
-	$(PY) training/train_head.py --parts abc --init training/work/head-ab --epochs 2 --lr 5e-4 $(ARGS)
+	$(PY) training/train_head.py --parts abc --init training/work/head-ab --epochs 2 --lr 5e-4 --out training/work/head-abc --skip-eval
+	$(PY) training/train_head.py --parts abcd --init training/work/head-abc --epochs 1 --lr 3e-4 $(ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -38,14 +38,16 @@ def load_verifier(spec: str):
     return loaded.model, loaded.tokenizer
 
 
-def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, sampled: bool = False) -> list[dict]:
+def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, sampled: bool = False,
+                   temperature: float = 0.8) -> list[dict]:
     captured: list[torch.Tensor] = []
     hook = model.model.norm.register_forward_hook(lambda module, args, output: captured.append(args[0].detach()))
     try:
         tokenizer.padding_side = "left"
         batch = tokenizer(prompts, return_tensors="pt", padding=True)
         with torch.inference_mode():
-            sampling = {"do_sample": True, "temperature": 0.8, "top_p": 0.95, "top_k": 0} if sampled else {"do_sample": False}
+            sampling = ({"do_sample": True, "temperature": temperature, "top_p": 0.95, "top_k": 0} if sampled
+                        else {"do_sample": False})
             out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
     finally:
         hook.remove()
@@ -77,19 +79,21 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
-    parser.add_argument("--part", choices=("a", "b", "c"), default="a",
-                        help="a, b: greedy continuations of the first or second training grid; c: sampled ones of both")
+    parser.add_argument("--part", choices=("a", "b", "c", "d"), default="a",
+                        help="a, b: greedy continuations of the first or second training grid; c: sampled ones of "
+                             "both; d: sampled at temperature 1.0 from topic-free openers")
     parser.add_argument("--minutes", type=float, default=0, help="stop starting new shards after this long (0: no limit)")
     parser.add_argument("--shards", type=int, default=0, help="only the first N shards (0: all)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_verifier(args.verifier)
-    sampled = args.part == "c"
+    sampled = args.part in "cd"
     if sampled:
         model = model.to(torch.bfloat16)
     prompts = {"a": prompt_sets.training_prompts, "b": prompt_sets.training_prompts_b,
-               "c": lambda: prompt_sets.training_prompts() + prompt_sets.training_prompts_b()}[args.part]()
+               "c": lambda: prompt_sets.training_prompts() + prompt_sets.training_prompts_b(),
+               "d": prompt_sets.free_prompts}[args.part]()
     if args.limit:
         prompts = prompts[: args.limit]
     # Similar lengths in one batch waste less padding; the order is fixed, so shard i is always the same prompts.
@@ -106,8 +110,9 @@ def main() -> int:
             print(f"stopped after {args.minutes} min: {index} of {len(shards)} shards", flush=True)
             break
         t0 = time.perf_counter()
-        torch.manual_seed(index)  # part c: the same shard samples the same text on a rerun
-        records = generate_shard(model, tokenizer, shard, args.max_new_tokens, sampled)
+        torch.manual_seed(index)  # parts c, d: the same shard samples the same text on a rerun
+        records = generate_shard(model, tokenizer, shard, args.max_new_tokens, sampled,
+                                 temperature=1.0 if args.part == "d" else 0.8)
         torch.save(records, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
         tokens = sum(len(r["ids"]) - r["prompt_len"] for r in records)

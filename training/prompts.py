@@ -164,3 +164,28 @@ def training_prompts_b(seed: int = 1) -> list[str]:
         prompts += [_fill(s, topic) for s in plain] + [chat(_fill(s, topic)) for s in chats]
     rng.shuffle(prompts)
     return prompts
+
+
+# Part d: openers with no topic, sampled at temperature 1.0, so the model writes about whatever it likes. The grids
+# above fix 243 + 120 topics; the head memorised them (pos-1 acceptance 0.65 on training prompts, 0.40 on held-out
+# ones), so the missing thing is contexts from the model's own open-ended distribution, not more of the same grid.
+FREE_PLAIN = [
+    "The", "In", "When", "I", "It was", "There are", "One of the", "Many people", "If you", "According to",
+    "Yesterday", "Today", "This", "Why", "How to", "My", "We", "After the", "Before", "Although",
+    "Once", "Here is", "A new", "For years,", "Most", "Every morning", "Scientists", "The best way to", "Last week,",
+    "She", "He", "They", "Our", "What if", "Imagine", "Some", "At the", "As a", "Dear", "Chapter 1",
+]
+FREE_CHAT = [
+    "Tell me a story.", "Write a short poem.", "Explain something interesting.", "Give me some advice.",
+    "What should I know today?", "Teach me something new.", "Write a paragraph about anything you like.",
+    "Describe a place.", "Tell me a fun fact.", "Write a letter to a friend.", "What is your favourite topic?",
+    "Help me plan my day.", "Write the opening of a novel.", "Explain a scientific idea simply.",
+    "Give me three tips.", "Describe a person.", "Write a dialogue.", "What happened in history?",
+    "Write a product description.", "Summarize an idea you find important.",
+]
+
+
+def free_prompts(count: int = 2048) -> list[str]:
+    """`count` prompts cycling through the openers (plain and chat alternating); sampling makes each text differ."""
+    pool = [p for pair in zip(FREE_PLAIN, FREE_CHAT + FREE_CHAT) for p in (pair[0], chat(pair[1]))]
+    return [pool[i % len(pool)] for i in range(count)]

@@ -38,7 +38,8 @@ def log(message: str) -> None:
 # ---- prepare ----------------------------------------------------------------------------------------------
 
 
-PART_GLOBS = {"a": "shard-[0-9]*.pt", "b": "shard-b-*.pt", "c": "shard-c-*.pt"}  # training/make_data.py --part
+PART_GLOBS = {"a": "shard-[0-9]*.pt", "b": "shard-b-*.pt", "c": "shard-c-*.pt",
+              "d": "shard-d-*.pt"}  # training/make_data.py --part
 
 
 def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
@@ -89,6 +90,7 @@ def data_source(parts: str) -> str:
         "a": "greedy continuations of grid A (103 topics x 10 plain + 10 chat styles)",
         "b": "greedy continuations of grid B (140 more topics x 4 plain + 4 chat styles)",
         "c": "sampled continuations (T 0.8, top-p 0.95, bf16) of both grids' prompts, the shortest 2,048",
+        "d": "sampled text (T 1.0, top-p 0.95, bf16) from 60 topic-free openers (40 plain, 20 chat), 2,048 sequences",
     }
     return ("SmolLM2's own text, up to 128 new tokens per prompt of training/prompts.py: "
             + "; ".join(described[p] for p in parts) + "; held-out topics and styles never used")
@@ -232,7 +234,7 @@ def main() -> int:
     parser.add_argument("--eval-prompts", type=int, default=16)
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--init", default=None, help="start from this head folder's weights (warm start)")
-    parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): a, b, c")
+    parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): a, b, c, d")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
