@@ -256,7 +256,7 @@ class SpecDecApp(App):
     def baseline_done(self, message: BaselineDone) -> None:
         if self.current(message):
             self.show(message.value)
-            self.status.say(f"speed check: {message.value.baseline_note} (live steps idle between them, so read slower)", "ok")
+            self.status.say(f"speed check: {message.value.baseline_note}", "ok")
 
     @on(Saved)
     def saved(self, message: Saved) -> None:

@@ -52,7 +52,7 @@ class StatusBar(Static):
         elapsed = time.monotonic() - self.busy_since
         queued = f" · {self.queued} queued" if self.queued else ""
         if self.still:
-            busy = f"⏱ {self.busy_label}: the screen holds still until it is done{queued}"
+            busy = f"⏱ {self.busy_label} (screen held still){queued}"
         else:
             busy = f"{SPINNER[self.frame % len(SPINNER)]} {self.busy_label} {elapsed:4.1f}s{queued}"
         self.update(Content.assemble((busy, "bold $text-accent"), "  ", self.message))
