@@ -34,6 +34,9 @@ class SpecConfig:
     draft_top_p: float = 0.95
     repetition_penalty: float = 1.05
     no_repeat_ngram_size: int = 3
+    # Stop a block early when the drafter's probability of its own draft is below this (0: off); as transformers'
+    # assistant_confidence_threshold. A model drafter's chain only (trees and lookup have their own shapes).
+    draft_confidence: float = 0.0
     # Verifier knobs, used in sampling verification and by the sampled baseline.
     temperature: float = 1.0
     top_k: int = 0
@@ -83,6 +86,8 @@ class SpecConfig:
                 raise ConfigError(f"{name.replace('_', ' ')} must be >= 0 (0 turns it off), got {getattr(self, name)}")
         if self.repetition_penalty <= 0:
             raise ConfigError(f"repetition penalty must be > 0 (1 turns it off), got {self.repetition_penalty}")
+        if not 0 <= self.draft_confidence < 1:
+            raise ConfigError(f"draft confidence must be in [0, 1) (0 turns it off), got {self.draft_confidence}")
         if self.max_new_tokens < 1:
             raise ConfigError(f"max new tokens must be >= 1, got {self.max_new_tokens}")
         if not 1 <= self.ngram_max <= 8:

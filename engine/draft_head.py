@@ -235,6 +235,8 @@ class HeadDrafter:
             ids.append(token)
             q_rows.append(q)
             shown_rows.append(shown)
+            if float(shown[token]) < knobs.stop_below:
+                break  # as ModelDrafter: stop after a draft the head doubts
             if i < k - 1:  # draft further on the head's own predicted feature (entries past `length`)
                 predicted = self._forward(predicted[None], [token], end + i)[-1]
         return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows))

@@ -29,6 +29,7 @@ class DraftKnobs:
     top_p: float
     repetition_penalty: float
     no_repeat_ngram_size: int
+    stop_below: float = 0.0  # end the block after a draft the drafter itself gave less than this (0: never)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class ModelDrafter:
             ids.append(token)
             q_rows.append(q)
             shown_rows.append(shown)
+            if float(shown[token]) < knobs.stop_below:
+                break  # a draft the drafter doubts: the ones after it would rarely be kept, and each costs a row
             if i < k - 1:
                 logits = self.lm.extend([token])[-1]
         return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows))

@@ -201,6 +201,7 @@ class Session:
             top_p=c.draft_top_p,
             repetition_penalty=c.repetition_penalty,
             no_repeat_ngram_size=c.no_repeat_ngram_size,
+            stop_below=c.draft_confidence,
         )
 
     def step(self) -> StepResult:

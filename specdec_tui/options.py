@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--draft-top-k", type=int, default=DEFAULTS.draft_top_k)
     p.add_argument("--draft-top-p", type=float, default=DEFAULTS.draft_top_p)
     p.add_argument("--repetition-penalty", type=float, default=DEFAULTS.repetition_penalty)
+    p.add_argument("--draft-confidence", type=float, default=DEFAULTS.draft_confidence,
+                   help="stop a block after a draft the drafter gave less than this probability (0: off; try 0.5)")
     p.add_argument("--no-repeat-ngram-size", type=int, default=DEFAULTS.no_repeat_ngram_size)
     p.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="verifier temperature (sampling verification)")
     p.add_argument("--top-k", type=int, default=DEFAULTS.top_k, help="verifier top-k (0: off)")
@@ -66,6 +68,7 @@ def config_from_args(args: argparse.Namespace, drafter: str | None = None, block
             draft_top_p=args.draft_top_p,
             repetition_penalty=args.repetition_penalty,
             no_repeat_ngram_size=args.no_repeat_ngram_size,
+            draft_confidence=args.draft_confidence,
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,

@@ -132,6 +132,27 @@ def test_ngram_plus_head_copies_where_the_text_repeats_and_the_head_drafts_elsew
             assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 30)
 
 
+@pytest.mark.parametrize("drafter", ["same", "head"])
+def test_a_confidence_stop_ends_blocks_early_and_stays_lossless(tiny_head, tiny_verifier, drafter):
+    """--draft-confidence: a block ends after the first draft the drafter gave less than the threshold."""
+    spec = f"head:{tiny_head[0]}" if drafter == "head" else drafter
+    for threshold in (0.0, 0.05, 0.999):
+        session = make_session(tiny_verifier, spec, block_size=4, draft_mode="greedy", max_new_tokens=30,
+                               draft_confidence=threshold)
+        session.reset("print(")
+        session.run()
+        assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 30)
+        for step in session.steps[:-1]:  # the last block may be cut by max_new_tokens
+            shown = [next(a.prob for a in p.draft_top if a.token_id == p.draft_id)
+                     for p in step.positions[: step.drafted]]
+            assert all(q >= threshold for q in shown[:-1])  # it drafted on only while it was confident
+            assert step.drafted == 4 or shown[-1] < threshold
+        if threshold == 0.0:
+            assert all(step.drafted == 4 for step in session.steps[:-1])
+        if threshold == 0.999:  # tiny models are never that sure
+            assert all(step.drafted == 1 for step in session.steps)
+
+
 @pytest.mark.embedded
 def test_the_shipped_head_drafts_above_a_floor_on_new_prompts(embedded):
     """The committed head for SmolLM2 loads, stays lossless, and keeps drafts on prompts it was not trained on.

@@ -91,6 +91,8 @@ def test_context_window_stops_decoding(tiny_verifier):
         ({"top_p": 1.5}, "top p"),
         ({"top_k": -1}, "top k must be >= 0"),
         ({"verify": "beam"}, "verify mode"),
+        ({"draft_confidence": 1.0}, r"draft confidence must be in \[0, 1\)"),
+        ({"draft_confidence": -0.1}, "draft confidence"),
     ],
 )
 def test_bad_settings_are_refused(changes, message):

@@ -150,3 +150,14 @@ def test_the_draft_head_keeps_the_verifier_distribution(tiny_head, tiny_verifier
     drafted, accepted = sum(r.drafted for r in steps), sum(r.accepted for r in steps)
     assert drafted == 9000 and accepted > 0  # the head really drafted, and some drafts were kept
     assert chi_square_p_value(counts, p) > 0.001
+
+
+def test_a_confidence_stop_keeps_the_verifier_distribution(tiny, tiny_verifier):
+    """Where a block ends depends only on the drafts already made, so every position's rule stays exact."""
+    session = make_session(tiny_verifier, tiny["drafter"], block_size=3, verify="sampling", temperature=1.0,
+                           draft_mode="sampled", draft_temperature=1.5, max_new_tokens=4, draft_confidence=0.05)
+    steps = []
+    counts, p = first_tokens(session, "The future of", on_step=steps.append)
+    lengths = {r.drafted for r in steps}
+    assert len(lengths) > 1 and max(lengths) == 3  # the stop really cut some blocks and not others
+    assert chi_square_p_value(counts, p) > 0.001
