@@ -9,7 +9,7 @@ from .errors import ConfigError, EngineError, ModelLoadError, PromptError, Token
 from .results import (Alternative, BaselineResult, Comparison, Decision, Position, Source, SpeedCheck, Stats, StepResult,
                       Token, TreeNode, TreeStep)
 from .safe_text import from_argv, json_line, shown
-from .summary import RunSummary, Theory
+from .summary import RunSummary, Theory, measured_block_size
 from .trace import Trace, TraceWriter, check_target, read_trace, unique_path, write_trace
 from .trace import header as trace_header
 
@@ -43,7 +43,7 @@ __all__ = [
     "TokenizerMismatchError", "TraceError", "Alternative", "BaselineResult", "Comparison", "Decision", "Position",
     "SpeedCheck", "Source", "Stats", "StepResult", "Token", "Session", "load_model", "LoadedModel",
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
-    "SCHEDULES", "RunSummary", "Theory", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
+    "SCHEDULES", "RunSummary", "Theory", "measured_block_size", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
     "plain_step_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",
     "parse_tree", "DraftTree", "verify_inputs", "ROOT", "planned",
 ]

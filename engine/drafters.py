@@ -180,6 +180,10 @@ class LookupHeadDrafter:
         """The part that drafts after `context`: lookup if it has a continuation, else the head."""
         return self.lookup if self.lookup.lookup(context, 1) else self.head
 
+    def source(self, part) -> str:
+        """What a step records as `drafted_by` for the part that drafted it."""
+        return "lookup" if part is self.lookup else "head"
+
     def reset(self, context: list[int]) -> None:
         self.head.reset(context)
 
@@ -192,7 +196,7 @@ class LookupHeadDrafter:
     def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
         part = self.pick(context)
         proposal = part.propose(context, k, knobs, generator)
-        return replace(proposal, source="lookup" if part is self.lookup else "head") if proposal.ids else proposal
+        return replace(proposal, source=self.source(part)) if proposal.ids else proposal
 
 
 def early_exit_view(model: torch.nn.Module, n_layers: int) -> torch.nn.Module:

@@ -37,8 +37,8 @@ def draft_tree(drafter, context: list[int], shape: TreeShape, depth: int, knobs:
     start = time.perf_counter()
     source = None
     if hasattr(drafter, "pick"):  # ngram+head: the lookup's branches, else the head's tree
-        drafter = drafter.pick(context)
-        source = "lookup" if isinstance(drafter, NgramDrafter) else "head"
+        combined, drafter = drafter, drafter.pick(context)
+        source = combined.source(drafter)
     if depth <= 0 or not getattr(drafter, "ready", lambda _: True)(context):
         draft = TreeDraft(DraftTree())
     elif isinstance(drafter, NgramDrafter):

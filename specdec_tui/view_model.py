@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from engine import RunSummary, SpecConfig, SpeedCheck, Stats, StepResult, Theory
+from engine import RunSummary, SpecConfig, SpeedCheck, Stats, StepResult, Theory, measured_block_size
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,16 @@ class Snapshot:
                              plain_step_s=self.plain_step_s)
 
     @property
-    def theory(self) -> Theory:
-        """From the speed check once `b` ran it: live steps idle between keys and read slower than a tight loop."""
+    def timed(self) -> bool:
+        """c and r come from `b`'s speed check: live steps idle between keys and read slower than a tight loop."""
         check = self.speed_check
-        if check is not None and check.stats.steps and check.plain_step_s:
-            return Theory.of(check.stats, self.summary.block_size, check.plain_step_s)
+        return check is not None and bool(check.stats.steps) and bool(check.plain_step_s)
+
+    @property
+    def theory(self) -> Theory:
+        if self.timed:
+            check = self.speed_check
+            return Theory.of(check.stats, measured_block_size(self.steps, self.block_size), check.plain_step_s)
         return self.summary.theory
 
     @property

@@ -104,7 +104,7 @@ class StatsPanel(Vertical):
             lines.append(Content.assemble(("plain decoding ", "$text-muted"), f"{1000 * snap.plain_step_s:.0f} ms/token"))
         lines += per_position_lines(s, self.content_size.width or 42)
         if theory.known and not snap.config.tree:  # the chain formula does not describe a tree
-            lines += theory_lines(theory, timed=snap.speed_check is not None)
+            lines += theory_lines(theory, timed=snap.timed)
         if snap.baseline_note:
             lines.append(Content.assemble(("baseline ", "$text-muted"), (snap.baseline_note, "bold")))
         else:
