@@ -72,6 +72,8 @@ def main() -> int:
     parser.add_argument("--trees", nargs="*", metavar="SHAPE",
                         help="also tree drafts vs chains of the same depth, and verify cost of N nodes (bench/trees.py); "
                              "no shapes: 3,2,1,1 2,2,2,2 dynamic:12")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also the head rows and the engine's plain baseline with --forward bf16 (engine/fast_llama.py)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
     args = parser.parse_args()
     if args.quick:
@@ -99,6 +101,11 @@ def main() -> int:
         }
         methods["plain greedy (engine baseline)"] = (
             lambda: list(base_session.baseline(max_new).token_ids[ids.shape[1]:]), None)
+        if args.bf16:  # the same plain decoding at the precision the bf16 rows verify in
+            bf16_session = _session(verifier, "same", k, max_new, "bf16", chat=chat)
+            bf16_session.reset(prompt)
+            methods["plain greedy (engine baseline, bf16)"] = (
+                lambda: list(bf16_session.baseline(max_new).token_ids[ids.shape[1]:]), None)
         # transformers' assisted generation with the same pair and k, its prompt lookup and its early exit.
         methods["assisted generation (same, transformers)"] = (
             lambda: hf_generate(model, ids, max_new, assistant_model=model, num_assistant_tokens=k,
@@ -109,10 +116,14 @@ def main() -> int:
                                 num_assistant_tokens_schedule="constant"), None)
         engines = [("same", "auto", k), ("same", "transformers", k), ("ngram", "auto", k),
                    (f"early-exit:{args.early_exit}", "auto", k)]
-        engines += [(drafter, "auto", head_k) for drafter in ("head", "ngram+head") for head_k in map(int, args.head_ks.split(","))]
+        head_ks = list(map(int, args.head_ks.split(",")))
+        engines += [(drafter, "auto", head_k) for drafter in ("head", "ngram+head") for head_k in head_ks]
+        if args.bf16:
+            engines += [(drafter, "bf16", head_k) for drafter in ("head", "ngram+head") for head_k in head_ks]
         for drafter, forward, block in engines:
             session = _session(verifier, drafter, block, max_new, forward, chat=chat)
-            suffix = ("" if forward == "auto" else ", transformers forward") + ("" if block == k else f", k={block}")
+            suffix = {"auto": "", "transformers": ", transformers forward", "bf16": ", bf16"}[forward]
+            suffix += "" if block == k else f", k={block}"
             methods[f"engine {drafter}{suffix}"] = (_engine_run(session, prompt), session)
         if args.method:
             methods = {name: m for name, m in methods.items()
@@ -130,9 +141,10 @@ def main() -> int:
                 walls[name].append(time.perf_counter() - begin)
                 if session is not None:
                     splits[name].append(_split(session.stats))
-        reference = outputs["plain greedy (transformers)"]
         for name, (fn, session) in methods.items():
             tokens = outputs[name]
+            # Lossless means: the same tokens as plain greedy decoding at the row's own precision.
+            reference = outputs["plain greedy (engine baseline, bf16)" if _is_bf16(name) else "plain greedy (transformers)"]
             median = statistics.median(walls[name])
             row = {"prompt": prompt_name, "method": name, "k": k, "new_tokens": len(tokens),
                    "median_s": median, "tokens_per_s": len(tokens) / median, "runs_s": walls[name],
@@ -145,7 +157,7 @@ def main() -> int:
                             "per_position_acceptance": list(stats.per_position_acceptance),
                             "steps_drafted_by_lookup": sum(1 for step in session.steps if step.drafted_by == "lookup"),
                             **{key: statistics.median(s[key] for s in splits[name]) for key in splits[name][0]}})
-            if name == "plain greedy (engine baseline)":  # one plain decoding step of the lean forward
+            if name.startswith("plain greedy (engine baseline"):  # one plain decoding step of the lean forward
                 row["plain_step_s"] = median / len(tokens)
             rows.append(row)
             print(f"  {prompt_name:<22} {name:<44} {row['tokens_per_s']:6.1f} tok/s  lossless={row['lossless']}", flush=True)
@@ -159,14 +171,16 @@ def main() -> int:
         row["speedup_vs_plain"] = row["tokens_per_s"] / same_prompt["plain greedy (transformers)"]["tokens_per_s"]
         if row["method"] in counterpart and counterpart[row["method"]] in same_prompt:
             row["ratio_vs_transformers_counterpart"] = row["tokens_per_s"] / same_prompt[counterpart[row["method"]]]["tokens_per_s"]
-        plain = same_prompt["plain greedy (engine baseline)"]
+        # r against plain decoding at the row's own precision; also every row against the fastest plain here.
+        plain = same_prompt["plain greedy (engine baseline, bf16)" if _is_bf16(row["method"]) else "plain greedy (engine baseline)"]
+        row["speedup_vs_engine_plain"] = row["tokens_per_s"] / same_prompt["plain greedy (engine baseline)"]["tokens_per_s"]
         if "verify_s_per_step" in row and row.get("drafted_per_step"):
             # r: a verify pass in plain decoding steps; c: a drafted token in verify passes (the app's c).
             row["r_verify_over_plain_step"] = row["verify_s_per_step"] / plain["plain_step_s"]
             row["c_draft_token_over_verify"] = row["draft_s_per_step"] / row["drafted_per_step"] / row["verify_s_per_step"]
 
     print()
-    print(f"{'prompt':<22} {'method':<44} {'tok/s':>6} {'vs plain':>8} {'vs HF':>6} {'accept':>7} {'tok/call':>8} "
+    print(f"{'prompt':<22} {'method':<44} {'tok/s':>6} {'vs plain':>8} {'vs eng':>6} {'vs HF':>6} {'accept':>7} {'tok/call':>8} "
           f"{'draft ms':>8} {'verify ms':>9} {'other %':>7} {'r':>5} {'c':>6} lossless")
     for r in rows:
         acc = f"{100 * r['acceptance_rate']:6.1f}%" if "acceptance_rate" in r else "      -"
@@ -176,13 +190,14 @@ def main() -> int:
         vs_hf = f"{r['ratio_vs_transformers_counterpart']:5.2f}x" if "ratio_vs_transformers_counterpart" in r else f"{'-':>6}"
         rc = (f"{r['r_verify_over_plain_step']:5.2f} {r['c_draft_token_over_verify']:6.3f}"
               if "r_verify_over_plain_step" in r else f"{'-':>5} {'-':>6}")
-        print(f"{r['prompt']:<22} {r['method']:<44} {r['tokens_per_s']:6.1f} {r['speedup_vs_plain']:7.2f}x {vs_hf} {acc} {tpc} {split} {rc} {r['lossless']}")
+        print(f"{r['prompt']:<22} {r['method']:<44} {r['tokens_per_s']:6.1f} {r['speedup_vs_plain']:7.2f}x {r['speedup_vs_engine_plain']:5.2f}x {vs_hf} {acc} {tpc} {split} {rc} {r['lossless']}")
     tree_results = _tree_section(args, verifier, prompts, k, max_new) if args.trees is not None else {}
     result = {
         **tree_results,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
-        "settings": {"k": k, "max_new_tokens": max_new, "repeats": args.repeats, "early_exit": args.early_exit},
+        "settings": {"k": k, "max_new_tokens": max_new, "repeats": args.repeats, "early_exit": args.early_exit,
+                     "head_ks": args.head_ks, "bf16": args.bf16},
         "load_s": load_s, "rss_after_load_mb": rss_loaded, "peak_rss_mb": psutil.Process().memory_info().rss / 2**20,
         "rows": rows,
     }
@@ -198,16 +213,21 @@ def _tree_section(args, verifier, prompts: dict, k: int, max_new: int) -> dict:
 
     shapes = args.trees or list(DEFAULT_SHAPES)
     print("\ntrees vs chains of the same depth (greedy):")
+    forward = "bf16" if args.bf16 else "auto"  # with --bf16 the tree section runs where extra nodes are cheap
     rows = tree_rows(verifier, prompts, ["same", f"early-exit:{args.early_exit}", "ngram", "head"], shapes, k, max_new,
-                     args.repeats, frozenset(CHAT))
+                     args.repeats, frozenset(CHAT), forward)
     print("\nverify cost:")
-    return {"tree_rows": rows, "verify_cost": verify_cost_rows(verifier, next(iter(prompts.values())), k)}
+    return {"tree_rows": rows, "verify_cost": verify_cost_rows(verifier, next(iter(prompts.values())), k, forward=forward)}
 
 
 def _session(verifier, drafter: str, k: int, max_new: int, forward: str = "auto", chat: bool = False) -> Session:
     config = SpecConfig(verifier=verifier.name, drafter=drafter, block_size=k, draft_mode="greedy",
                         max_new_tokens=max_new, forward=forward, chat=chat)
     return Session.from_loaded(config, verifier)
+
+
+def _is_bf16(method: str) -> bool:
+    return method.endswith(", bf16") or ", bf16," in method or method.endswith(", bf16)")
 
 
 def _engine_run(session: Session, prompt: str):

@@ -32,15 +32,16 @@ DEFAULT_SHAPES = ("3,2,1,1", "2,2,2,2", "dynamic:12")
 NODE_COUNTS = (1, 2, 3, 4, 8, 12, 16, 32)  # tree nodes in a timed verify pass (each + the pending token)
 
 
-def _session(verifier, drafter: str, k: int, max_new: int, tree: str | None, chat: bool = False) -> Session:
+def _session(verifier, drafter: str, k: int, max_new: int, tree: str | None, chat: bool = False,
+             forward: str = "auto") -> Session:
     config = SpecConfig(verifier=verifier.name, drafter=drafter, block_size=k, draft_mode="greedy",
-                        max_new_tokens=max_new, tree=tree, chat=chat)
+                        max_new_tokens=max_new, tree=tree, chat=chat, forward=forward)
     return Session.from_loaded(config, verifier)
 
 
 def tree_rows(verifier, prompts: dict, drafters: list[str], shapes: list[str], k: int, max_new: int,
-              repeats: int, chat_prompts: frozenset = frozenset()) -> list[dict]:
-    """Tokens per verifier call and tokens/s: each tree shape against the chain of its depth."""
+              repeats: int, chat_prompts: frozenset = frozenset(), forward: str = "auto") -> list[dict]:
+    """Tokens per verifier call and tokens/s: each tree shape against the chain of its depth (same forward)."""
     rows = []
     for prompt_name, prompt in prompts.items():
         chat = prompt_name in chat_prompts
@@ -51,26 +52,40 @@ def tree_rows(verifier, prompts: dict, drafters: list[str], shapes: list[str], k
                 depth = shape.depth(k)
                 chain = f"engine {drafter} chain k={depth}"
                 if chain not in methods:
-                    methods[chain] = (_session(verifier, drafter, depth, max_new, None, chat), None)
+                    methods[chain] = (_session(verifier, drafter, depth, max_new, None, chat, forward), None)
                 methods[f"engine {drafter} tree {shape_spec}"] = (
-                    _session(verifier, drafter, depth, max_new, shape_spec, chat), chain)
+                    _session(verifier, drafter, depth, max_new, shape_spec, chat, forward), chain)
+        # Plain decoding in the same round robin: at fp32 (the fastest plain decoding here) and at the rows' precision.
+        plains = {f"plain greedy (engine, {'bf16' if f == 'bf16' else 'fp32'})": _session(verifier, "ngram", 1, max_new, None, chat, f)
+                  for f in dict.fromkeys(("auto", forward))}
+        for session in plains.values():
+            session.reset(prompt)
         for session, _ in methods.values():  # warm-up
             session.reset(prompt)
             session.run()
-        walls = {name: [] for name in methods}
+        walls = {name: [] for name in [*plains, *methods]}
         outputs, stats = {}, {}
         for _ in range(repeats):  # round robin, as bench/run.py
+            for name, session in plains.items():
+                result = session.baseline(max_new)
+                walls[name].append(result.wall_s)
+                outputs[name] = list(result.token_ids[len(session.prompt_ids) :])
             for name, (session, _) in methods.items():
                 begin = time.perf_counter()
                 session.reset(prompt)
                 session.run()
                 walls[name].append(time.perf_counter() - begin)
                 outputs[name], stats[name] = list(session.new_token_ids), session.stats
-        first = next(iter(methods.values()))[0]
-        reference = list(first.baseline(max_new).token_ids[len(first.prompt_ids) :])
+        own_plain = f"plain greedy (engine, {'bf16' if forward == 'bf16' else 'fp32'})"
+        reference = outputs[own_plain]
+        for name in plains:
+            median = statistics.median(walls[name])
+            rows.append({"prompt": prompt_name, "method": name, "new_tokens": len(outputs[name]), "median_s": median,
+                         "tokens_per_s": len(outputs[name]) / median, "runs_s": walls[name]})
+            print(f"  {prompt_name:<22} {name:<36} {rows[-1]['tokens_per_s']:6.1f} tok/s", flush=True)
         for name, (session, chain) in methods.items():
             s, median = stats[name], statistics.median(walls[name])
-            row = {"prompt": prompt_name, "method": name, "new_tokens": len(outputs[name]), "median_s": median,
+            row = {"prompt": prompt_name, "method": name, "forward": forward, "new_tokens": len(outputs[name]), "median_s": median,
                    "tokens_per_s": len(outputs[name]) / median, "runs_s": walls[name],
                    "lossless": outputs[name] == reference[: len(outputs[name])],
                    "nodes_per_step": s.nodes_per_step, "accepted_per_step": s.mean_accepted,
@@ -78,6 +93,9 @@ def tree_rows(verifier, prompts: dict, drafters: list[str], shapes: list[str], k
                    "draft_s_per_step": s.draft_s / s.steps, "verify_s_per_step": s.verify_s / s.steps}
             rows.append(row)
         by_name = {r["method"]: r for r in rows if r["prompt"] == prompt_name}
+        for name in methods:
+            by_name[name]["tokens_per_s_vs_plain_fp32"] = by_name[name]["tokens_per_s"] / by_name["plain greedy (engine, fp32)"]["tokens_per_s"]
+            by_name[name]["tokens_per_s_vs_own_plain"] = by_name[name]["tokens_per_s"] / by_name[own_plain]["tokens_per_s"]
         for name, (_, chain) in methods.items():
             if chain:
                 row, base = by_name[name], by_name[chain]
@@ -87,17 +105,19 @@ def tree_rows(verifier, prompts: dict, drafters: list[str], shapes: list[str], k
         for name in methods:
             r = by_name[name]
             print(f"  {prompt_name:<22} {name:<36} {r['tokens_per_s']:6.1f} tok/s {r['tokens_per_verifier_call']:5.2f} tok/call "
-                  f"{r['nodes_per_step']:5.1f} nodes/step lossless={r['lossless']}", flush=True)
+                  f"{r['nodes_per_step']:5.1f} nodes/step {r['tokens_per_s_vs_plain_fp32']:5.2f}x plain fp32 "
+                  f"lossless={r['lossless']}", flush=True)
     return rows
 
 
-def verify_cost_rows(verifier, prompt: str, k: int, node_counts=NODE_COUNTS, repeats: int = 15) -> list[dict]:
+def verify_cost_rows(verifier, prompt: str, k: int, node_counts=NODE_COUNTS, repeats: int = 15,
+                     forward: str = "auto") -> list[dict]:
     """Seconds of one verifier pass over k + 1 chain tokens vs over N tree nodes (+ the pending token), same prefix.
 
     The ratio r(N) = t(N) / t(k + 1) is what the extra branches cost: a tree pays when its tokens per call
     grow by more than r(N).
     """
-    session = Session.from_loaded(SpecConfig(verifier=verifier.name, drafter="ngram"), verifier)
+    session = Session.from_loaded(SpecConfig(verifier=verifier.name, drafter="ngram", forward=forward), verifier)
     session.reset(prompt)
     lm, context = session.verifier_lm, session.tokens
     cached = lm.length
@@ -170,6 +190,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--prompt", action="append", help="only prompts whose name contains this (repeatable)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 24 tokens, the first prompt")
+    parser.add_argument("--forward", choices=("auto", "bf16"), default="auto",
+                        help="the verifier's forward for every row (bf16: verifying N nodes costs about one token)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "trees-latest.json"))
     args = parser.parse_args()
     prompts = dict(PROMPTS)
@@ -179,8 +201,8 @@ def main() -> int:
         prompts = {name: text for name, text in prompts.items() if any(part in name for part in args.prompt)}
     verifier = load_model("smollm2-135m")
     rows = tree_rows(verifier, prompts, args.drafters, args.trees, args.k, args.max_new_tokens, args.repeats,
-                     frozenset(CHAT))
-    cost = verify_cost_rows(verifier, next(iter(prompts.values())), args.k)
+                     frozenset(CHAT), args.forward)
+    cost = verify_cost_rows(verifier, next(iter(prompts.values())), args.k, forward=args.forward)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"settings": vars(args), "torch_threads": torch.get_num_threads(),
                                           "cpu": platform.processor() or platform.machine(),

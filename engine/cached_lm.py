@@ -29,12 +29,25 @@ class DecodingStream(Protocol):
 
 
 def open_cached_lm(model, vocab_size: int, device: torch.device, forward: str = "auto") -> DecodingStream:
-    """A cached decoding stream over `model`: the lean Llama forward where it applies, else transformers'."""
-    if forward == "auto" and fast_llama.supports(model):
-        return fast_llama.FastLlamaLM(model, vocab_size, device)
+    """A cached decoding stream over `model`: the lean Llama forward where it applies, else transformers'.
+
+    "bf16" falls back like "auto" for a model the lean forward cannot run (a drafter's precision is free to
+    differ); the session refuses a verifier it cannot run in bf16 (require_lean_forward).
+    """
+    if forward in ("auto", "bf16") and fast_llama.supports(model):
+        return fast_llama.FastLlamaLM(model, vocab_size, device, "bf16" if forward == "bf16" else "fp32")
     if not hasattr(model, "generate"):  # a lean_llama module: weights only, no transformers forward to call
         raise EngineError("this model was loaded without transformers: load it with forward='transformers'")
     return CachedLM(model, vocab_size, device)
+
+
+def require_lean_forward(model, name: str, forward: str) -> None:
+    """--forward bf16 promises the batch-invariant lean forward for the verifier: refuse a model it cannot run."""
+    if forward == "bf16" and not fast_llama.supports(model):
+        raise EngineError(
+            f"--forward bf16 runs only the engine's lean Llama forward, on the CPU: {name} is not a plain Llama "
+            "decoder in fp32 on the CPU. Use --forward auto."
+        )
 
 
 class CachedLM:

@@ -12,7 +12,7 @@ MAX_BLOCK_SIZE = 16
 DRAFT_MODES = ("greedy", "sampled")
 VERIFY_MODES = ("greedy", "sampling")
 SCHEDULES = ("constant", "heuristic")
-FORWARDS = ("auto", "transformers")
+FORWARDS = ("auto", "transformers", "bf16")
 DEFAULT_PROMPT = "In a distant future,"
 MAX_THREADS = 256
 
@@ -48,7 +48,8 @@ class SpecConfig:
     block_size_schedule: str = "constant"
     ngram_max: int = 3
     trust_remote_code: bool = False
-    # "auto": the lean Llama forward (engine/fast_llama.py) where it applies; "transformers": always the model's own.
+    # "auto": the lean Llama forward (engine/fast_llama.py) where it applies; "transformers": always the model's own;
+    # "bf16": the lean forward with bf16 weight matrices, batch-invariant (a Llama verifier on the CPU only).
     forward: str = "auto"
     # None: a chain of block_size drafts. "3,2,1,1": a tree, top-3 at depth 1, top-2 under each, ...;
     # "dynamic:N": the N most probable nodes (EAGLE-2), as deep as block_size. See engine/tree_shape.py.

@@ -206,8 +206,12 @@ class HeadDrafter:
 
     def _logits(self, predicted: torch.Tensor) -> torch.Tensor:
         """Full-vocabulary logits of one predicted feature: -inf outside the head's vocabulary, so q is 0 there."""
-        full = torch.full((self.vocab_size,), float("-inf"))
-        full[self.head.vocab_ids] = _linear(predicted[None], self.head_rows)[0]
+        return self._logits_rows(predicted[None])[0]
+
+    def _logits_rows(self, predicted: torch.Tensor) -> torch.Tensor:
+        """_logits of n predicted features [n, hidden] in one product (a tree depth's nodes at once)."""
+        full = torch.full((predicted.shape[0], self.vocab_size), float("-inf"))
+        full[:, self.head.vocab_ids] = _linear(predicted, self.head_rows)
         return full
 
     def ready(self, context: list[int]) -> bool:
@@ -275,7 +279,7 @@ class HeadTreeLM:
         out = self.drafter._forward(features, token_ids, first + 1, slots=positions, mask=mask)
         self.length = first + len(token_ids)
         self.outputs.update({first + i: row for i, row in enumerate(out)})
-        return torch.stack([self.drafter._logits(row) for row in out[-keep:]])
+        return self.drafter._logits_rows(out[-keep:])
 
     def compact(self, start: int, rows: list[int]) -> None:
         self.length = self.prefix

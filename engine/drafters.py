@@ -264,7 +264,7 @@ def _model(spec: str, config: "SpecConfig", verifier: "LoadedModel", progress) -
     from .models import load_model
     from .tokenizer_check import check_same_tokenizer
 
-    drafter = load_model(spec, config.device, progress, config.trust_remote_code, lean=config.forward == "auto")
+    drafter = load_model(spec, config.device, progress, config.trust_remote_code, lean=config.forward != "transformers")
     check_same_tokenizer(verifier.name, verifier.tokenizer, drafter.name, drafter.tokenizer)
     lm = open_cached_lm(drafter.model, verifier.vocab_size, drafter.device, config.forward)
     return ModelDrafter(spec, lm, shares_verifier_weights=False)

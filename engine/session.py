@@ -14,7 +14,7 @@ import torch
 
 from .acceptance import Verdict, accept
 from .baseline import compare, plain_decode
-from .cached_lm import DecodingStream, open_cached_lm
+from .cached_lm import DecodingStream, open_cached_lm, require_lean_forward
 from .config import SpecConfig
 from .drafters import DraftKnobs, Drafter, ModelDrafter, Proposal, build_drafter
 from .errors import ConfigError, EngineError, PromptError
@@ -78,6 +78,7 @@ class Session:
         self.drafter = drafter
         self.vocab = verifier.vocab_size
         self.decoder = PieceDecoder(verifier.tokenizer)
+        require_lean_forward(verifier.model, verifier.name, self.config.forward)
         self.verifier_lm = open_cached_lm(verifier.model, self.vocab, verifier.device, self.config.forward)
         self._share_vocab()
         self.prompt = ""
@@ -97,7 +98,7 @@ class Session:
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":
         apply_threads(config.threads)  # before loading: a first start dequantizes with torch
         verifier = load_model(
-            config.verifier, config.device, progress, config.trust_remote_code, lean=config.forward == "auto"
+            config.verifier, config.device, progress, config.trust_remote_code, lean=config.forward != "transformers"
         )
         return cls.from_loaded(config, verifier, progress)
 

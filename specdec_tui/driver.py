@@ -154,7 +154,8 @@ class EngineDriver:
             head = trace_header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
             summary = RunSummary.of(s.steps, s.stats, s.config, s.finish_reason, s.text, s.generated_text,
                                     self.plain_step_s)
-            return write_trace(trace_path(folder), head, s.steps, {**summary.to_dict(), "threads": s.threads, "tree": s.config.tree})
+            extra = {"threads": s.threads, "tree": s.config.tree, "forward": s.config.forward}
+            return write_trace(trace_path(folder), head, s.steps, {**summary.to_dict(), **extra})
 
 
 class ReplayDriver:

@@ -27,6 +27,7 @@ def summary(session: Session, comparison=None, plain_step_s: float | None = None
                         session.generated_text, plain_step_s).to_dict()
     out["tree"] = session.config.tree
     out["threads"] = session.threads
+    out["forward"] = session.config.forward
     if comparison is not None:
         baseline = comparison.baseline
         out.update(
@@ -134,6 +135,7 @@ def _print_summary(s: dict) -> None:
         f"steps={s['steps']} drafted={s['drafted']} accepted={s['accepted']} "
         f"acceptance={100 * s['acceptance_rate']:.1f}% tokens/step={s['mean_tokens_per_step']:.2f} "
         f"tokens/verifier-call={s['tokens_per_verifier_call']:.2f} tokens/s={s['tokens_per_s']:.1f} threads={s['threads']}"
+        + (" forward=bf16" if s.get("forward") == "bf16" else "")
     )
     if s.get("tree"):
         print(f"tree {s['tree']}: nodes verified/step={s['nodes_per_step']:.1f} "

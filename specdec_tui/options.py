@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=DEFAULTS.device, help="cpu (default), cuda or auto")
     p.add_argument("--no-bonus", action="store_true", help="no extra verifier token after a fully accepted block (the notebook's counts)")
     p.add_argument("--ngram-max", type=int, default=DEFAULTS.ngram_max, help="longest suffix the ngram drafter looks up")
-    p.add_argument("--forward", choices=FORWARDS, default=DEFAULTS.forward, help="auto: the engine's lean Llama forward where it applies; transformers: the model's own forward")
+    p.add_argument("--forward", choices=FORWARDS, default=DEFAULTS.forward, help="auto: the engine's lean Llama forward where it applies; transformers: the model's own forward; bf16: the lean forward with bf16 weight matrices (a Llama verifier on the CPU; on CPUs with AMX a verify pass of 16 tokens costs about one of 1, and the output is bit-identical to plain decoding in bf16)")
     p.add_argument("--chat", action="store_true", help="wrap the prompt in the verifier's chat template (instruct models); without it the prompt is plain text, special-token strings included")
     p.add_argument("--threads", type=int, default=DEFAULTS.threads, metavar="N", help="torch threads for decoding (default: one per core that other processes leave idle, measured at start); 1 holds up best beside other busy processes")
     p.add_argument("--trust-remote-code", action="store_true", help="allow models that ship their own Python code")

@@ -92,7 +92,8 @@ class StatsPanel(Vertical):
             Content.assemble(("verifier calls ", "$text-muted"), (f"{s.verifier_calls}", "bold"),
                              (" → ", "$text-muted"), (f"{s.new_tokens}", "bold"), (" tokens", "$text-muted"),
                              ("  tokens/s ", "$text-muted"), (f"{s.tokens_per_s:.1f}", "bold"),
-                             *((("  threads ", "$text-muted"), (f"{snap.threads}", "bold")) if snap.threads else ())),
+                             *((("  threads ", "$text-muted"), (f"{snap.threads}", "bold")) if snap.threads else ()),
+                             *((("  bf16", "bold"),) if snap.config.forward == "bf16" else ())),
             Content.assemble(("draft ", "$text-muted"), f"{_ms(s.draft_ms_per_token)} ms/token",
                              ("  verify ", "$text-muted"), f"{_ms(s.verify_ms_per_step)} ms/pass"),
         ]
