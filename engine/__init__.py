@@ -22,6 +22,7 @@ _LAZY = {
     "drafter_choices": ".drafters",
     "resolve_spec": ".drafters",
     "plain_step_seconds": ".costs",
+    "pass_seconds": ".costs",
     "parse_tree": ".tree_shape",
     "DraftTree": ".tree",
     "verify_inputs": ".tree",
@@ -44,6 +45,6 @@ __all__ = [
     "SpeedCheck", "Source", "Stats", "StepResult", "Token", "Session", "load_model", "LoadedModel",
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
     "SCHEDULES", "RunSummary", "Theory", "measured_block_size", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
-    "plain_step_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",
+    "plain_step_seconds", "pass_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",
     "parse_tree", "DraftTree", "verify_inputs", "ROOT", "planned",
 ]

@@ -60,6 +60,7 @@ class EngineDriver:
         self.lock = threading.Lock()
         self.speed_check = None  # SpeedCheck of the current prompt and settings, once `b` ran it
         self.plain_step_s: float | None = None  # measured once, after loading (engine.costs)
+        self.pass_s: dict[int, float] = {}  # tokens -> seconds of a verify pass that size, measured once each
 
     @property
     def title(self) -> str:
@@ -108,7 +109,23 @@ class EngineDriver:
             plain_step_s=self.plain_step_s,
             threads=s.threads,
             speed_check=self.speed_check,
+            tree_pass_s=self.tree_pass_costs(),
         )
+
+    def tree_pass_costs(self) -> tuple[tuple[int, float], ...]:
+        """(tokens, seconds) of a verify pass over the tree's nodes + 1 and over the chain of its depth + 1: what
+        the extra branches cost. Measured once per size, in a tight loop (engine.pass_seconds)."""
+        from engine import parse_tree, pass_seconds
+
+        s = self.session
+        shape = parse_tree(s.config.tree)
+        if shape is None or not s.tokens:
+            return ()
+        sizes = (shape.max_nodes(s.block_size) + 1, shape.depth(s.block_size) + 1)
+        for tokens in sizes:
+            if tokens not in self.pass_s:
+                self.pass_s[tokens] = pass_seconds(s, tokens)
+        return tuple((tokens, self.pass_s[tokens]) for tokens in sizes)
 
     def baseline_note(self) -> str | None:
         """Live output against plain decoding (recomputed after every step, so it never goes stale), and the speed

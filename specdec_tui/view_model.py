@@ -26,6 +26,8 @@ class Snapshot:
     plain_step_s: float | None = None  # one plain decoding step, measured: the unit of c and r
     threads: int | None = None  # torch threads decoding uses (None: not recorded, in an older trace)
     speed_check: SpeedCheck | None = None  # what `b` timed: the same run without pauses, and plain decoding
+    # In tree mode: (tokens, seconds) of a verify pass over the tree's nodes + 1, then over its chain's depth + 1.
+    tree_pass_s: tuple[tuple[int, float], ...] = ()
 
     @property
     def summary(self) -> RunSummary:

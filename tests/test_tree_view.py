@@ -73,6 +73,10 @@ async def test_e_switches_between_chain_and_tree(tiny):
         await settle(pilot)
         assert app.snap.steps[-1].tree is not None and app.snap.steps[-1].tree.shape == "3,2,1,1"
         assert app.query_one(TreeView).display
+        # What the branches cost: a verify pass over the 21 nodes + 1, against the chain of depth 4 (+ 1), measured.
+        assert [tokens for tokens, _ in app.snap.tree_pass_s] == [22, 5]
+        assert all(seconds > 0 for _, seconds in app.snap.tree_pass_s)
+        assert "verify r " in str(app.query_one("#stats-text").render())
         await pilot.press("e", "n")
         await settle(pilot)
         assert app.snap.steps[-1].tree is None

@@ -79,7 +79,7 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
-    parser.add_argument("--part", choices=("a", "b", "c", "d"), default="a",
+    parser.add_argument("--part", choices=("a", "b", "c", "d", "e"), default="a",
                         help="a, b: greedy continuations of the first or second training grid; c: sampled ones of "
                              "both; d: sampled at temperature 1.0 from topic-free openers")
     parser.add_argument("--minutes", type=float, default=0, help="stop starting new shards after this long (0: no limit)")
@@ -88,12 +88,12 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_verifier(args.verifier)
-    sampled = args.part in "cd"
+    sampled = args.part in "cde"
     if sampled:
         model = model.to(torch.bfloat16)
     prompts = {"a": prompt_sets.training_prompts, "b": prompt_sets.training_prompts_b,
                "c": lambda: prompt_sets.training_prompts() + prompt_sets.training_prompts_b(),
-               "d": prompt_sets.free_prompts}[args.part]()
+               "d": prompt_sets.free_prompts, "e": prompt_sets.free_prompts}[args.part]()
     if args.limit:
         prompts = prompts[: args.limit]
     # Similar lengths in one batch waste less padding; the order is fixed, so shard i is always the same prompts.
@@ -110,9 +110,10 @@ def main() -> int:
             print(f"stopped after {args.minutes} min: {index} of {len(shards)} shards", flush=True)
             break
         t0 = time.perf_counter()
-        torch.manual_seed(index)  # parts c, d: the same shard samples the same text on a rerun
+        # Parts c-e: the same shard samples the same text on a rerun; e is a second draw of d (other seeds).
+        torch.manual_seed(index + (10_000 if args.part == "e" else 0))
         records = generate_shard(model, tokenizer, shard, args.max_new_tokens, sampled,
-                                 temperature=1.0 if args.part == "d" else 0.8)
+                                 temperature=1.0 if args.part in "de" else 0.8)
         torch.save(records, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
         tokens = sum(len(r["ids"]) - r["prompt_len"] for r in records)

@@ -39,7 +39,7 @@ def log(message: str) -> None:
 
 
 PART_GLOBS = {"a": "shard-[0-9]*.pt", "b": "shard-b-*.pt", "c": "shard-c-*.pt",
-              "d": "shard-d-*.pt"}  # training/make_data.py --part
+              "d": "shard-d-*.pt", "e": "shard-e-*.pt"}  # training/make_data.py --part
 
 
 def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
@@ -91,6 +91,7 @@ def data_source(parts: str) -> str:
         "b": "greedy continuations of grid B (140 more topics x 4 plain + 4 chat styles)",
         "c": "sampled continuations (T 0.8, top-p 0.95, bf16) of both grids' prompts, the shortest 2,048",
         "d": "sampled text (T 1.0, top-p 0.95, bf16) from 60 topic-free openers (40 plain, 20 chat), 2,048 sequences",
+        "e": "a second draw of the same openers with other seeds, 2,048 sequences",
     }
     return ("SmolLM2's own text, up to 128 new tokens per prompt of training/prompts.py: "
             + "; ".join(described[p] for p in parts) + "; held-out topics and styles never used")
@@ -234,7 +235,7 @@ def main() -> int:
     parser.add_argument("--eval-prompts", type=int, default=16)
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--init", default=None, help="start from this head folder's weights (warm start)")
-    parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): a, b, c, d")
+    parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): a, b, c, d, e")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -29,7 +29,10 @@ How to read it
   Costs, in units of one plain decoding step (the verifier's 1-token pass):
   c = drafter time per drafted token, r = verify pass over k + 1 tokens.
   A step costs r + k c, so speed-up = tokens per verifier call / (r + k c):
-  it needs high acceptance and a small c."""
+  it needs high acceptance and a small c.
+  A tree (--tree, e toggles it) verifies several candidates in the same pass and
+  keeps the branch the verifier agrees with. It pays where a pass over many tokens
+  costs about one over 1: on a GPU, or with --forward bf16 on a CPU with AMX."""
 
 
 def legend() -> list[Content]:

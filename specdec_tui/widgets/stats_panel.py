@@ -103,6 +103,11 @@ class StatsPanel(Vertical):
                                            (" kept/step", "$text-muted"))]
         if snap.plain_step_s:
             lines.append(Content.assemble(("plain decoding ", "$text-muted"), f"{1000 * snap.plain_step_s:.0f} ms/token"))
+        if snap.plain_step_s and snap.tree_pass_s:  # what the branches cost: r of the tree's pass and of its chain's
+            (tree_tokens, tree_s), (chain_tokens, chain_s) = snap.tree_pass_s
+            lines.append(Content.assemble(("verify r ", "$text-muted"), (f"{tree_s / snap.plain_step_s:.2f}", "bold"),
+                                          (f" ({tree_tokens} tokens) vs chain ", "$text-muted"),
+                                          (f"{chain_s / snap.plain_step_s:.2f}", "bold"), (f" ({chain_tokens})", "$text-muted")))
         lines += per_position_lines(s, self.content_size.width or 42)
         if theory.known and not snap.config.tree:  # the chain formula does not describe a tree
             lines += theory_lines(theory, timed=snap.timed)
