@@ -140,7 +140,7 @@ def _print_summary(s: dict) -> None:
     if s.get("tree"):
         print(f"tree {s['tree']}: nodes verified/step={s['nodes_per_step']:.1f} "
               f"accepted path/step={s['mean_accepted']:.2f} tokens/verifier-call={s['tokens_per_verifier_call']:.2f}")
-    if s.get("expected_tokens_per_step") is not None:
+    if s.get("expected_tokens_per_step") is not None and not s.get("tree"):  # the chain formula does not describe a tree
         r = "" if s.get("verify_cost_ratio") is None else f" r={s['verify_cost_ratio']:.2f}"
         print(
             f"theory: c={s['cost_ratio']:.2f}{r} expected tokens/step={s['expected_tokens_per_step']:.2f} "

@@ -143,3 +143,13 @@ def test_sweep_says_n_a_when_nothing_was_drafted(tiny, capsys):
     assert main(args) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if "ngram" in line)
     assert "n/a" in line and "0.0%" not in line
+
+
+def test_headless_tree_summary_has_no_chain_theory_line(tiny, capsys):
+    """The chain formula (tokens per call / (r + k c)) does not describe a tree: a tree run does not print it."""
+    assert main(["--headless", "--verifier", tiny["verifier"], "--drafter", tiny["drafter"], "--max-new-tokens", "8"]) == 0
+    assert "theory: c=" in capsys.readouterr().out
+    assert main(["--headless", "--verifier", tiny["verifier"], "--drafter", tiny["drafter"], "--tree", "2,1",
+                 "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "tree 2,1: nodes verified/step=" in out and "theory: c=" not in out
