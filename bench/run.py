@@ -72,6 +72,8 @@ def main() -> int:
     parser.add_argument("--trees", nargs="*", metavar="SHAPE",
                         help="also tree drafts vs chains of the same depth, and verify cost of N nodes (bench/trees.py); "
                              "no shapes: 3,2,1,1 2,2,2,2 dynamic:12")
+    parser.add_argument("--draft-confidence", type=float, default=0.0, metavar="Q",
+                        help="also every head row with --draft-confidence Q (the chain stops after a draft below Q)")
     parser.add_argument("--bf16", action="store_true",
                         help="also the head rows and the engine's plain baseline with --forward bf16 (engine/fast_llama.py)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
@@ -121,10 +123,14 @@ def main() -> int:
         if args.bf16:
             engines += [(drafter, "bf16", head_k) for drafter in ("head", "ngram+head") for head_k in head_ks]
         for drafter, forward, block in engines:
-            session = _session(verifier, drafter, block, max_new, forward, chat=chat)
-            suffix = {"auto": "", "transformers": ", transformers forward", "bf16": ", bf16"}[forward]
-            suffix += "" if block == k else f", k={block}"
-            methods[f"engine {drafter}{suffix}"] = (_engine_run(session, prompt), session)
+            # --draft-confidence: each head row again with the chain stopping after a draft the head doubts.
+            gates = [0.0] + ([args.draft_confidence] if args.draft_confidence and "head" in drafter else [])
+            for gate in gates:
+                session = _session(verifier, drafter, block, max_new, forward, chat=chat, draft_confidence=gate)
+                suffix = {"auto": "", "transformers": ", transformers forward", "bf16": ", bf16"}[forward]
+                suffix += "" if block == k else f", k={block}"
+                suffix += f", confidence {gate}" if gate else ""
+                methods[f"engine {drafter}{suffix}"] = (_engine_run(session, prompt), session)
         if args.method:
             methods = {name: m for name, m in methods.items()
                        if name.startswith("plain greedy") or any(part in name for part in args.method)}
@@ -197,7 +203,7 @@ def main() -> int:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
         "settings": {"k": k, "max_new_tokens": max_new, "repeats": args.repeats, "early_exit": args.early_exit,
-                     "head_ks": args.head_ks, "bf16": args.bf16},
+                     "head_ks": args.head_ks, "bf16": args.bf16, "draft_confidence": args.draft_confidence},
         "load_s": load_s, "rss_after_load_mb": rss_loaded, "peak_rss_mb": psutil.Process().memory_info().rss / 2**20,
         "rows": rows,
     }
@@ -220,9 +226,10 @@ def _tree_section(args, verifier, prompts: dict, k: int, max_new: int) -> dict:
     return {"tree_rows": rows, "verify_cost": verify_cost_rows(verifier, next(iter(prompts.values())), k, forward=forward)}
 
 
-def _session(verifier, drafter: str, k: int, max_new: int, forward: str = "auto", chat: bool = False) -> Session:
+def _session(verifier, drafter: str, k: int, max_new: int, forward: str = "auto", chat: bool = False,
+             draft_confidence: float = 0.0) -> Session:
     config = SpecConfig(verifier=verifier.name, drafter=drafter, block_size=k, draft_mode="greedy",
-                        max_new_tokens=max_new, forward=forward, chat=chat)
+                        max_new_tokens=max_new, forward=forward, chat=chat, draft_confidence=draft_confidence)
     return Session.from_loaded(config, verifier)
 
 

@@ -20,9 +20,8 @@ this precision bit for bit. The residual stream, norms and rotary stay fp32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import weakref
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -131,7 +130,8 @@ def padded_mask(mask: torch.Tensor | None, count: int, start: int) -> torch.Tens
 
 
 def bf16_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """fp32 (or bf16) rows times a bf16 matrix, fp32 out. Always x @ W.T: a planned layout would not be batch-invariant."""
+    """Rows times a bf16 matrix, fp32 out. Always x @ W.T: a layout planned per row count would break batch
+    invariance."""
     return F.linear(x.to(torch.bfloat16), weight).float()
 
 
@@ -242,7 +242,8 @@ class FastLlamaLM:
             self.product, self.attention = bf16_product, padded_attention
             self.head = bf16_copy(self.head)
             # The norms (indices 0 and 5) stay fp32: only the matrices are multiplied in bf16.
-            self.layers = [tuple(w if i in (0, 5) else bf16_copy(w) for i, w in enumerate(layer)) for layer in self.layers]
+            self.layers = [tuple(w if i in (0, 5) else bf16_copy(w) for i, w in enumerate(layer))
+                           for layer in self.layers]
             self.plan_weights = []
         self.inv_freq = inverse_frequencies(config.rope_parameters["rope_theta"], head_dim)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
