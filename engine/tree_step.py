@@ -94,8 +94,14 @@ def tree_step(session, shape: TreeShape, depth: int, start: float) -> StepResult
 def _top(decoder, probs: torch.Tensor | None) -> tuple[Alternative, ...]:
     if probs is None:
         return ()
-    values, indices = torch.topk(probs, min(TOP_ALTERNATIVES, probs.shape[-1]))
-    return tuple(Alternative(i, decoder.alone(i), v) for v, i in zip(values.tolist(), indices.tolist()))
+    return _tops(decoder, probs[None])[0]
+
+
+def _tops(decoder, probs: torch.Tensor) -> list[tuple[Alternative, ...]]:
+    """The top alternatives of every row of `probs` [n, vocab], in one topk (a tree has up to 33 rows)."""
+    values, indices = torch.topk(probs, min(TOP_ALTERNATIVES, probs.shape[-1]), dim=-1)
+    return [tuple(Alternative(i, decoder.alone(i), v) for v, i in zip(row_values, row_indices))
+            for row_values, row_indices in zip(values.tolist(), indices.tolist())]
 
 
 def _tree_record(session, shape, context, tree: DraftTree, verdict: TreeVerdict, p_rows, argmax,
@@ -107,8 +113,13 @@ def _tree_record(session, shape, context, tree: DraftTree, verdict: TreeVerdict,
     chosen = list(argmax)
     if next_token is not None:
         chosen[last + 1] = next_token
+    verifier_tops = _tops(decoder, p_rows)
+    draft_tops = {}  # siblings share their parent's distribution: one topk each
     nodes = []
     for node in range(len(tree)):
+        shown = tree.shown[node]
+        if id(shown) not in draft_tops:
+            draft_tops[id(shown)] = _top(decoder, shown)
         path_ids = [tree.ids[n] for n in tree.path_to(node)]
         parent = tree.parents[node]
         token, verifier_id = tree.ids[node], chosen[node + 1]
@@ -134,8 +145,8 @@ def _tree_record(session, shape, context, tree: DraftTree, verdict: TreeVerdict,
                 decision=decision,
                 accept_prob=tried[0] if tried else None,
                 draw=tried[1] if tried else None,
-                draft_top=_top(decoder, tree.shown[node]),
-                verifier_top=_top(decoder, p_rows[node + 1]),
+                draft_top=draft_tops[id(shown)],
+                verifier_top=verifier_tops[node + 1],
             )
         )
     root_id = chosen[0]
@@ -146,7 +157,7 @@ def _tree_record(session, shape, context, tree: DraftTree, verdict: TreeVerdict,
         root_verifier_id=root_id,
         root_verifier_piece=decoder.piece(context, root_id),
         root_p_verifier=float(p_rows[0][root_id]),
-        root_verifier_top=_top(decoder, p_rows[0]),
+        root_verifier_top=verifier_tops[0],
     )
 
 
