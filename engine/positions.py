@@ -12,9 +12,15 @@ from .results import Alternative, Decision, Position, Source
 TOP_ALTERNATIVES = 5
 
 
-def top_alternatives(decoder: PieceDecoder, probs: torch.Tensor) -> tuple[Alternative, ...]:
-    values, indices = torch.topk(probs, min(TOP_ALTERNATIVES, probs.shape[-1]))
-    return tuple(Alternative(i, decoder.alone(i), v) for v, i in zip(values.tolist(), indices.tolist()))
+def top_alternatives(decoder: PieceDecoder, probs: torch.Tensor | None) -> tuple[Alternative, ...]:
+    return top_alternatives_rows(decoder, probs[None])[0] if probs is not None else ()
+
+
+def top_alternatives_rows(decoder: PieceDecoder, probs: torch.Tensor) -> list[tuple[Alternative, ...]]:
+    """top_alternatives of every row of `probs` [n, vocab] in one topk (one per row costs ~0.1 ms over 49k tokens)."""
+    values, indices = torch.topk(probs, min(TOP_ALTERNATIVES, probs.shape[-1]), dim=-1)
+    return [tuple(Alternative(i, decoder.alone(i), v) for v, i in zip(row_values, row_indices))
+            for row_values, row_indices in zip(values.tolist(), indices.tolist())]
 
 
 def verifier_source(drafted: int, accepted: int) -> Source:
@@ -43,6 +49,8 @@ def build_positions(
 ) -> tuple[Position, ...]:
     k = len(proposal.ids)
     draft_pieces = decoder.pieces(context, proposal.ids)
+    verifier_tops = top_alternatives_rows(decoder, verdict.p_verifier[: k + 1])
+    draft_tops = top_alternatives_rows(decoder, proposal.shown[:k]) if k and proposal.shown is not None else [()] * k
     positions = []
     for i in range(k + 1):
         draft_id = proposal.ids[i] if i < k else None
@@ -65,8 +73,8 @@ def build_positions(
                 decision=decision,
                 accept_prob=verdict.accept_probs[i] if examined else None,
                 draw=verdict.draws[i] if examined else None,
-                draft_top=top_alternatives(decoder, proposal.shown[i]) if i < k else (),
-                verifier_top=top_alternatives(decoder, p_row),
+                draft_top=draft_tops[i] if i < k else (),
+                verifier_top=verifier_tops[i],
                 residual_prob=float(residual_row[verifier_id]) if resampled else None,
                 residual_top=top_alternatives(decoder, residual_row) if resampled else (),
             )

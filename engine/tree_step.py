@@ -11,13 +11,12 @@ import time
 import torch
 
 from .errors import EngineError
-from .results import Alternative, Decision, Position, Source, StepResult, Token, TreeNode, TreeStep
+from .positions import top_alternatives, top_alternatives_rows
+from .results import Decision, Position, Source, StepResult, Token, TreeNode, TreeStep
 from .sampling import warp
 from .tree import ROOT, DraftTree, TreeVerdict, accept_tree_greedy, accept_tree_sampled, verify_inputs
 from .tree_draft import TreeDraft, draft_tree, keep_path
 from .tree_shape import TreeShape
-
-TOP_ALTERNATIVES = 5
 
 
 def verify_tree(verifier_lm, context: list[int], tree: DraftTree) -> torch.Tensor:
@@ -91,19 +90,6 @@ def tree_step(session, shape: TreeShape, depth: int, start: float) -> StepResult
 # ---- the frozen record --------------------------------------------------------------------------------------
 
 
-def _top(decoder, probs: torch.Tensor | None) -> tuple[Alternative, ...]:
-    if probs is None:
-        return ()
-    return _tops(decoder, probs[None])[0]
-
-
-def _tops(decoder, probs: torch.Tensor) -> list[tuple[Alternative, ...]]:
-    """The top alternatives of every row of `probs` [n, vocab], in one topk (a tree has up to 33 rows)."""
-    values, indices = torch.topk(probs, min(TOP_ALTERNATIVES, probs.shape[-1]), dim=-1)
-    return [tuple(Alternative(i, decoder.alone(i), v) for v, i in zip(row_values, row_indices))
-            for row_values, row_indices in zip(values.tolist(), indices.tolist())]
-
-
 def _tree_record(session, shape, context, tree: DraftTree, verdict: TreeVerdict, p_rows, argmax,
                  next_token, n_emitted: int) -> TreeStep:
     decoder = session.decoder
@@ -113,13 +99,13 @@ def _tree_record(session, shape, context, tree: DraftTree, verdict: TreeVerdict,
     chosen = list(argmax)
     if next_token is not None:
         chosen[last + 1] = next_token
-    verifier_tops = _tops(decoder, p_rows)
+    verifier_tops = top_alternatives_rows(decoder, p_rows)
     draft_tops = {}  # siblings share their parent's distribution: one topk each
     nodes = []
     for node in range(len(tree)):
         shown = tree.shown[node]
         if id(shown) not in draft_tops:
-            draft_tops[id(shown)] = _top(decoder, shown)
+            draft_tops[id(shown)] = top_alternatives(decoder, shown)
         path_ids = [tree.ids[n] for n in tree.path_to(node)]
         parent = tree.parents[node]
         token, verifier_id = tree.ids[node], chosen[node + 1]
