@@ -101,6 +101,7 @@ def main() -> int:
         methods = {  # name -> (function returning the new token ids, session whose stats it leaves, or None)
             "plain greedy (transformers)": (lambda: hf_generate(model, ids, max_new), None),
         }
+        bf16_methods = set()  # verified in bf16: compared with plain bf16 decoding (lossless, r)
         methods["plain greedy (engine baseline)"] = (
             lambda: list(base_session.baseline(max_new).token_ids[ids.shape[1]:]), None)
         if args.bf16:  # the same plain decoding at the precision the bf16 rows verify in
@@ -108,6 +109,7 @@ def main() -> int:
             bf16_session.reset(prompt)
             methods["plain greedy (engine baseline, bf16)"] = (
                 lambda: list(bf16_session.baseline(max_new).token_ids[ids.shape[1]:]), None)
+            bf16_methods.add("plain greedy (engine baseline, bf16)")
         # transformers' assisted generation with the same pair and k, its prompt lookup and its early exit.
         methods["assisted generation (same, transformers)"] = (
             lambda: hf_generate(model, ids, max_new, assistant_model=model, num_assistant_tokens=k,
@@ -131,6 +133,8 @@ def main() -> int:
                 suffix += "" if block == k else f", k={block}"
                 suffix += f", confidence {gate}" if gate else ""
                 methods[f"engine {drafter}{suffix}"] = (_engine_run(session, prompt), session)
+                if forward == "bf16":
+                    bf16_methods.add(f"engine {drafter}{suffix}")
         if args.method:
             methods = {name: m for name, m in methods.items()
                        if name.startswith("plain greedy") or any(part in name for part in args.method)}
@@ -150,9 +154,10 @@ def main() -> int:
         for name, (fn, session) in methods.items():
             tokens = outputs[name]
             # Lossless means: the same tokens as plain greedy decoding at the row's own precision.
-            reference = outputs["plain greedy (engine baseline, bf16)" if _is_bf16(name) else "plain greedy (transformers)"]
+            bf16 = name in bf16_methods
+            reference = outputs["plain greedy (engine baseline, bf16)" if bf16 else "plain greedy (transformers)"]
             median = statistics.median(walls[name])
-            row = {"prompt": prompt_name, "method": name, "k": k, "new_tokens": len(tokens),
+            row = {"prompt": prompt_name, "method": name, "forward": "bf16" if bf16 else "fp32", "k": k, "new_tokens": len(tokens),
                    "median_s": median, "tokens_per_s": len(tokens) / median, "runs_s": walls[name],
                    "lossless": tokens[: len(reference)] == reference[: len(tokens)], "rss_mb": rss_mb()}
             if session is not None:
@@ -178,7 +183,7 @@ def main() -> int:
         if row["method"] in counterpart and counterpart[row["method"]] in same_prompt:
             row["ratio_vs_transformers_counterpart"] = row["tokens_per_s"] / same_prompt[counterpart[row["method"]]]["tokens_per_s"]
         # r against plain decoding at the row's own precision; also every row against the fastest plain here.
-        plain = same_prompt["plain greedy (engine baseline, bf16)" if _is_bf16(row["method"]) else "plain greedy (engine baseline)"]
+        plain = same_prompt["plain greedy (engine baseline, bf16)" if row["forward"] == "bf16" else "plain greedy (engine baseline)"]
         row["speedup_vs_engine_plain"] = row["tokens_per_s"] / same_prompt["plain greedy (engine baseline)"]["tokens_per_s"]
         if "verify_s_per_step" in row and row.get("drafted_per_step"):
             # r: a verify pass in plain decoding steps; c: a drafted token in verify passes (the app's c).
@@ -231,10 +236,6 @@ def _session(verifier, drafter: str, k: int, max_new: int, forward: str = "auto"
     config = SpecConfig(verifier=verifier.name, drafter=drafter, block_size=k, draft_mode="greedy",
                         max_new_tokens=max_new, forward=forward, chat=chat, draft_confidence=draft_confidence)
     return Session.from_loaded(config, verifier)
-
-
-def _is_bf16(method: str) -> bool:
-    return method.endswith(", bf16") or ", bf16," in method or method.endswith(", bf16)")
 
 
 def _engine_run(session: Session, prompt: str):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .drafters import NO_PROPOSAL, DraftKnobs, Proposal, choose
+from .drafters import NO_PROPOSAL, DraftKnobs, Proposal, draft_chain
 from .errors import ConfigError, ModelLoadError
 from .fast_llama import KVCache, LayerShape, decoder_layer, causal_mask, inverse_frequencies, rms_norm, rotary, rotary_at
 from .matmul import linear as _linear
@@ -233,17 +233,13 @@ class HeadDrafter:
         if k == 0 or not self.ready(context):
             return NO_PROPOSAL
         predicted = self.enter(context)
-        ids, q_rows, shown_rows = [], [], []
-        for i in range(k):
-            token, q, shown = choose(self._logits(predicted), context + ids, knobs, generator)
-            ids.append(token)
-            q_rows.append(q)
-            shown_rows.append(shown)
-            if float(shown[token]) < knobs.stop_below:
-                break  # as ModelDrafter: stop after a draft the head doubts
-            if i < k - 1:  # draft further on the head's own predicted feature (entries past `length`)
-                predicted = self._forward(predicted[None], [token], end + i)[-1]
-        return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows))
+
+        def advance(i: int, token: int) -> torch.Tensor:
+            nonlocal predicted  # draft further on the head's own predicted feature (entries past `length`)
+            predicted = self._forward(predicted[None], [token], end + i)[-1]
+            return self._logits(predicted)
+
+        return draft_chain(self._logits(predicted), advance, context, k, knobs, generator)
 
 
 class HeadTreeLM:

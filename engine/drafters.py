@@ -63,6 +63,28 @@ class Drafter(Protocol):
         """The verifier's final hidden states (before its final norm) for positions start, start + 1, ..."""
 
 
+def draft_chain(logits: torch.Tensor, advance: Callable[[int, int], torch.Tensor], context: list[int], k: int,
+                knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
+    """Up to k drafts, each chosen from `logits`, then `advance(i, token)` gives the logits after draft i.
+
+    The chain ends early after a draft the drafter gave less than knobs.stop_below (--draft-confidence): the drafts
+    after it would rarely be kept, and each costs a row. The stop depends only on drafts made, so both
+    verifications stay exact.
+    """
+    ids: list[int] = []
+    q_rows, shown_rows = [], []
+    for i in range(k):
+        token, q, shown = choose(logits, context + ids, knobs, generator)
+        ids.append(token)
+        q_rows.append(q)
+        shown_rows.append(shown)
+        if float(shown[token]) < knobs.stop_below:
+            break
+        if i < k - 1:
+            logits = advance(i, token)
+    return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows))
+
+
 def choose(logits: torch.Tensor, seen: list[int], knobs: DraftKnobs, generator: torch.Generator):
     """One draft token from logits [V]: (token, q it was drawn from, the drafter's own probabilities)."""
     if knobs.sampled:
@@ -101,19 +123,8 @@ class ModelDrafter:
     def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
         if k == 0:
             return NO_PROPOSAL
-        ids: list[int] = []
-        q_rows, shown_rows = [], []
-        logits = self.lm.catch_up(context)[-1]
-        for i in range(k):
-            token, q, shown = choose(logits, context + ids, knobs, generator)
-            ids.append(token)
-            q_rows.append(q)
-            shown_rows.append(shown)
-            if float(shown[token]) < knobs.stop_below:
-                break  # a draft the drafter doubts: the ones after it would rarely be kept, and each costs a row
-            if i < k - 1:
-                logits = self.lm.extend([token])[-1]
-        return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows))
+        first = self.lm.catch_up(context)[-1]
+        return draft_chain(first, lambda i, token: self.lm.extend([token])[-1], context, k, knobs, generator)
 
 
 class NgramDrafter:

@@ -244,7 +244,6 @@ class FastLlamaLM:
             # The norms (indices 0 and 5) stay fp32: only the matrices are multiplied in bf16.
             self.layers = [tuple(w if i in (0, 5) else bf16_copy(w) for i, w in enumerate(layer))
                            for layer in self.layers]
-            self.plan_weights = []
         self.inv_freq = inverse_frequencies(config.rope_parameters["rope_theta"], head_dim)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.cache = KVCache(len(self.layers), config.num_key_value_heads, head_dim, dtype)

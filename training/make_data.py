@@ -10,7 +10,7 @@ Part c samples instead (temperature 0.8, top-p 0.95) from the prompts of both gr
 which is what the head lacked (it memorised its greedy training text). Its labels are the verifier's argmax at
 every position, computed in training/train_head.py; `--shards` (or `--minutes`) bounds the run.
 
-    .venv/bin/python training/make_data.py [--part a|b|c] [--out training/work/data] [--max-new-tokens 128]
+    .venv/bin/python training/make_data.py [--part a|b|c|d|e] [--out training/work/data] [--max-new-tokens 128]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
     parser.add_argument("--part", choices=("a", "b", "c", "d", "e"), default="a",
                         help="a, b: greedy continuations of the first or second training grid; c: sampled ones of "
-                             "both; d: sampled at temperature 1.0 from topic-free openers")
+                             "both; d: sampled at temperature 1.0 from topic-free openers; e: d again with other seeds")
     parser.add_argument("--minutes", type=float, default=0, help="stop starting new shards after this long (0: no limit)")
     parser.add_argument("--shards", type=int, default=0, help="only the first N shards (0: all)")
     args = parser.parse_args()
