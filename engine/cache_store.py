@@ -5,13 +5,15 @@ anything else is removed and rebuilt (a truncated file, a hand-edited config, a 
 A cache that cannot be written (full disk, read-only or misconfigured folder) means no cache this time: the
 model still loads, and the caller gets one sentence to show the user.
 Staging folders are named `.partial-<pid>-...`; one whose process is gone (a killed first start: ~540 MB) is
-removed at the next start.
+removed at the next start. Entries are keyed by the GGUF's contents; another entry of the same model left unused
+for two weeks (an older transformers' layout) is removed when a new one is written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 
 PARTIAL = ".partial-"
 STALE_AFTER_S = 3600  # a staging folder without a pid in its name (older versions): stale after an hour
+UNUSED_AFTER_S = 14 * 24 * 3600  # another entry of the same model (an older transformers' layout) unused this long
 _POSITIVE = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
 
 
@@ -76,6 +79,37 @@ def clean_stale_partials(parent: Path) -> list[Path]:
         return removed
     for entry in entries:
         if entry.name.startswith(PARTIAL) and entry.is_dir() and _stale(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def mark_used(folder: Path) -> None:
+    """Record that a cache folder was used now (its mtime), so pruning spares entries still in use."""
+    try:
+        os.utime(folder)
+    except OSError:
+        pass
+
+
+def prune_unused_siblings(folder: Path, stem: str, unused_after_s: float = UNUSED_AFTER_S) -> list[Path]:
+    """After writing `folder`: remove other entries of the same model (`<stem>-<12 hex digits>`) unused for
+    `unused_after_s`, e.g. left by an older transformers version. Another install still using its entry keeps it."""
+    sibling = re.compile(re.escape(stem) + r"-[0-9a-f]{12}")
+    removed = []
+    try:
+        entries = list(folder.parent.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if entry == folder or not sibling.fullmatch(entry.name) or not entry.is_dir():
+            continue
+        try:
+            unused = now - entry.stat().st_mtime > unused_after_s
+        except OSError:
+            continue
+        if unused:
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed

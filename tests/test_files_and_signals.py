@@ -234,6 +234,44 @@ def test_stale_staging_folders_are_removed_at_the_next_start(fake_gguf):
     assert not killed.exists() and not old.exists() and live.exists()
 
 
+def test_the_same_gguf_installed_twice_shares_one_cache_entry(fake_gguf, tmp_path):
+    """Every fresh virtual environment has its own copy of the embedded GGUF: it must not add another ~520 MB."""
+    from engine.models import _gguf_cache_dir, load_model
+
+    path, calls = fake_gguf
+    load_model(str(path))
+    other_install = tmp_path / "venv2" / "tiny.gguf"
+    other_install.parent.mkdir()
+    other_install.write_bytes(path.read_bytes())
+    load_model(str(other_install))
+    assert len(calls) == 1 and _gguf_cache_dir(other_install) == _gguf_cache_dir(path)
+    changed = tmp_path / "venv3" / "tiny.gguf"
+    changed.parent.mkdir()
+    changed.write_bytes(b"GGUF-requantized")
+    assert _gguf_cache_dir(changed) != _gguf_cache_dir(path)  # other contents, other entry
+
+
+def test_a_new_cache_entry_removes_the_same_models_entries_unused_for_two_weeks(fake_gguf):
+    from engine.models import _gguf_cache_dir, load_model
+
+    path, _ = fake_gguf
+    parent = _gguf_cache_dir(path).parent
+    parent.mkdir(parents=True)
+    month_ago = time.time() - 30 * 24 * 3600
+    old_layout = parent / "tiny-0123456789ab"  # an older transformers' entry of this model
+    in_use = parent / "tiny-ba9876543210"  # another install's, used yesterday
+    other_model = parent / "tiny-v2-0123456789ab"  # a different model whose name starts alike
+    for folder in (old_layout, in_use, other_model):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"0" * 100)
+    for folder in (old_layout, other_model):
+        os.utime(folder, (month_ago, month_ago))
+    os.utime(in_use, (time.time() - 24 * 3600,) * 2)
+    load_model(str(path))
+    assert not old_layout.exists() and in_use.exists() and other_model.exists()
+    assert _gguf_cache_dir(path).exists()
+
+
 @pytest.mark.anyio
 async def test_the_app_says_once_that_there_is_no_cache_this_time(fake_gguf, monkeypatch):
     import safetensors.torch
