@@ -126,14 +126,18 @@ def pass_mask(batch: Batch, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
     return mask, valid
 
 
-def head_loss(model: TrainableHead, batch: Batch, depth: int, feature_weight: float = 0.1):
+def head_loss(model: TrainableHead, batch: Batch, depth: int, feature_weight: float = 0.1, soft: float = 0.0):
     """Cross-entropy on the verifier's next token + feature regression, summed over `depth` unrolled passes.
 
+    `soft` mixes in distillation (EAGLE's loss): cross-entropy against the verifier's whole distribution over the
+    draft vocabulary, p_verifier = softmax(feature @ head_rows), instead of its argmax alone. The features are the
+    verifier's post-norm states, so its logits come free from the same rows the head scores with.
     Returns (loss, per-pass top-1 accuracy over real drafting positions, per-pass CE).
     """
     earlier: list = []
     inputs = shift(batch.features)
     total, accuracies, ces = 0.0, [], []
+    p_verifier = model.logits(batch.features).softmax(-1) if soft else None
     for depth_m in range(1, depth + 1):
         mask, valid = pass_mask(batch, depth_m)
         outputs, kv = model.one_pass(inputs, batch.tokens, batch.pos, earlier, mask)
@@ -141,6 +145,9 @@ def head_loss(model: TrainableHead, batch: Batch, depth: int, feature_weight: fl
         logits = model.logits(outputs)
         labels = batch.labels.masked_fill(~valid, IGNORE)
         ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        if soft:
+            distilled = -(p_verifier[valid] * logits[valid].log_softmax(-1)).sum(-1).mean()
+            ce = (1 - soft) * ce + soft * distilled
         regression = F.smooth_l1_loss(outputs[valid], batch.features[valid])
         total = total + ce + feature_weight * regression
         with torch.no_grad():

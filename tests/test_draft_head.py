@@ -25,6 +25,20 @@ def test_training_lowers_the_loss_and_the_head_drafts(tiny_head, tiny_verifier):
     assert session.stats.tokens_per_verifier_call > 1.5
 
 
+def test_distillation_on_the_verifier_distribution_trains_a_head_that_drafts(tiny_verifier, tmp_path):
+    """EAGLE's loss (soft = 1: cross-entropy against p_verifier, not its argmax) trains as well as the hard labels."""
+    from tiny_head import train_tiny_head
+
+    losses = train_tiny_head(tiny_verifier, tmp_path / "soft-head", soft=1.0)
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:5]) / 5
+    session = make_session(tiny_verifier, f"head:{tmp_path / 'soft-head'}", block_size=4, draft_mode="greedy",
+                           max_new_tokens=40)
+    session.reset("In a distant future,")
+    session.run()
+    assert session.stats.tokens_per_verifier_call > 1.5
+    assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 40)
+
+
 def test_drafting_computes_what_training_computed(tiny_head, tiny_verifier):
     """Pass 1 of the training model and the drafter's real-feature entries agree (same weights, same maths)."""
     head = load_head(tiny_head[0], tiny_verifier)

@@ -31,7 +31,8 @@ def verifier_sequences(verifier, n_new: int = 40):
     return sequences
 
 
-def train_tiny_head(verifier, folder, steps: int = 80, vocab: int = 160, depth: int = 3, seed: int = 0):
+def train_tiny_head(verifier, folder, steps: int = 80, vocab: int = 160, depth: int = 3, seed: int = 0,
+                    soft: float = 0.0):
     """Returns the losses; writes the head to `folder` with a card naming `verifier`."""
     torch.manual_seed(seed)
     sequences = verifier_sequences(verifier)
@@ -46,7 +47,7 @@ def train_tiny_head(verifier, folder, steps: int = 80, vocab: int = 160, depth: 
     optimizer = torch.optim.AdamW(head.parameters(), lr=3e-3)
     losses = []
     for step in range(steps):
-        loss, _, _ = head_loss(head, collate(rows), depth)
+        loss, _, _ = head_loss(head, collate(rows), depth, soft=soft)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -10,7 +10,7 @@ Part c samples instead (temperature 0.8, top-p 0.95) from the prompts of both gr
 which is what the head lacked (it memorised its greedy training text). Its labels are the verifier's argmax at
 every position, computed in training/train_head.py; `--shards` (or `--minutes`) bounds the run.
 
-    .venv/bin/python training/make_data.py [--part a|b|c|d|e] [--out training/work/data] [--max-new-tokens 128]
+    .venv/bin/python training/make_data.py [--part a|b|c|d|e|f] [--out training/work/data] [--max-new-tokens 128]
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
-    parser.add_argument("--part", choices=("a", "b", "c", "d", "e"), default="a",
+    parser.add_argument("--part", choices=("a", "b", "c", "d", "e", "f"), default="a",
                         help="a, b: greedy continuations of the first or second training grid; c: sampled ones of "
                              "both; d: sampled at temperature 1.0 from topic-free openers; e: d again with other seeds")
     parser.add_argument("--minutes", type=float, default=0, help="stop starting new shards after this long (0: no limit)")
@@ -88,12 +88,12 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_verifier(args.verifier)
-    sampled = args.part in "cde"
+    sampled = args.part in "cdef"
     if sampled:
         model = model.to(torch.bfloat16)
     prompts = {"a": prompt_sets.training_prompts, "b": prompt_sets.training_prompts_b,
                "c": lambda: prompt_sets.training_prompts() + prompt_sets.training_prompts_b(),
-               "d": prompt_sets.free_prompts, "e": prompt_sets.free_prompts}[args.part]()
+               "d": prompt_sets.free_prompts, "e": prompt_sets.free_prompts, "f": prompt_sets.genre_prompts}[args.part]()
     if args.limit:
         prompts = prompts[: args.limit]
     # Similar lengths in one batch waste less padding; the order is fixed, so shard i is always the same prompts.
@@ -111,7 +111,7 @@ def main() -> int:
             break
         t0 = time.perf_counter()
         # Parts c-e: the same shard samples the same text on a rerun; e is a second draw of d (other seeds).
-        torch.manual_seed(index + (10_000 if args.part == "e" else 0))
+        torch.manual_seed(index + {"e": 10_000, "f": 20_000}.get(args.part, 0))
         records = generate_shard(model, tokenizer, shard, args.max_new_tokens, sampled,
                                  temperature=1.0 if args.part in "de" else 0.8)
         torch.save(records, path.with_suffix(".tmp"))

@@ -189,3 +189,38 @@ def free_prompts(count: int = 2048) -> list[str]:
     """`count` prompts cycling through the openers (plain and chat alternating); sampling makes each text differ."""
     pool = [p for pair in zip(FREE_PLAIN, FREE_CHAT + FREE_CHAT) for p in (pair[0], chat(pair[1]))]
     return [pool[i % len(pool)] for i in range(count)]
+
+
+# Part f: other genres. A fifth draw of part d's openers bought nothing (held-out 1.76 vs 1.78 tokens per call), so
+# this part changes what is written, not how often: dialogue, lists, instructions, letters, news, reviews, Q&A,
+# recipes, poems, code comments, forum posts, and chat requests for the same. Sampled at temperature 0.8 (part c's),
+# nearer the greedy text the head drafts against than part d's 1.0.
+GENRE_PLAIN = [
+    '"Where are you going?" she asked.', '"I can\'t believe it," he said.', "Ingredients:\n-", "Top 10 reasons",
+    "Step 1:", "Q: ", "Question: What", "Subject: ", "Dear Sir or Madam,", "BREAKING NEWS:", "Review:",
+    "Product description:", "# This function", "// TODO:", "Dear diary,", "Long ago,", "Abstract:",
+    "Chapter 12", "Title:", "Instructions:", "FAQ\n\nQ:", "Posted by", "Meeting notes:", "Summary:", "Warning:",
+    "Recipe:", "Hi everyone,", "Introduction\n\n", "Conclusion\n\n", "Tip:", "Example:", "Note:", "Lesson 3:",
+    "Interviewer:", "The following", "In conclusion,", "First,", "Thank you for", "Welcome to", "Roses are red,",
+]
+GENRE_CHAT = [
+    "Tell me a bedtime story.", "Write a poem about nature.", "Write an email to a colleague.", "Give me a recipe.",
+    "List five ideas for a weekend.", "Write a review of a book you like.", "Answer a question about science.",
+    "Write a short speech.", "Explain how something works, step by step.", "Write a news report.",
+    "Write a conversation between two people.", "Give me a list of tips for students.", "Write a fairy tale.",
+    "Write a funny story.", "Describe an animal.", "Write a diary entry.", "Write instructions for a simple task.",
+    "What is a good habit to start?", "Explain a word and use it in a sentence.", "Write a thank-you note.",
+    "Tell me about a famous person.", "Write a short mystery.", "Write a motivational message.",
+    "Explain the difference between two things.", "Write a short essay.", "Give me a fun quiz with answers.",
+    "Write a job advertisement.", "Describe a meal.", "Write a song.", "Give me an example of a metaphor.",
+    "Write a short biography of an invented person.", "Write the rules of a simple game.", "Describe a city.",
+    "Write a text message inviting a friend.", "What are the pros and cons of something?",
+    "Write a children's story.", "Summarize a story you know.", "Write a complaint letter.",
+    "Explain a math idea simply.", "Write a short scene from a play.",
+]
+
+
+def genre_prompts(count: int = 2048) -> list[str]:
+    """`count` prompts cycling through the genre openers (plain and chat alternating)."""
+    pool = [p for pair in zip(GENRE_PLAIN, GENRE_CHAT) for p in (pair[0], chat(pair[1]))]
+    return [pool[i % len(pool)] for i in range(count)]

@@ -39,7 +39,7 @@ def log(message: str) -> None:
 
 
 PART_GLOBS = {"a": "shard-[0-9]*.pt", "b": "shard-b-*.pt", "c": "shard-c-*.pt",
-              "d": "shard-d-*.pt", "e": "shard-e-*.pt"}  # training/make_data.py --part
+              "d": "shard-d-*.pt", "e": "shard-e-*.pt", "f": "shard-f-*.pt"}  # training/make_data.py --part
 
 
 def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
@@ -92,6 +92,8 @@ def data_source(parts: str) -> str:
         "c": "sampled continuations (T 0.8, top-p 0.95, bf16) of both grids' prompts, the shortest 2,048",
         "d": "sampled text (T 1.0, top-p 0.95, bf16) from 60 topic-free openers (40 plain, 20 chat), 2,048 sequences",
         "e": "a second draw of the same openers with other seeds, 2,048 sequences",
+        "f": "sampled text (T 0.8, top-p 0.95, bf16) from 80 openers of other genres (dialogue, lists, letters, news, "
+             "recipes, poems, code comments; 40 plain, 40 chat), 2,048 sequences",
     }
     return ("SmolLM2's own text, up to 128 new tokens per prompt of training/prompts.py: "
             + "; ".join(described[p] for p in parts) + "; held-out topics and styles never used")
@@ -133,7 +135,7 @@ def train(args, verifier, prepared: dict) -> dict:
     history, step, started, spent = [], 0, time.perf_counter(), 0.0
     if checkpoint.exists() and not args.restart:
         saved = torch.load(checkpoint)
-        if saved["total"] == total and saved["vocab"] == len(vocab_ids):
+        if saved["total"] == total and saved["vocab"] == len(vocab_ids) and saved.get("soft", 0.0) == args.soft:
             head.load_state_dict(saved["head"])
             optimizer.load_state_dict(saved["optimizer"])
             step, history, spent = saved["step"], saved["history"], saved["spent"]
@@ -146,7 +148,7 @@ def train(args, verifier, prepared: dict) -> dict:
         rows = [train_rows[i] for i in order[within * args.batch : (within + 1) * args.batch]]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, total, args.lr, warmup=min(100, total // 10))
-        loss, accuracy, _ = head_loss(head, collate(rows), args.depth)
+        loss, accuracy, _ = head_loss(head, collate(rows), args.depth, soft=args.soft)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -164,13 +166,13 @@ def train(args, verifier, prepared: dict) -> dict:
                 f"{' '.join(f'{a:.2f}' for a in mean_acc)}  {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
         if step % args.checkpoint_every == 0 or step == total:
             torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "total": total,
-                        "vocab": len(vocab_ids), "history": history,
+                        "vocab": len(vocab_ids), "soft": args.soft, "history": history,
                         "spent": spent + time.perf_counter() - started}, checkpoint.with_suffix(".tmp"))
             checkpoint.with_suffix(".tmp").replace(checkpoint)
     with torch.no_grad():
         losses, accuracies = [], []
         for i in range(0, len(valid_rows), args.batch):
-            loss, accuracy, _ = head_loss(head, collate(valid_rows[i : i + args.batch]), args.depth)
+            loss, accuracy, _ = head_loss(head, collate(valid_rows[i : i + args.batch]), args.depth, soft=args.soft)
             losses.append(float(loss))
             accuracies.append(accuracy)
     validation = {"loss": sum(losses) / len(losses),
@@ -183,12 +185,21 @@ def train(args, verifier, prepared: dict) -> dict:
 # ---- evaluate ---------------------------------------------------------------------------------------------
 
 
-def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limit: int) -> dict:
+def held_out_slice(limit: int, rest: bool = False) -> list[str]:
+    """Every (48 // limit)-th held-out prompt (the card's evaluation set), or with `rest` the prompts it skips."""
+    from prompts import held_out_prompts
+
+    prompts = held_out_prompts()
+    chosen = prompts[:: max(1, len(prompts) // limit)][:limit]
+    return [p for p in prompts if p not in chosen] if rest else chosen
+
+
+def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limit: int, rest: bool = False) -> dict:
     """Greedy speculative decoding with the exported head on held-out prompts, through the engine."""
     from engine import Session, SpecConfig
     from engine.models import load_model
 
-    from prompts import for_engine, held_out_prompts
+    from prompts import for_engine
 
     verifier = load_model(verifier_spec)
     config = SpecConfig(verifier=verifier_spec, drafter=f"head:{folder}", block_size=k, draft_mode="greedy",
@@ -196,8 +207,7 @@ def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limi
     session = Session.from_loaded(config, verifier)
     drafted = accepted = tokens = calls = 0
     per_position = [[0, 0] for _ in range(k)]
-    prompts = held_out_prompts()
-    prompts = prompts[:: max(1, len(prompts) // limit)][:limit]
+    prompts = held_out_slice(limit, rest)
     for prompt in prompts:
         text, chat = for_engine(prompt)
         session.configure(chat=chat)
@@ -234,11 +244,22 @@ def main() -> int:
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--eval-prompts", type=int, default=16)
     parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument("--soft", type=float, default=0.0,
+                        help="weight of distillation on the verifier's distribution (0: its argmax only, 1: EAGLE's loss)")
     parser.add_argument("--init", default=None, help="start from this head folder's weights (warm start)")
     parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): a, b, c, d, e")
+    parser.add_argument("--evaluate-only", metavar="FOLDER", default=None,
+                        help="only evaluate this head folder (--eval-k, --eval-rest) and print the result")
+    parser.add_argument("--eval-k", type=int, default=4)
+    parser.add_argument("--eval-rest", action="store_true",
+                        help="evaluate on the held-out prompts the card's set skips (32 of 48 by default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.evaluate_only:
+        result = evaluate(Path(args.evaluate_only), args.verifier, args.eval_k, 64, args.eval_prompts, args.eval_rest)
+        print(json.dumps(result))
+        return 0
     from engine.models import load_model
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -259,8 +280,13 @@ def main() -> int:
         "recipe": {
             "design": "EAGLE-style: fc(2h->h) over [verifier feature (after final norm), token embedding], one "
                       "decoder layer of the verifier's shape, the verifier's LM head restricted to the draft vocabulary",
-            "loss": "cross-entropy on the verifier's next token + 0.1 x smooth-L1 on its next feature, summed over "
-                    f"{args.depth} unrolled drafting passes (training-time test)",
+            "loss": (("cross-entropy on the verifier's next token" if not args.soft else
+                      "cross-entropy against the verifier's distribution over the draft vocabulary (distillation)"
+                      if args.soft == 1 else f"{1 - args.soft:g} x cross-entropy on the verifier's next token + "
+                      f"{args.soft:g} x cross-entropy against its distribution over the draft vocabulary")
+                     + f" + 0.1 x smooth-L1 on its next feature, summed over {args.depth} unrolled drafting passes "
+                       "(training-time test)"),
+            "soft": args.soft,
             "optimizer": f"AdamW lr {args.lr} (warm-up, cosine to 10%), betas (0.9, 0.95), clip 1.0",
             "epochs": args.epochs, "rows": f"{args.batch} x {args.row} packed positions per step",
             "seed": args.seed, "script": "training/make_data.py + training/train_head.py",
