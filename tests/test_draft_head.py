@@ -30,7 +30,8 @@ def test_distillation_on_the_verifier_distribution_trains_a_head_that_drafts(tin
     from tiny_head import train_tiny_head
 
     losses = train_tiny_head(tiny_verifier, tmp_path / "soft-head", soft=1.0)
-    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:5]) / 5
+    # Its floor is p_verifier's entropy (not 0), so it falls less than the hard loss does.
+    assert sum(losses[-10:]) / 10 < 0.75 * sum(losses[:5]) / 5
     session = make_session(tiny_verifier, f"head:{tmp_path / 'soft-head'}", block_size=4, draft_mode="greedy",
                            max_new_tokens=40)
     session.reset("In a distant future,")
