@@ -171,17 +171,18 @@ def pack(sequences: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], row_l
     if current:
         rows.append(current)
     batches = []
-    hidden = sequences[0][1].shape[1]
+    hidden, dtype = sequences[0][1].shape[1], sequences[0][1].dtype
     for row in rows:
         tokens = torch.zeros(row_length, dtype=torch.long)
-        features = torch.zeros(row_length, hidden)
+        # Rows keep the sequences' dtype (fp16 from train_head.py: 1.2 KB a position, not 2.3); collate makes fp32.
+        features = torch.zeros(row_length, hidden, dtype=dtype)
         labels = torch.full((row_length,), IGNORE, dtype=torch.long)
         seq = torch.full((row_length,), -1, dtype=torch.long)
         pos = torch.zeros(row_length, dtype=torch.long)
         at = 0
         for number, (t, f, l) in enumerate(row):
             n = len(t)
-            tokens[at : at + n], features[at : at + n], labels[at : at + n] = t, f.float(), l
+            tokens[at : at + n], features[at : at + n], labels[at : at + n] = t, f, l
             seq[at : at + n], pos[at : at + n] = number, torch.arange(n)
             at += n
         batches.append(Batch(tokens[None], features[None], labels[None], seq[None], pos[None]))
@@ -189,7 +190,9 @@ def pack(sequences: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], row_l
 
 
 def collate(rows: list[Batch]) -> Batch:
-    return Batch(*(torch.cat([getattr(r, f) for r in rows]) for f in ("tokens", "features", "labels", "seq", "pos")))
+    batch = Batch(*(torch.cat([getattr(r, f) for r in rows]) for f in ("tokens", "features", "labels", "seq", "pos")))
+    batch.features = batch.features.float()
+    return batch
 
 
 def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
