@@ -34,10 +34,12 @@ train-head: $(STAMP)
 	$(PY) training/make_data.py --part b
 	$(PY) training/make_data.py --part c --batch 128 --shards 16
 	$(PY) training/make_data.py --part d --batch 128 --shards 16
-	# Stage 1: the greedy parts; stage 2: warm start on a-c; stage 3 (the shipped head): warm start, all four parts.
-	$(PY) training/train_head.py --parts ab --out training/work/head-ab --skip-eval
-	$(PY) training/train_head.py --parts abc --init training/work/head-ab --epochs 2 --lr 5e-4 --out training/work/head-abc --skip-eval
-	$(PY) training/train_head.py --parts abcd --init training/work/head-abc --epochs 1 --lr 3e-4 $(ARGS)
+	$(PY) training/make_data.py --part e --batch 128 --shards 16
+	$(PY) training/make_data.py --part f --batch 128 --shards 16
+	# Both stages distil the verifier's distribution (--soft 1). Stage 1: parts a-e from scratch; stage 2 (the
+	# shipped head, v4): warm start, all six parts.
+	$(PY) training/train_head.py --parts abcde --epochs 2 --lr 1e-3 --soft 1.0 --out training/work/head-soft-abcde --skip-eval
+	$(PY) training/train_head.py --parts abcdef --init training/work/head-soft-abcde --epochs 1 --lr 3e-4 --soft 1.0 $(ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -74,6 +74,8 @@ def main() -> int:
                              "no shapes: 3,2,1,1 2,2,2,2 dynamic:12")
     parser.add_argument("--draft-confidence", type=float, default=0.0, metavar="Q",
                         help="also every head row with --draft-confidence Q (the chain stops after a draft below Q)")
+    parser.add_argument("--also-head", action="append", default=[], metavar="PATH",
+                        help="also rows for this trained head (head:PATH) at --head-ks, e.g. the previous version")
     parser.add_argument("--bf16", action="store_true",
                         help="also the head rows and the engine's plain baseline with --forward bf16 (engine/fast_llama.py)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
@@ -122,6 +124,7 @@ def main() -> int:
                    (f"early-exit:{args.early_exit}", "auto", k)]
         head_ks = list(map(int, args.head_ks.split(",")))
         engines += [(drafter, "auto", head_k) for drafter in ("head", "ngram+head") for head_k in head_ks]
+        engines += [(f"head:{path}", "auto", head_k) for path in args.also_head for head_k in head_ks]
         if args.bf16:
             engines += [(drafter, "bf16", head_k) for drafter in ("head", "ngram+head") for head_k in head_ks]
         for drafter, forward, block in engines:
@@ -157,7 +160,8 @@ def main() -> int:
             bf16 = name in bf16_methods
             reference = outputs["plain greedy (engine baseline, bf16)" if bf16 else "plain greedy (transformers)"]
             median = statistics.median(walls[name])
-            row = {"prompt": prompt_name, "method": name, "forward": "bf16" if bf16 else "fp32", "k": k, "new_tokens": len(tokens),
+            row = {"prompt": prompt_name, "method": name, "forward": "bf16" if bf16 else "fp32",
+                   "k": session.config.block_size if session is not None else k, "new_tokens": len(tokens),
                    "median_s": median, "tokens_per_s": len(tokens) / median, "runs_s": walls[name],
                    "lossless": tokens[: len(reference)] == reference[: len(tokens)], "rss_mb": rss_mb()}
             if session is not None:
