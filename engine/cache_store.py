@@ -72,16 +72,7 @@ def discard_if_invalid(folder: Path) -> str | None:
 
 def clean_stale_partials(parent: Path) -> list[Path]:
     """Remove staging folders left by killed processes; a live process's staging folder is left alone."""
-    removed = []
-    try:
-        entries = list(parent.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        if entry.name.startswith(PARTIAL) and entry.is_dir() and _stale(entry):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-    return removed
+    return _remove_folders(parent, lambda entry: entry.name.startswith(PARTIAL) and _stale(entry))
 
 
 def mark_used(folder: Path) -> None:
@@ -96,22 +87,27 @@ def prune_unused_siblings(folder: Path, stem: str, unused_after_s: float = UNUSE
     """After writing `folder`: remove other entries of the same model (`<stem>-<12 hex digits>`) unused for
     `unused_after_s`, e.g. left by an older transformers version. Another install still using its entry keeps it."""
     sibling = re.compile(re.escape(stem) + r"-[0-9a-f]{12}")
+    now = time.time()
+    return _remove_folders(folder.parent, lambda entry: entry != folder and sibling.fullmatch(entry.name) is not None
+                           and now - entry.stat().st_mtime > unused_after_s)
+
+
+def _remove_folders(parent: Path, remove) -> list[Path]:
+    """Remove the sub-folders of `parent` for which `remove(entry)` is true; a folder that vanishes meanwhile or
+    cannot be read is skipped."""
     removed = []
     try:
-        entries = list(folder.parent.iterdir())
+        entries = list(parent.iterdir())
     except OSError:
         return removed
-    now = time.time()
     for entry in entries:
-        if entry == folder or not sibling.fullmatch(entry.name) or not entry.is_dir():
-            continue
         try:
-            unused = now - entry.stat().st_mtime > unused_after_s
+            if not (entry.is_dir() and remove(entry)):
+                continue
         except OSError:
             continue
-        if unused:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
     return removed
 
 

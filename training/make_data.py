@@ -81,7 +81,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
     parser.add_argument("--part", choices=("a", "b", "c", "d", "e", "f"), default="a",
                         help="a, b: greedy continuations of the first or second training grid; c: sampled ones of "
-                             "both; d: sampled at temperature 1.0 from topic-free openers; e: d again with other seeds")
+                             "both; d: sampled at temperature 1.0 from topic-free openers; e: d again with other seeds; "
+                             "f: sampled at 0.8 from openers of other genres (dialogue, lists, letters, code comments)")
     parser.add_argument("--minutes", type=float, default=0, help="stop starting new shards after this long (0: no limit)")
     parser.add_argument("--shards", type=int, default=0, help="only the first N shards (0: all)")
     args = parser.parse_args()
