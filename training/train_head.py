@@ -99,6 +99,19 @@ def data_source(parts: str) -> str:
             + "; ".join(described[p] for p in parts) + "; held-out topics and styles never used")
 
 
+def describe_loss(soft: float, depth: int) -> str:
+    hard = "cross-entropy on the verifier's next token"
+    distilled = "cross-entropy against the verifier's distribution over the draft vocabulary"
+    if soft == 0:
+        token_term = hard
+    elif soft == 1:
+        token_term = f"{distilled} (distillation)"
+    else:
+        token_term = f"{1 - soft:g} x {hard} + {soft:g} x {distilled}"
+    return (f"{token_term} + 0.1 x smooth-L1 on its next feature, summed over {depth} unrolled drafting passes "
+            "(training-time test)")
+
+
 def to_vocab_index(labels: torch.Tensor, vocab_ids: torch.Tensor, full_vocab: int) -> torch.Tensor:
     index = torch.full((full_vocab,), IGNORE, dtype=torch.long)
     index[vocab_ids] = torch.arange(len(vocab_ids))
@@ -280,12 +293,7 @@ def main() -> int:
         "recipe": {
             "design": "EAGLE-style: fc(2h->h) over [verifier feature (after final norm), token embedding], one "
                       "decoder layer of the verifier's shape, the verifier's LM head restricted to the draft vocabulary",
-            "loss": (("cross-entropy on the verifier's next token" if not args.soft else
-                      "cross-entropy against the verifier's distribution over the draft vocabulary (distillation)"
-                      if args.soft == 1 else f"{1 - args.soft:g} x cross-entropy on the verifier's next token + "
-                      f"{args.soft:g} x cross-entropy against its distribution over the draft vocabulary")
-                     + f" + 0.1 x smooth-L1 on its next feature, summed over {args.depth} unrolled drafting passes "
-                       "(training-time test)"),
+            "loss": describe_loss(args.soft, args.depth),
             "soft": args.soft,
             "optimizer": f"AdamW lr {args.lr} (warm-up, cosine to 10%), betas (0.9, 0.95), clip 1.0",
             "epochs": args.epochs, "rows": f"{args.batch} x {args.row} packed positions per step",
