@@ -137,18 +137,27 @@ def head_loss(model: TrainableHead, batch: Batch, depth: int, feature_weight: fl
     earlier: list = []
     inputs = shift(batch.features)
     total, accuracies, ces = 0.0, [], []
-    p_verifier = model.logits(batch.features).softmax(-1) if soft else None
+    p_verifier = None
+    if soft:
+        with torch.autocast("cpu", enabled=False):  # the teacher in fp32 even when the student trains in bf16
+            p_verifier = model.logits(batch.features).softmax(-1)
     for depth_m in range(1, depth + 1):
         mask, valid = pass_mask(batch, depth_m)
         outputs, kv = model.one_pass(inputs, batch.tokens, batch.pos, earlier, mask)
         earlier.append(kv)
         logits = model.logits(outputs)
+        # One log-softmax serves both terms, and masked means instead of boolean indexing (no [N, V] copies).
+        log_q = logits.float().log_softmax(-1)
         labels = batch.labels.masked_fill(~valid, IGNORE)
-        ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        counted = labels != IGNORE
+        hard = -(log_q.gather(-1, labels.clamp(min=0)[..., None])[..., 0] * counted).sum() / counted.sum().clamp(min=1)
+        weight = valid.float() / valid.sum().clamp(min=1)
         if soft:
-            distilled = -(p_verifier[valid] * logits[valid].log_softmax(-1)).sum(-1).mean()
-            ce = (1 - soft) * ce + soft * distilled
-        regression = F.smooth_l1_loss(outputs[valid], batch.features[valid])
+            distilled = -((p_verifier * log_q).sum(-1) * weight).sum()
+            ce = (1 - soft) * hard + soft * distilled if soft < 1 else distilled
+        else:
+            ce = hard
+        regression = (F.smooth_l1_loss(outputs.float(), batch.features, reduction="none").mean(-1) * weight).sum()
         total = total + ce + feature_weight * regression
         with torch.no_grad():
             hit = (logits.argmax(-1) == batch.labels) & valid

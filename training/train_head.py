@@ -121,6 +121,11 @@ def to_vocab_index(labels: torch.Tensor, vocab_ids: torch.Tensor, full_vocab: in
 # ---- train ------------------------------------------------------------------------------------------------
 
 
+def autocast(precision: str):
+    """bf16: the head's matmuls in bfloat16 (AMX), weights, optimizer and the loss's softmaxes in fp32."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def train(args, verifier, prepared: dict) -> dict:
     torch.manual_seed(args.seed)
     model = verifier.model
@@ -161,7 +166,8 @@ def train(args, verifier, prepared: dict) -> dict:
         rows = [train_rows[i] for i in order[within * args.batch : (within + 1) * args.batch]]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, total, args.lr, warmup=min(100, total // 10))
-        loss, accuracy, _ = head_loss(head, collate(rows), args.depth, soft=args.soft)
+        with autocast(args.precision):
+            loss, accuracy, _ = head_loss(head, collate(rows), args.depth, soft=args.soft)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -185,7 +191,8 @@ def train(args, verifier, prepared: dict) -> dict:
     with torch.no_grad():
         losses, accuracies = [], []
         for i in range(0, len(valid_rows), args.batch):
-            loss, accuracy, _ = head_loss(head, collate(valid_rows[i : i + args.batch]), args.depth, soft=args.soft)
+            with autocast(args.precision):
+                loss, accuracy, _ = head_loss(head, collate(valid_rows[i : i + args.batch]), args.depth, soft=args.soft)
             losses.append(float(loss))
             accuracies.append(accuracy)
     validation = {"loss": sum(losses) / len(losses),
@@ -259,6 +266,8 @@ def main() -> int:
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--soft", type=float, default=0.0,
                         help="weight of distillation on the verifier's distribution (0: its argmax only, 1: EAGLE's loss)")
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                        help="bf16: mixed precision (about 2x faster steps on a CPU with AMX); fp32 trained heads v1-v4")
     parser.add_argument("--init", default=None, help="start from this head folder's weights (warm start)")
     parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): a, b, c, d, e")
     parser.add_argument("--evaluate-only", metavar="FOLDER", default=None,
@@ -296,6 +305,7 @@ def main() -> int:
             "loss": describe_loss(args.soft, args.depth),
             "soft": args.soft,
             "optimizer": f"AdamW lr {args.lr} (warm-up, cosine to 10%), betas (0.9, 0.95), clip 1.0",
+            "precision": args.precision,
             "epochs": args.epochs, "rows": f"{args.batch} x {args.row} packed positions per step",
             "seed": args.seed, "script": "training/make_data.py + training/train_head.py",
             "init": args.init, "parts": args.parts,

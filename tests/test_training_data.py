@@ -1,0 +1,66 @@
+"""training/make_data.py's own generation loop: the same text as transformers' generate, the features of that text,
+and top-p sampling that draws only from the top-p set, in proportion."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
+
+import make_data  # noqa: E402
+
+PROMPTS = ["In a distant future,", "def add(a, b):\n    return", "The drafter proposes, the verifier checks", "print("]
+
+
+@pytest.fixture(scope="module")
+def tiny_transformers(tiny):
+    from engine.models import load_model
+
+    loaded = load_model(tiny["verifier"], lean=False)
+    loaded.tokenizer.pad_token = loaded.tokenizer.eos_token  # the tiny tokenizer has none; batches are left-padded
+    return loaded.model, loaded.tokenizer
+
+
+def test_batched_greedy_continuations_match_generate_prompt_by_prompt(tiny_transformers):
+    model, tokenizer = tiny_transformers
+    records = make_data.generate_shard(model, tokenizer, PROMPTS, 16)
+    eos = tokenizer.eos_token_id
+    for record, prompt in zip(records, PROMPTS):
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        with torch.inference_mode():
+            reference = model.generate(ids, max_new_tokens=16, do_sample=False, pad_token_id=eos)[0].tolist()
+        if eos in reference[ids.shape[1]:]:
+            reference = reference[: reference.index(eos, ids.shape[1]) + 1]
+        assert record["ids"] == reference
+        assert record["prompt_len"] == ids.shape[1]
+
+
+def test_recorded_features_are_the_verifiers_hidden_states_of_that_text(tiny_transformers):
+    model, tokenizer = tiny_transformers
+    records = make_data.generate_shard(model, tokenizer, PROMPTS, 16)
+    for record in records:
+        captured = []
+        hook = model.model.norm.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+        with torch.inference_mode():
+            model(torch.tensor([record["ids"][:-1]]))
+        hook.remove()
+        expected = captured[0][0]
+        assert record["features"].shape == expected.shape  # every fed position, all but the last token
+        assert torch.allclose(record["features"].float(), expected, rtol=1e-2, atol=1e-2)
+
+
+def test_top_p_draws_only_from_the_top_p_set_and_in_proportion():
+    torch.manual_seed(0)
+    p = torch.tensor([0.5, 0.3, 0.15, 0.04, 0.01])
+    logits = torch.full((4000, 300), -30.0)  # 300 > the 256 candidates: the tail must not matter
+    logits[:, [7, 3, 250, 0, 299]] = p.log()
+    tokens = make_data.next_tokens(logits, sampled=True, temperature=1.0, top_p=0.9)
+    # Mass before each: 0, 0.5, 0.8, 0.95: the top-p set is the first three (0.5 + 0.3 + 0.15 >= 0.9).
+    assert set(tokens.tolist()) == {7, 3, 250}
+    shares = torch.tensor([(tokens == t).float().mean() for t in (7, 3, 250)])
+    assert torch.allclose(shares, p[:3] / p[:3].sum(), atol=0.03)
+    assert make_data.next_tokens(logits[:2], sampled=False, temperature=1.0).tolist() == [7, 7]
