@@ -64,3 +64,22 @@ def test_top_p_draws_only_from_the_top_p_set_and_in_proportion():
     shares = torch.tensor([(tokens == t).float().mean() for t in (7, 3, 250)])
     assert torch.allclose(shares, p[:3] / p[:3].sum(), atol=0.03)
     assert make_data.next_tokens(logits[:2], sampled=False, temperature=1.0).tolist() == [7, 7]
+
+
+def test_train_head_trains_in_bf16_on_the_packed_fp16_rows_it_prepares(tiny_verifier, tmp_path, monkeypatch):
+    """The script's own loop (not tests/tiny_head.py's): rows keep fp16 features, steps run under bf16 autocast."""
+    import argparse
+
+    import train_head
+    from tiny_head import verifier_sequences
+
+    monkeypatch.setattr(train_head, "WORK", tmp_path)  # its checkpoint, not training/work's
+    sequences = [(tokens, features.half(), labels) for tokens, features, labels in verifier_sequences(tiny_verifier)]
+    counts = torch.bincount(torch.cat([labels for _, _, labels in sequences]), minlength=tiny_verifier.vocab_size)
+    prepared = {"sequences": sequences, "vocab_ids": counts.argsort(descending=True)[:160]}
+    args = argparse.Namespace(seed=0, row=128, batch=2, epochs=40, lr=3e-3, depth=3, soft=1.0, precision="bf16",
+                              init=None, restart=True, log_every=1000, checkpoint_every=1000)
+    trained = train_head.train(args, tiny_verifier, prepared)
+    losses = [h["loss"] for h in trained["history"]]
+    assert sum(losses[-5:]) / 5 < 0.75 * losses[0]
+    assert (tmp_path / "checkpoint.pt").exists()

@@ -166,8 +166,9 @@ def train(args, verifier, prepared: dict) -> dict:
         rows = [train_rows[i] for i in order[within * args.batch : (within + 1) * args.batch]]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, total, args.lr, warmup=min(100, total // 10))
+        batch = collate(rows)  # outside autocast: its cat of fp16 rows is refused there
         with autocast(args.precision):
-            loss, accuracy, _ = head_loss(head, collate(rows), args.depth, soft=args.soft)
+            loss, accuracy, _ = head_loss(head, batch, args.depth, soft=args.soft)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -191,8 +192,9 @@ def train(args, verifier, prepared: dict) -> dict:
     with torch.no_grad():
         losses, accuracies = [], []
         for i in range(0, len(valid_rows), args.batch):
+            batch = collate(valid_rows[i : i + args.batch])
             with autocast(args.precision):
-                loss, accuracy, _ = head_loss(head, collate(valid_rows[i : i + args.batch]), args.depth, soft=args.soft)
+                loss, accuracy, _ = head_loss(head, batch, args.depth, soft=args.soft)
             losses.append(float(loss))
             accuracies.append(accuracy)
     validation = {"loss": sum(losses) / len(losses),
