@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import prompts as prompt_sets  # noqa: E402
+from parts import PARTS, help_text as parts_help  # noqa: E402
 
 
 def load_verifier(spec: str):
@@ -93,6 +93,7 @@ def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, sa
     hook = model.model.norm.register_forward_hook(lambda module, args, output: captured.append(args[0].detach()))
     eos_ids = model.generation_config.eos_token_id
     eos = torch.tensor(eos_ids if isinstance(eos_ids, list) else [eos_ids])
+    precision = {torch.bfloat16: "bf16", torch.float32: "fp32"}.get(model.dtype, str(model.dtype))
     try:
         tokenizer.padding_side = "left"
         batch = tokenizer(prompts, return_tensors="pt", padding=True)
@@ -129,7 +130,8 @@ def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, sa
         ids = batch.input_ids[row, pad:].tolist() + continuation
         # Features exist for every fed position: all but the last token.
         feats = features[row, pad : pad + len(ids) - 1].to(torch.float16).clone()
-        records.append({"prompt": prompt, "ids": ids, "prompt_len": width - pad, "features": feats, "sampled": sampled})
+        records.append({"prompt": prompt, "ids": ids, "prompt_len": width - pad, "features": feats, "sampled": sampled,
+                        "precision": precision})
     return records
 
 
@@ -140,10 +142,7 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
-    parser.add_argument("--part", choices=("a", "b", "c", "d", "e", "f"), default="a",
-                        help="a, b: greedy continuations of the first or second training grid; c: sampled ones of "
-                             "both; d: sampled at temperature 1.0 from topic-free openers; e: d again with other seeds; "
-                             "f: sampled at 0.8 from openers of other genres (dialogue, lists, letters, code comments)")
+    parser.add_argument("--part", choices=tuple(PARTS), default="a", help=parts_help())
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                         help="the verifier's dtype while generating (bf16: ~1.6x faster with AMX; heads v1-v4 had "
                              "parts a and b in fp32)")
@@ -153,12 +152,10 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_verifier(args.verifier)
-    sampled = args.part in "cdef"
+    part = PARTS[args.part]
     if args.precision == "bf16":
         model = model.to(torch.bfloat16)
-    prompts = {"a": prompt_sets.training_prompts, "b": prompt_sets.training_prompts_b,
-               "c": lambda: prompt_sets.training_prompts() + prompt_sets.training_prompts_b(),
-               "d": prompt_sets.free_prompts, "e": prompt_sets.free_prompts, "f": prompt_sets.genre_prompts}[args.part]()
+    prompts = part.prompts()
     if args.limit:
         prompts = prompts[: args.limit]
     # Similar lengths in one batch waste less padding; the order is fixed, so shard i is always the same prompts.
@@ -168,17 +165,16 @@ def main() -> int:
         shards = shards[: args.shards]
     start, made = time.perf_counter(), 0
     for index, shard in enumerate(shards):
-        path = out / (f"shard-{index:04d}.pt" if args.part == "a" else f"shard-{args.part}-{index:04d}.pt")
+        path = out / part.shard_name(index)
         if path.exists():
             continue
         if args.minutes and time.perf_counter() - start > 60 * args.minutes:
             print(f"stopped after {args.minutes} min: {index} of {len(shards)} shards", flush=True)
             break
         t0 = time.perf_counter()
-        # Parts c-e: the same shard samples the same text on a rerun; e is a second draw of d (other seeds).
-        torch.manual_seed(index + {"e": 10_000, "f": 20_000}.get(args.part, 0))
-        records = generate_shard(model, tokenizer, shard, args.max_new_tokens, sampled,
-                                 temperature=1.0 if args.part in "de" else 0.8)
+        torch.manual_seed(index + part.seed_offset)  # the same shard samples the same text on a rerun
+        records = generate_shard(model, tokenizer, shard, args.max_new_tokens, part.sampled,
+                                 temperature=part.temperature or 1.0)
         torch.save(records, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
         tokens = sum(len(r["ids"]) - r["prompt_len"] for r in records)

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine.draft_head import HEADS_DIR, HeadShape, save_head  # noqa: E402
 from engine.head_training import IGNORE, TrainableHead, collate, head_loss, learning_rate, pack  # noqa: E402
 from engine.fast_llama import rms_norm  # noqa: E402
+from parts import PARTS  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work"
 
@@ -38,18 +39,14 @@ def log(message: str) -> None:
 # ---- prepare ----------------------------------------------------------------------------------------------
 
 
-PART_GLOBS = {"a": "shard-[0-9]*.pt", "b": "shard-b-*.pt", "c": "shard-c-*.pt",
-              "d": "shard-d-*.pt", "e": "shard-e-*.pt", "f": "shard-f-*.pt"}  # training/make_data.py --part
-
-
 def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
     """Normalised features, the verifier's next-token labels, and the N most frequent labels as the vocabulary."""
     model = verifier.model
     norm, eps = model.model.norm.weight, model.config.rms_norm_eps
     head = model.get_output_embeddings().weight
     logits = torch.empty(256, head.shape[0])  # one buffer for every sequence's argmax (see verifier_argmax)
-    sequences, counts = [], Counter()
-    shards = sorted(path for part in parts for path in data.glob(PART_GLOBS[part]))
+    sequences, counts, precisions = [], Counter(), set()
+    shards = sorted(path for part in parts for path in data.glob(PARTS[part].shard_glob))
     if not shards:
         raise SystemExit(f"no shards in {data}: run training/make_data.py first")
     for path in shards:
@@ -57,16 +54,18 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
             ids, prompt_len = record["ids"], record["prompt_len"]
             features = rms_norm(record["features"].float(), norm, eps)  # [n - 1, H]
             labels = torch.tensor(ids[1:])  # in a greedy continuation the next token IS the verifier's argmax
-            # In the prompt, and everywhere in sampled text (part c), ask the verifier what it would have said.
+            # In the prompt, and everywhere in sampled text (parts c-f), ask the verifier what it would have said.
             asked = len(labels) if record.get("sampled") else prompt_len - 1
             labels[:asked] = verifier_argmax(features[:asked], head, logits)
             sequences.append((torch.tensor(ids[:-1]), features.to(torch.float16), labels))
             counts.update(labels.tolist())
+            # Shards from before the field: parts a and b were generated in fp32, the sampled parts in bf16.
+            precisions.add(record.get("precision", "bf16" if record.get("sampled") else "fp32"))
     vocab_ids = torch.tensor([token for token, _ in counts.most_common(vocab_size)])
     total = sum(counts.values())
     coverage = {n: sum(c for _, c in counts.most_common(n)) / total for n in (4096, 8192, 16384)}
     return {"sequences": sequences, "vocab_ids": vocab_ids, "coverage": coverage, "shards": len(shards),
-            "positions": total}
+            "positions": total, "precisions": precisions}
 
 
 @torch.inference_mode()
@@ -85,18 +84,10 @@ def verifier_argmax(features: torch.Tensor, head: torch.Tensor, logits: torch.Te
     return out
 
 
-def data_source(parts: str) -> str:
-    described = {
-        "a": "greedy continuations of grid A (103 topics x 10 plain + 10 chat styles)",
-        "b": "greedy continuations of grid B (140 more topics x 4 plain + 4 chat styles)",
-        "c": "sampled continuations (T 0.8, top-p 0.95, bf16) of both grids' prompts, the shortest 2,048",
-        "d": "sampled text (T 1.0, top-p 0.95, bf16) from 60 topic-free openers (40 plain, 20 chat), 2,048 sequences",
-        "e": "a second draw of the same openers with other seeds, 2,048 sequences",
-        "f": "sampled text (T 0.8, top-p 0.95, bf16) from 80 openers of other genres (dialogue, lists, letters, news, "
-             "recipes, poems, code comments; 40 plain, 40 chat), 2,048 sequences",
-    }
-    return ("SmolLM2's own text, up to 128 new tokens per prompt of training/prompts.py: "
-            + "; ".join(described[p] for p in parts) + "; held-out topics and styles never used")
+def data_source(parts: str, precisions: set[str]) -> str:
+    generated = " and ".join(sorted(precisions))
+    return (f"SmolLM2's own text ({generated}), up to 128 new tokens per prompt of training/prompts.py: "
+            + "; ".join(PARTS[p].description for p in parts) + "; held-out topics and styles never used")
 
 
 def describe_loss(soft: float, depth: int) -> str:
@@ -271,7 +262,7 @@ def main() -> int:
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                         help="bf16: mixed precision (about 2x faster steps on a CPU with AMX); fp32 trained heads v1-v4")
     parser.add_argument("--init", default=None, help="start from this head folder's weights (warm start)")
-    parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): a, b, c, d, e")
+    parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): any of " + "".join(PARTS))
     parser.add_argument("--evaluate-only", metavar="FOLDER", default=None,
                         help="only evaluate this head folder (--eval-k, --eval-rest) and print the result")
     parser.add_argument("--eval-k", type=int, default=4)
@@ -313,7 +304,7 @@ def main() -> int:
             "init": args.init, "parts": args.parts,
         },
         "data": {
-            "source": data_source(args.parts),
+            "source": data_source(args.parts, prepared["precisions"]),
             "sequences": len(prepared["sequences"]), "positions": prepared["positions"],
             "vocabulary_coverage": prepared["coverage"],
         },
