@@ -18,6 +18,7 @@ and a top-p draw among the 256 most likely tokens): about 1,000 new tokens/s, ag
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -135,12 +136,22 @@ def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, sa
     return records
 
 
+TIMING = "timing.json"  # seconds each shard took to generate: train_head.py puts their sum on the head's card
+
+
+def record_seconds(out: Path, shard: str, seconds: float) -> None:
+    path = out / TIMING
+    timing = json.loads(path.read_text()) if path.exists() else {}
+    timing[shard] = round(seconds, 1)
+    path.write_text(json.dumps(timing, indent=0))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verifier", default="smollm2-135m")
     parser.add_argument("--out", default=str(Path(__file__).parent / "work" / "data"))
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
     parser.add_argument("--part", choices=tuple(PARTS), default="a", help=parts_help())
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
@@ -177,6 +188,7 @@ def main() -> int:
                                  temperature=part.temperature or 1.0)
         torch.save(records, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
+        record_seconds(out, path.name, time.perf_counter() - t0)
         tokens = sum(len(r["ids"]) - r["prompt_len"] for r in records)
         made += tokens
         print(f"shard {index + 1}/{len(shards)}: {tokens} new tokens in {time.perf_counter() - t0:.0f} s "

@@ -64,7 +64,12 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
     vocab_ids = torch.tensor([token for token, _ in counts.most_common(vocab_size)])
     total = sum(counts.values())
     coverage = {n: sum(c for _, c in counts.most_common(n)) / total for n in (4096, 8192, 16384)}
+    timing_path = data / "timing.json"  # written by make_data.py as it makes each shard
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+    timed = [timing[path.name] for path in shards if path.name in timing]
+    generation = round(sum(timed)) if len(timed) == len(shards) else None  # unknown if any shard lacks its time
     return {"sequences": sequences, "vocab_ids": vocab_ids, "coverage": coverage, "shards": len(shards),
+            "generation_seconds": generation,
             "positions": total, "precisions": precisions}
 
 
@@ -306,6 +311,7 @@ def main() -> int:
         "data": {
             "source": data_source(args.parts, prepared["precisions"]),
             "sequences": len(prepared["sequences"]), "positions": prepared["positions"],
+            "generation_seconds": prepared["generation_seconds"],  # make_data.py, shard by shard (no model loads)
             "vocabulary_coverage": prepared["coverage"],
         },
         "training": {"steps": trained["steps"], "seconds": round(trained["seconds"]),
