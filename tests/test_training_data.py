@@ -83,3 +83,16 @@ def test_train_head_trains_in_bf16_on_the_packed_fp16_rows_it_prepares(tiny_veri
     losses = [h["loss"] for h in trained["history"]]
     assert sum(losses[-5:]) / 5 < 0.75 * losses[0]
     assert (tmp_path / "checkpoint.pt").exists()
+
+
+def test_a_data_folder_resumes_only_with_the_settings_that_made_its_shards(tmp_path):
+    layout = {"batch": 512, "max_new_tokens": 128, "precision": "bf16", "limit": 0}
+    make_data.check_layout(tmp_path, layout)
+    make_data.check_layout(tmp_path, dict(layout))  # a rerun with the same settings resumes
+    with pytest.raises(SystemExit, match="batch.: 512"):
+        make_data.check_layout(tmp_path, {**layout, "batch": 128})  # shard i would be other prompts
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "shard-c-0000.pt").write_bytes(b"")
+    with pytest.raises(SystemExit, match="older make_data.py"):
+        make_data.check_layout(older, layout)

@@ -247,7 +247,7 @@ def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limi
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verifier", default="smollm2-135m")
-    parser.add_argument("--data", default=str(WORK / "data"))
+    parser.add_argument("--data", default=str(WORK / "data-v5"))
     parser.add_argument("--out", default=None, help="head folder (default engine/heads/<verifier>)")
     parser.add_argument("--vocab", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=2)
