@@ -262,12 +262,12 @@ def main() -> int:
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--eval-prompts", type=int, default=16)
     parser.add_argument("--skip-eval", action="store_true")
-    parser.add_argument("--soft", type=float, default=0.0,
+    parser.add_argument("--soft", type=float, default=1.0,
                         help="weight of distillation on the verifier's distribution (0: its argmax only, 1: EAGLE's loss)")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                         help="bf16: mixed precision (about 2x faster steps on a CPU with AMX); fp32 trained heads v1-v4")
     parser.add_argument("--init", default=None, help="start from this head folder's weights (warm start)")
-    parser.add_argument("--parts", default="abc", help="which data parts to train on (make_data.py --part): any of " + "".join(PARTS))
+    parser.add_argument("--parts", default="abcdef", help="which data parts to train on (make_data.py --part): any of " + "".join(PARTS))
     parser.add_argument("--evaluate-only", metavar="FOLDER", default=None,
                         help="only evaluate this head folder (--eval-k, --eval-rest) and print the result")
     parser.add_argument("--eval-k", type=int, default=4)
