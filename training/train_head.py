@@ -1,6 +1,6 @@
 """Train the draft head for the embedded SmolLM2-135M (or another Llama verifier) on data from make_data.py.
 
-    .venv/bin/python training/train_head.py [--data training/work/data] [--vocab 8192] [--epochs 2] [--depth 3]
+    .venv/bin/python training/train_head.py [--data training/work/data-v5] [--vocab 8192] [--epochs 2] [--depth 3]
 
 Phases, each resumable: prepare (labels and the head's vocabulary from the shards), train (a checkpoint every
 few steps in training/work/), export (engine/heads/<verifier>/: head.safetensors + card.json) and evaluate
