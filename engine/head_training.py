@@ -154,7 +154,7 @@ def head_loss(model: TrainableHead, batch: Batch, depth: int, feature_weight: fl
         weight = valid.float() / valid.sum().clamp(min=1)
         if soft:
             distilled = -((p_verifier * log_q).sum(-1) * weight).sum()
-            ce = (1 - soft) * hard + soft * distilled if soft < 1 else distilled
+            ce = (1 - soft) * hard + soft * distilled
         else:
             ce = hard
         regression = (F.smooth_l1_loss(outputs.float(), batch.features, reduction="none").mean(-1) * weight).sum()

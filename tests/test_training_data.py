@@ -58,12 +58,12 @@ def test_top_p_draws_only_from_the_top_p_set_and_in_proportion():
     p = torch.tensor([0.5, 0.3, 0.15, 0.04, 0.01])
     logits = torch.full((4000, 300), -30.0)  # 300 > the 256 candidates: the tail must not matter
     logits[:, [7, 3, 250, 0, 299]] = p.log()
-    tokens = make_data.next_tokens(logits, sampled=True, temperature=1.0, top_p=0.9)
+    tokens = make_data.next_tokens(logits, temperature=1.0, top_p=0.9)
     # Mass before each: 0, 0.5, 0.8, 0.95: the top-p set is the first three (0.5 + 0.3 + 0.15 >= 0.9).
     assert set(tokens.tolist()) == {7, 3, 250}
     shares = torch.tensor([(tokens == t).float().mean() for t in (7, 3, 250)])
     assert torch.allclose(shares, p[:3] / p[:3].sum(), atol=0.03)
-    assert make_data.next_tokens(logits[:2], sampled=False, temperature=1.0).tolist() == [7, 7]
+    assert make_data.next_tokens(logits[:2], temperature=0.0).tolist() == [7, 7]
 
 
 def test_train_head_trains_in_bf16_on_the_packed_fp16_rows_it_prepares(tiny_verifier, tmp_path, monkeypatch):

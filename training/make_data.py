@@ -70,14 +70,14 @@ def preallocated_cache(layers: int, capacity: int):
 TOP_CANDIDATES = 256  # top-p is applied within the 256 most likely tokens (see next_tokens)
 
 
-def next_tokens(logits: torch.Tensor, sampled: bool, temperature: float, top_p: float = 0.95) -> torch.Tensor:
-    """[B, V] logits -> [B] tokens: argmax, or top-p sampling within the TOP_CANDIDATES most likely tokens.
+def next_tokens(logits: torch.Tensor, temperature: float, top_p: float = 0.95) -> torch.Tensor:
+    """[B, V] logits -> [B] tokens: argmax at temperature 0, else top-p sampling within the TOP_CANDIDATES most likely tokens.
 
     transformers' top-p sorts all 49,152 logits of every row and its multinomial draws an exponential per entry:
     at batch 128 those two took 3/4 of generation time. topk + a 256-way draw gives the same text up to the
     (rare) rows whose top-p set is wider than 256 tokens.
     """
-    if not sampled:
+    if temperature == 0:
         return logits.argmax(-1)
     values, index = (logits.float() / temperature).topk(TOP_CANDIDATES, dim=-1)  # sorted, most likely first
     probs = values.softmax(-1)
@@ -87,8 +87,7 @@ def next_tokens(logits: torch.Tensor, sampled: bool, temperature: float, top_p: 
 
 
 @torch.inference_mode()
-def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, sampled: bool = False,
-                   temperature: float = 0.8) -> list[dict]:
+def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 0.0) -> list[dict]:
     """Continue a batch of left-padded prompts; record the final hidden state (before the norm) of every position."""
     captured: list[torch.Tensor] = []
     hook = model.model.norm.register_forward_hook(lambda module, args, output: captured.append(args[0].detach()))
@@ -106,7 +105,7 @@ def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, sa
         for _ in range(max_new_tokens):
             out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                         use_cache=True, logits_to_keep=1)
-            token = next_tokens(out.logits[:, -1], sampled, temperature)
+            token = next_tokens(out.logits[:, -1], temperature)
             token = token.masked_fill(done, tokenizer.pad_token_id)
             generated.append(token)
             done |= torch.isin(token, eos)
@@ -131,8 +130,8 @@ def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, sa
         ids = batch.input_ids[row, pad:].tolist() + continuation
         # Features exist for every fed position: all but the last token.
         feats = features[row, pad : pad + len(ids) - 1].to(torch.float16).clone()
-        records.append({"prompt": prompt, "ids": ids, "prompt_len": width - pad, "features": feats, "sampled": sampled,
-                        "precision": precision})
+        records.append({"prompt": prompt, "ids": ids, "prompt_len": width - pad, "features": feats,
+                        "sampled": temperature > 0, "precision": precision})
     return records
 
 
@@ -199,8 +198,7 @@ def main() -> int:
             break
         t0 = time.perf_counter()
         torch.manual_seed(index + part.seed_offset)  # the same shard samples the same text on a rerun
-        records = generate_shard(model, tokenizer, shard, args.max_new_tokens, part.sampled,
-                                 temperature=part.temperature or 1.0)
+        records = generate_shard(model, tokenizer, shard, args.max_new_tokens, part.temperature)
         torch.save(records, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
         record_seconds(out, path.name, time.perf_counter() - t0)

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine.draft_head import HEADS_DIR, HeadShape, save_head  # noqa: E402
 from engine.head_training import IGNORE, TrainableHead, collate, head_loss, learning_rate, pack  # noqa: E402
 from engine.fast_llama import rms_norm  # noqa: E402
+from make_data import TIMING  # noqa: E402
 from parts import PARTS  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work"
@@ -64,7 +65,7 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
     vocab_ids = torch.tensor([token for token, _ in counts.most_common(vocab_size)])
     total = sum(counts.values())
     coverage = {n: sum(c for _, c in counts.most_common(n)) / total for n in (4096, 8192, 16384)}
-    timing_path = data / "timing.json"  # written by make_data.py as it makes each shard
+    timing_path = data / TIMING  # written by make_data.py as it makes each shard
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
     timed = [timing[path.name] for path in shards if path.name in timing]
     generation = round(sum(timed)) if len(timed) == len(shards) else None  # unknown if any shard lacks its time
