@@ -31,7 +31,7 @@ bench: $(STAMP)
 # The draft head (engine/heads/smollm2-135m): data from the verifier itself, then training; both resume if killed.
 # 67 min measured on 2 cores: six data parts in bf16 (28 min), then one distillation run over all of them with its
 # preparation and held-out evaluation (38.5 min). `make train-head DATA=... ARGS="--out FOLDER"` keeps the shipped head.
-DATA ?= training/work/data-v5
+DATA ?= training/work/data-v6
 train-head: $(STAMP)
 	$(PY) training/make_data.py --part a --batch 512 --out $(DATA)
 	$(PY) training/make_data.py --part b --batch 512 --out $(DATA)

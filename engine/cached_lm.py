@@ -60,6 +60,7 @@ class CachedLM:
         self.model = model
         self.vocab_size = vocab_size  # logits are cut to the vocab the two models share
         self.device = device
+        self.tap_layers: tuple[int, ...] = ()  # as FastLlamaLM: hidden = [tapped layers' inputs..., final] per row
         self.reset()
 
     def reset(self) -> None:
@@ -86,17 +87,26 @@ class CachedLM:
             dtype = self.model.get_input_embeddings().weight.dtype
             blocked = torch.full(mask.shape, torch.finfo(dtype).min, dtype=dtype)
             extra["attention_mask"] = torch.where(mask, torch.zeros((), dtype=dtype), blocked)[None, None].to(self.device)
-        captured = []
+        captured, tapped = [], {}
         # The final norm's input is the feature a draft head reads; hooked per call, as the model may be shared.
-        norm = getattr(getattr(self.model, "model", None), "norm", None)
-        hook = norm.register_forward_hook(lambda m, args, out: captured.append(args[0])) if norm is not None else None
+        inner = getattr(self.model, "model", None)
+        norm = getattr(inner, "norm", None)
+        hooks = [norm.register_forward_hook(lambda m, args, out: captured.append(args[0]))] if norm is not None else []
+        for index in self.tap_layers:
+            hooks.append(inner.layers[index].register_forward_pre_hook(
+                lambda m, args, kwargs, index=index: tapped.__setitem__(index, args[0] if args else kwargs["hidden_states"]),
+                with_kwargs=True))
         try:
             # The cache is updated in place (transformers 5 calls the argument `cache`).
             out = self.model(input_ids=ids, cache=self.cache, use_cache=True, logits_to_keep=keep, **extra)
         finally:
-            if hook is not None:
+            for hook in hooks:
                 hook.remove()
-        self.hidden = captured[-1][0].float().cpu() if captured else None
+        if captured and len(tapped) == len(self.tap_layers):
+            rows = [tapped[index] for index in self.tap_layers] + [captured[-1]]
+            self.hidden = torch.cat(rows, dim=-1)[0].float().cpu()
+        else:
+            self.hidden = None
         self.hidden_start = self.length
         self.length += len(token_ids)
         return out.logits[0, -keep:, : self.vocab_size].float().cpu()

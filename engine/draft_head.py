@@ -11,6 +11,10 @@ Features are the verifier's final hidden states *after* its final RMSNorm (EAGLE
 SmolLM2's residual stream has an RMS of 25-40 and outlier dimensions up to ~4000 (attention-sink positions),
 which made regression and the head's input badly scaled. The head's output is read by the LM head directly.
 
+A head may also read EAGLE-3's fused features: the inputs of a low and a middle verifier layer (each normalised
+with that layer's own input norm) beside the final feature, mixed into one hidden-size vector by `fuse` before
+`fc`. Only the first draft position sees them; further ahead the head reads its own predicted feature as before.
+
 A head lives in a folder: `head.safetensors` (fc, the layer, `vocab_ids`) and `card.json` (what it was trained
 for and how; see training/train_head.py). The embedded verifier's head ships in engine/heads/smollm2-135m.
 """
@@ -30,7 +34,8 @@ from .matmul import linear as _linear
 
 HEADS_DIR = Path(__file__).parent / "heads"
 SHIPPED = {"smollm2-135m": HEADS_DIR / "smollm2-135m"}
-FORMAT = 1
+FORMAT = 2  # 2 adds `fuse` and the card's `tap_layers`; format 1 heads (no taps) still load
+READS = (1, 2)
 LAYER_NAMES = ("input_layernorm", "q_proj", "k_proj", "v_proj", "o_proj", "post_attention_layernorm",
                "gate_proj", "up_proj", "down_proj")
 
@@ -68,10 +73,15 @@ class DraftHead:
     vocab_ids: torch.Tensor  # [N] verifier token ids the head scores, most frequent first
     card: dict
     path: Path | None = None
+    fuse: torch.Tensor | None = None  # [hidden, (len(tap_layers) + 1) * hidden], with tap layers only
+    tap_layers: tuple[int, ...] = ()  # verifier layers whose inputs the head reads beside the final feature
 
 
-def head_state(fc: torch.Tensor, layer: tuple[torch.Tensor, ...], vocab_ids: torch.Tensor) -> dict:
+def head_state(fc: torch.Tensor, layer: tuple[torch.Tensor, ...], vocab_ids: torch.Tensor,
+               fuse: torch.Tensor | None = None) -> dict:
     state = {"fc.weight": fc, "vocab_ids": vocab_ids.to(torch.int32)}
+    if fuse is not None:
+        state["fuse.weight"] = fuse
     state.update({f"layer.{name}.weight": tensor for name, tensor in zip(LAYER_NAMES, layer)})
     return {name: tensor.detach().contiguous() for name, tensor in state.items()}
 
@@ -82,7 +92,7 @@ def save_head(folder: Path, shape: HeadShape, state: dict, card: dict, dtype=tor
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v if k == "vocab_ids" else v.to(dtype)) for k, v in state.items()}
     save_file(tensors, str(folder / "head.safetensors"))
-    full_card = {"format": FORMAT, "shape": shape.__dict__, **card}
+    full_card = {"format": FORMAT if "fuse.weight" in state else 1, "shape": shape.__dict__, **card}
     (folder / "card.json").write_text(json.dumps(full_card, indent=1) + "\n")
 
 
@@ -111,17 +121,27 @@ def load_head(spec: str | None, verifier) -> DraftHead:
         tensors = load_file(str(folder / "head.safetensors"))
     except (OSError, ValueError, SafetensorError) as error:
         raise ModelLoadError(f"cannot read the draft head in {folder}: {error}") from error
-    if card.get("format") != FORMAT:
-        raise ModelLoadError(f"the draft head in {folder} has format {card.get('format')!r}; this version reads {FORMAT}")
+    if card.get("format") not in READS:
+        raise ModelLoadError(f"the draft head in {folder} has format {card.get('format')!r}; this version reads "
+                             f"{' and '.join(map(str, READS))}")
     try:
         shape = HeadShape(**card["shape"])
         fc = tensors["fc.weight"].float()
         layer = tuple(tensors[f"layer.{name}.weight"].float() for name in LAYER_NAMES)
         vocab_ids = tensors["vocab_ids"].long()
-    except (KeyError, TypeError) as error:
+        tap_layers = tuple(int(i) for i in card.get("tap_layers", ()))
+        fuse = tensors["fuse.weight"].float() if tap_layers else None
+    except (KeyError, TypeError, ValueError) as error:
         raise ModelLoadError(f"the draft head in {folder} is incomplete: missing {error}") from error
+    if fuse is not None and tuple(fuse.shape) != (shape.hidden_size, (len(tap_layers) + 1) * shape.hidden_size):
+        raise ModelLoadError(f"the draft head in {folder} has a fuse weight of shape {tuple(fuse.shape)} for "
+                             f"{len(tap_layers)} tapped layers")
     check_compatible(shape, card, vocab_ids, verifier, folder)
-    return DraftHead(shape, fc, layer, vocab_ids, card, folder)
+    layers = verifier.model.config.num_hidden_layers
+    if any(not 0 <= i < layers for i in tap_layers):
+        raise ConfigError(f"the draft head in {folder} reads layers {list(tap_layers)} but {verifier.name} has "
+                          f"{layers}: it was trained for another model")
+    return DraftHead(shape, fc, layer, vocab_ids, card, folder, fuse, tap_layers)
 
 
 def check_compatible(shape: HeadShape, card: dict, vocab_ids: torch.Tensor, verifier, folder: Path) -> None:
@@ -159,6 +179,8 @@ class HeadDrafter:
         model = verifier.model
         self.embed = model.get_input_embeddings().weight if hasattr(model, "get_input_embeddings") else model.model.embed_tokens.weight
         self.final_norm = model.model.norm.weight
+        self.tap_layers = head.tap_layers  # the session asks the verifier's stream for these layers' inputs
+        self.tap_norms = [model.model.layers[i].input_layernorm.weight for i in head.tap_layers]
         self.eps = head.shape.eps
         # The LM head restricted to the head's vocabulary: one [N, hidden] copy, so a draft step reads N rows only.
         self.head_rows = model.get_output_embeddings().weight.index_select(0, head.vocab_ids).contiguous()
@@ -182,8 +204,18 @@ class HeadDrafter:
             grown = torch.empty(max(2 * self.features.shape[0], end + 256), self.features.shape[1])
             grown[: self.feature_length] = self.features[: self.feature_length]
             self.features = grown
-        self.features[start:end] = rms_norm(hidden.float(), self.final_norm, self.eps)
+        self.features[start:end] = self.head_input(hidden)
         self.feature_length = end
+
+    def head_input(self, hidden: torch.Tensor) -> torch.Tensor:
+        """What the head reads from the verifier's rows: the final feature, fused with the tapped layers' if any."""
+        size = self.head.shape.hidden_size
+        final = rms_norm(hidden[:, -size:].float(), self.final_norm, self.eps)
+        if not self.tap_layers:
+            return final
+        tapped = [rms_norm(hidden[:, i * size : (i + 1) * size].float(), norm, self.eps)
+                  for i, norm in enumerate(self.tap_norms)]
+        return _linear(torch.cat((*tapped, final), dim=-1), self.head.fuse)
 
     def rollback(self, length: int) -> None:
         self.length = max(1, min(self.length, length))

@@ -186,6 +186,7 @@ class LookupHeadDrafter:
         self.lookup = lookup
         self.head = head
         self.tree_lm = head.tree_lm
+        self.tap_layers = head.tap_layers
 
     def pick(self, context: list[int]):
         """The part that drafts after `context`: lookup if it has a continuation, else the head."""

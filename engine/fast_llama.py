@@ -217,7 +217,9 @@ class FastLlamaLM:
     """Same interface as CachedLM: `extend`, `catch_up`, `rollback`, `reset`, `length`, `vocab_size`, `model`.
 
     After each pass, `hidden` holds the final hidden states (before the final norm) of the rows it fed, starting
-    at position `hidden_start`: a feature-level drafter (engine/draft_head.py) reads them.
+    at position `hidden_start`: a feature-level drafter (engine/draft_head.py) reads them. With `tap_layers` set,
+    each row of `hidden` is [input of each tapped layer..., final hidden state] side by side (EAGLE-3's fused
+    low/mid/high features), for a head trained on them.
     """
 
     def __init__(self, model: torch.nn.Module, vocab_size: int, device: torch.device, precision: str = "fp32"):
@@ -250,6 +252,7 @@ class FastLlamaLM:
         self.length = 0
         self.hidden: torch.Tensor | None = None
         self.hidden_start = 0
+        self.tap_layers: tuple[int, ...] = ()
 
     def plan(self, row_counts) -> None:
         """Choose the matmul layout for these row counts now (engine/matmul.py; otherwise at their first pass)."""
@@ -308,10 +311,13 @@ class FastLlamaLM:
             mask = padded_mask(mask, count, start)
         elif mask is None:
             mask = causal_mask(count, start)
+        taps = []
         for index, weights in enumerate(self.layers):
+            if index in self.tap_layers:
+                taps.append(x)
             x = decoder_layer(x, weights, self.cache.keys[index], self.cache.values[index], start, cos, sin, mask,
                               self.shape, self.product, self.attention)
         self.length = start + count
-        self.hidden, self.hidden_start = x, start
+        self.hidden, self.hidden_start = (torch.cat((*taps, x), dim=-1) if taps else x), start
         last = rms_norm(x[-keep:], self.final_norm, self.shape.eps)
         return self.product(last, self.head)[:, : self.vocab_size].float()

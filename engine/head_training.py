@@ -41,14 +41,18 @@ class Batch:
     labels: torch.Tensor  # [B, T] the verifier's next token as an index into the head's vocabulary, or IGNORE
     seq: torch.Tensor  # [B, T] which sequence of the row a position belongs to
     pos: torch.Tensor  # [B, T] position within its sequence
+    taps: torch.Tensor | None = None  # [B, T, n x H] tapped layers' normalised inputs, for a head that fuses them
 
 
 class TrainableHead(nn.Module):
-    def __init__(self, shape: HeadShape, embed: torch.Tensor, head_rows: torch.Tensor, seed: int = 0):
+    def __init__(self, shape: HeadShape, embed: torch.Tensor, head_rows: torch.Tensor, seed: int = 0, taps: int = 0):
         super().__init__()
         self.shape = shape
         h, kv = shape.hidden_size, shape.n_kv_heads * shape.head_dim
         g = torch.Generator().manual_seed(seed)
+        # fuse starts by passing the final feature through and ignoring the taps: the taps' design begins as the
+        # plain one, and training decides how much of the lower layers to mix in.
+        self.fuse = nn.Parameter(torch.cat((torch.zeros(h, taps * h), torch.eye(h)), dim=1)) if taps else None
 
         def init(*size, std=0.02):
             return nn.Parameter(torch.randn(*size, generator=g) * std)
@@ -73,7 +77,13 @@ class TrainableHead(nn.Module):
         return tuple(self.layer[name] for name in LAYER_NAMES)
 
     def export(self, vocab_ids: torch.Tensor) -> dict:
-        return head_state(self.fc, self.weights(), vocab_ids)
+        return head_state(self.fc, self.weights(), vocab_ids, self.fuse)
+
+    def first_inputs(self, batch: "Batch") -> torch.Tensor:
+        """What the first drafting pass reads at each position: the final feature, fused with the taps if any."""
+        if self.fuse is None:
+            return batch.features
+        return torch.cat((batch.taps, batch.features), dim=-1) @ self.fuse.T
 
     def one_pass(self, inputs: torch.Tensor, tokens: torch.Tensor, pos: torch.Tensor, earlier: list, mask: torch.Tensor):
         """inputs [B, T, H] (features of the previous position) -> outputs [B, T, H], this pass's (keys, values)."""
@@ -135,7 +145,7 @@ def head_loss(model: TrainableHead, batch: Batch, depth: int, feature_weight: fl
     Returns (loss, per-pass top-1 accuracy over real drafting positions, per-pass CE).
     """
     earlier: list = []
-    inputs = shift(batch.features)
+    inputs = shift(model.first_inputs(batch))
     total, accuracies, ces = 0.0, [], []
     p_verifier = None
     if soft:
@@ -167,40 +177,47 @@ def head_loss(model: TrainableHead, batch: Batch, depth: int, feature_weight: fl
     return total, accuracies, ces
 
 
-def pack(sequences: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], row_length: int) -> list[Batch]:
-    """(tokens [n], features [n, H], labels [n]) sequences -> rows of `row_length` (one Batch of B=1 per row)."""
+def pack(sequences: list[tuple[torch.Tensor, ...]], row_length: int) -> list[Batch]:
+    """(tokens [n], features [n, H], labels [n][, taps [n, m x H]]) sequences -> rows of `row_length` (B=1 each)."""
     rows, current, used = [], [], 0
-    for tokens, features, labels in sequences:
-        tokens, features, labels = tokens[:row_length], features[:row_length], labels[:row_length]
-        if used + len(tokens) > row_length and current:
+    for sequence in sequences:
+        sequence = tuple(part[:row_length] for part in sequence)
+        if used + len(sequence[0]) > row_length and current:
             rows.append(current)
             current, used = [], 0
-        current.append((tokens, features, labels))
-        used += len(tokens)
+        current.append(sequence)
+        used += len(sequence[0])
     if current:
         rows.append(current)
     batches = []
     hidden, dtype = sequences[0][1].shape[1], sequences[0][1].dtype
+    tap_width = sequences[0][3].shape[1] if len(sequences[0]) > 3 else 0
     for row in rows:
         tokens = torch.zeros(row_length, dtype=torch.long)
         # Rows keep the sequences' dtype (fp16 from train_head.py: 1.2 KB a position, not 2.3); collate makes fp32.
         features = torch.zeros(row_length, hidden, dtype=dtype)
+        taps = torch.zeros(row_length, tap_width, dtype=dtype) if tap_width else None
         labels = torch.full((row_length,), IGNORE, dtype=torch.long)
         seq = torch.full((row_length,), -1, dtype=torch.long)
         pos = torch.zeros(row_length, dtype=torch.long)
         at = 0
-        for number, (t, f, l) in enumerate(row):
+        for number, (t, f, l, *tapped) in enumerate(row):
             n = len(t)
             tokens[at : at + n], features[at : at + n], labels[at : at + n] = t, f, l
+            if taps is not None:
+                taps[at : at + n] = tapped[0]
             seq[at : at + n], pos[at : at + n] = number, torch.arange(n)
             at += n
-        batches.append(Batch(tokens[None], features[None], labels[None], seq[None], pos[None]))
+        batches.append(Batch(tokens[None], features[None], labels[None], seq[None], pos[None],
+                             None if taps is None else taps[None]))
     return batches
 
 
 def collate(rows: list[Batch]) -> Batch:
     batch = Batch(*(torch.cat([getattr(r, f) for r in rows]) for f in ("tokens", "features", "labels", "seq", "pos")))
     batch.features = batch.features.float()
+    if rows[0].taps is not None:
+        batch.taps = torch.cat([r.taps for r in rows]).float()
     return batch
 
 

@@ -81,6 +81,7 @@ class Session:
         require_lean_forward(verifier.model, verifier.name, self.config.forward)
         self.verifier_lm = open_cached_lm(verifier.model, self.vocab, verifier.device, self.config.forward)
         self._share_vocab()
+        self._tap_features()
         self.prompt = ""
         self.prompt_ids: list[int] = []
         self.tokens: list[int] = []
@@ -115,12 +116,17 @@ class Session:
             self.drafter.lm.vocab_size = vocab
         self.vocab = self.verifier_lm.vocab_size = vocab
 
+    def _tap_features(self) -> None:
+        """A head trained on fused features (EAGLE-3) reads the inputs of some verifier layers beside the last."""
+        self.verifier_lm.tap_layers = tuple(getattr(self.drafter, "tap_layers", ()))
+
     def switch_drafter(self, spec: str, progress: Progress | None = None) -> None:
         """Swap in another drafter (the verifier stays loaded) and restart from the current prompt."""
         config = self.config.replace(drafter=spec)
         drafter = build_drafter(config, self.verifier, progress)
         self.config, self.drafter = _name_auto(config, drafter), drafter
         self._share_vocab()
+        self._tap_features()
         if self.prompt:
             self.reset(self.prompt)
 

@@ -64,6 +64,68 @@ def test_drafting_computes_what_training_computed(tiny_head, tiny_verifier):
     assert torch.allclose(training[0, 1:], inference, atol=1e-4)
 
 
+@pytest.fixture(scope="module")
+def tapped_head(tiny_verifier, tmp_path_factory):
+    """A head that fuses the inputs of verifier layers 1 and 2 with its final feature (EAGLE-3): (folder, losses)."""
+    from tiny_head import train_tiny_head
+
+    folder = tmp_path_factory.mktemp("tapped") / "tapped-head"
+    return folder, train_tiny_head(tiny_verifier, folder, taps=(1, 2))
+
+
+@pytest.mark.parametrize("forward", ["lean", "transformers"])
+def test_a_head_on_fused_layer_features_trains_and_drafts_losslessly(tapped_head, tiny_verifier, tiny, forward):
+    from engine.models import load_model
+
+    folder, losses = tapped_head
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:5]) / 5
+    verifier = tiny_verifier if forward == "lean" else load_model(tiny["verifier"], lean=False)
+    session = make_session(verifier, f"head:{folder}", block_size=4, draft_mode="greedy", max_new_tokens=40,
+                           forward="auto" if forward == "lean" else "transformers")
+    assert session.drafter.head.tap_layers == (1, 2) and session.verifier_lm.tap_layers == (1, 2)
+    session.reset("In a distant future,")
+    session.run()
+    assert session.stats.tokens_per_verifier_call > 1.5
+    assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 40)
+    session.switch_drafter("same")  # a drafter that reads no taps: the verifier stops handing them back
+    assert session.verifier_lm.tap_layers == ()
+
+
+def test_drafting_on_fused_features_computes_what_training_computed(tapped_head, tiny_verifier):
+    """The drafter fuses the verifier's tapped rows exactly as the training model fuses prepared ones."""
+    from tiny_head import tapped_inputs
+
+    head = load_head(tapped_head[0], tiny_verifier)
+    drafter = HeadDrafter("head", head, tiny_verifier)
+    model = tiny_verifier.model
+    ids = tiny_verifier.tokenizer("The drafter proposes, the verifier checks").input_ids
+    lm = FastLlamaLM(model, tiny_verifier.vocab_size, tiny_verifier.device)
+    lm.tap_layers = head.tap_layers
+    lm.extend(ids[:-1])
+    assert lm.hidden.shape[1] == 3 * model.config.hidden_size
+    drafter.reset(ids)
+    drafter.observe(lm.hidden_start, lm.hidden)
+    trainable = TrainableHead(head.shape, model.model.embed_tokens.weight, drafter.head_rows, taps=2)
+    with torch.no_grad():
+        trainable.fuse.copy_(head.fuse)
+        final = rms_norm(lm.hidden[:, -model.config.hidden_size :], model.model.norm.weight, model.config.rms_norm_eps)
+        n = len(ids) - 1
+        batch = Batch(torch.tensor(ids[:-1])[None], final[None], torch.zeros(1, n, dtype=torch.long),
+                      torch.zeros(1, n, dtype=torch.long), torch.arange(n)[None],
+                      tapped_inputs(model, lm.hidden, head.tap_layers)[None])
+        assert torch.allclose(trainable.first_inputs(batch)[0], drafter.features[:n], atol=1e-5)
+    assert not torch.allclose(head.fuse[:, : 2 * model.config.hidden_size], torch.zeros(()))  # it uses the taps
+
+
+def test_a_head_that_reads_layers_the_verifier_lacks_is_refused(tapped_head, tiny_verifier, tmp_path):
+    deeper = copy_head(tapped_head[0], tmp_path / "deeper", tap_layers=[1, 15])
+    with pytest.raises(ConfigError, match=r"reads layers \[1, 15\] but .* has 4"):
+        make_session(tiny_verifier, f"head:{deeper}")
+    fewer = copy_head(tapped_head[0], tmp_path / "fewer", tap_layers=[1])
+    with pytest.raises(ModelLoadError, match="fuse weight of shape"):
+        make_session(tiny_verifier, f"head:{fewer}")
+
+
 def test_a_rejected_block_leaves_the_head_as_if_it_never_drafted(tiny_head, tiny_verifier):
     """The head's cache after steps with rejections equals a fresh head fed the accepted text."""
     spec = f"head:{tiny_head[0]}"

@@ -66,27 +66,41 @@ def test_top_p_draws_only_from_the_top_p_set_and_in_proportion():
     assert make_data.next_tokens(logits[:2], temperature=0.0).tolist() == [7, 7]
 
 
-def test_train_head_trains_in_bf16_on_the_packed_fp16_rows_it_prepares(tiny_verifier, tmp_path, monkeypatch):
-    """The script's own loop (not tests/tiny_head.py's): rows keep fp16 features, steps run under bf16 autocast."""
+@pytest.mark.parametrize("taps", [(), (1, 2)])
+def test_train_head_prepares_shards_and_trains_in_bf16_on_its_packed_fp16_rows(tiny_transformers, tiny_verifier,
+                                                                               tmp_path, monkeypatch, taps):
+    """make_data.py's shards through the script's own prepare and loop (not tests/tiny_head.py's): rows keep fp16
+    features (and the tapped layers' normalised inputs), steps run under bf16 autocast, the loss falls."""
     import argparse
 
     import train_head
-    from tiny_head import verifier_sequences
+    from engine.fast_llama import FastLlamaLM
+    from tiny_head import tapped_inputs
 
+    model, tokenizer = tiny_transformers
+    data = tmp_path / "data"
+    data.mkdir()
+    torch.save(make_data.generate_shard(model, tokenizer, PROMPTS, 40, taps=taps), data / "shard-0000.pt")
     monkeypatch.setattr(train_head, "WORK", tmp_path)  # its checkpoint, not training/work's
-    sequences = [(tokens, features.half(), labels) for tokens, features, labels in verifier_sequences(tiny_verifier)]
-    counts = torch.bincount(torch.cat([labels for _, _, labels in sequences]), minlength=tiny_verifier.vocab_size)
-    prepared = {"sequences": sequences, "vocab_ids": counts.argsort(descending=True)[:160]}
+    prepared = train_head.prepare(data, tiny_verifier, 160, parts="a")
+    assert prepared["tap_layers"] == taps and len(prepared["sequences"]) == len(PROMPTS)
+    if taps:  # the recorded inputs, normalised, are what the verifier's stream hands the drafter
+        tokens, _, _, tapped = prepared["sequences"][0]
+        lm = FastLlamaLM(tiny_verifier.model, tiny_verifier.vocab_size, tiny_verifier.device)
+        lm.tap_layers = taps
+        lm.extend(tokens.tolist())
+        assert torch.allclose(tapped.float(), tapped_inputs(tiny_verifier.model, lm.hidden, taps), atol=2e-2)
     args = argparse.Namespace(seed=0, row=128, batch=2, epochs=40, lr=3e-3, depth=3, soft=1.0, precision="bf16",
                               init=None, restart=True, log_every=1000, checkpoint_every=1000)
     trained = train_head.train(args, tiny_verifier, prepared)
     losses = [h["loss"] for h in trained["history"]]
     assert sum(losses[-5:]) / 5 < 0.75 * losses[0]
+    assert (trained["head"].fuse is not None) == bool(taps)
     assert (tmp_path / "checkpoint.pt").exists()
 
 
 def test_a_data_folder_resumes_only_with_the_settings_that_made_its_shards(tmp_path):
-    layout = {"batch": 512, "max_new_tokens": 128, "precision": "bf16", "limit": 0}
+    layout = {"batch": 512, "max_new_tokens": 128, "precision": "bf16", "limit": 0, "taps": [2, 15]}
     make_data.check_layout(tmp_path, layout)
     make_data.check_layout(tmp_path, dict(layout))  # a rerun with the same settings resumes
     with pytest.raises(SystemExit, match="batch.: 512"):

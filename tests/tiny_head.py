@@ -12,9 +12,16 @@ PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes,", "S
            "The future of AI", "the verifier checks", "a block of tokens"]
 
 
+def tapped_inputs(model, hidden: torch.Tensor, taps: tuple[int, ...]) -> torch.Tensor:
+    """The tapped layers' inputs of a stream's `hidden` rows, each through that layer's input norm (as prepare does)."""
+    size, eps = model.config.hidden_size, model.config.rms_norm_eps
+    return torch.cat([rms_norm(hidden[:, i * size : (i + 1) * size], model.model.layers[layer].input_layernorm.weight, eps)
+                      for i, layer in enumerate(taps)], dim=-1)
+
+
 @torch.no_grad()
-def verifier_sequences(verifier, n_new: int = 40):
-    """(tokens, normalised features, next-token labels) of the verifier's greedy continuations."""
+def verifier_sequences(verifier, n_new: int = 40, taps: tuple[int, ...] = ()):
+    """(tokens, normalised features, next-token labels[, tapped inputs]) of the verifier's greedy continuations."""
     model = verifier.model
     sequences = []
     for prompt in PROMPTS:
@@ -25,25 +32,29 @@ def verifier_sequences(verifier, n_new: int = 40):
             ids.append(int(logits[-1].argmax()))
             logits = lm.extend(ids[-1:])
         lm = FastLlamaLM(model, verifier.vocab_size, verifier.device)
+        lm.tap_layers = taps
         logits = lm.extend(ids[:-1], keep=len(ids) - 1)
-        features = rms_norm(lm.hidden, model.model.norm.weight, model.config.rms_norm_eps)
-        sequences.append((torch.tensor(ids[:-1]), features, logits.argmax(-1)))
+        final = lm.hidden[:, -model.config.hidden_size :]
+        features = rms_norm(final, model.model.norm.weight, model.config.rms_norm_eps)
+        sequence = (torch.tensor(ids[:-1]), features, logits.argmax(-1))
+        sequences.append(sequence + ((tapped_inputs(model, lm.hidden, taps),) if taps else ()))
     return sequences
 
 
 def train_tiny_head(verifier, folder, steps: int = 80, vocab: int = 160, depth: int = 3, seed: int = 0,
-                    soft: float = 0.0):
-    """Returns the losses; writes the head to `folder` with a card naming `verifier`."""
+                    soft: float = 0.0, taps: tuple[int, ...] = ()):
+    """Returns the losses; writes the head to `folder` with a card naming `verifier` (and its tapped layers)."""
     torch.manual_seed(seed)
-    sequences = verifier_sequences(verifier)
-    counts = torch.bincount(torch.cat([labels for _, _, labels in sequences]), minlength=verifier.vocab_size)
+    sequences = verifier_sequences(verifier, taps=taps)
+    counts = torch.bincount(torch.cat([sequence[2] for sequence in sequences]), minlength=verifier.vocab_size)
     vocab_ids = counts.argsort(descending=True)[:vocab]
     index = torch.full((verifier.vocab_size,), IGNORE, dtype=torch.long)
     index[vocab_ids] = torch.arange(vocab)
-    rows = pack([(t, f, index[labels]) for t, f, labels in sequences], 128)
+    rows = pack([(t, f, index[labels], *tapped) for t, f, labels, *tapped in sequences], 128)
     model = verifier.model
     shape = HeadShape.of_verifier(model.config)
-    head = TrainableHead(shape, model.model.embed_tokens.weight, model.lm_head.weight[vocab_ids], seed=seed)
+    head = TrainableHead(shape, model.model.embed_tokens.weight, model.lm_head.weight[vocab_ids], seed=seed,
+                         taps=len(taps))
     optimizer = torch.optim.AdamW(head.parameters(), lr=3e-3)
     losses = []
     for step in range(steps):
@@ -52,6 +63,6 @@ def train_tiny_head(verifier, folder, steps: int = 80, vocab: int = 160, depth: 
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    card = {"verifier": verifier.name, "vocab_size": verifier.vocab_size, "draft_vocab": vocab}
+    card = {"verifier": verifier.name, "vocab_size": verifier.vocab_size, "draft_vocab": vocab, "tap_layers": list(taps)}
     save_head(folder, shape, head.export(vocab_ids), card, dtype=torch.float32)
     return losses

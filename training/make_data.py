@@ -1,7 +1,8 @@
 """Training data for the draft head: SmolLM2's own continuations and its hidden states, made offline.
 
 For every prompt of training/prompts.py the verifier continues the text (batched, left-padded); a hook on its
-final norm records the final hidden state (before the norm) of every real position, prompt and generated alike.
+final norm records the final hidden state (before the norm) of every real position, prompt and generated alike,
+and hooks on the tapped layers (--taps, EAGLE-3's low and middle features) record their inputs.
 Those features are what the head reads at inference (the verify pass hands them back), and the verifier's
 distribution over them is what the head learns. Shards are written as they finish, so a killed run resumes.
 
@@ -12,7 +13,7 @@ Speed (2 cores): generation runs in bfloat16 (AMX), 512 rows a batch, with its o
 and a top-p draw among the 256 most likely tokens): 720-970 new tokens/s a shard, six parts in 28 min, against
 210-240 tokens/s for transformers' `generate` at batch 128, whose full-vocabulary sort and draw took 3/4 of the time.
 
-    .venv/bin/python training/make_data.py [--part a|b|c|d|e|f] [--out training/work/data-v5] [--max-new-tokens 128]
+    .venv/bin/python training/make_data.py [--part a|b|c|d|e|f] [--out training/work/data-v6] [--taps 2,15]
 """
 
 from __future__ import annotations
@@ -87,10 +88,17 @@ def next_tokens(logits: torch.Tensor, temperature: float, top_p: float = 0.95) -
 
 
 @torch.inference_mode()
-def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 0.0) -> list[dict]:
-    """Continue a batch of left-padded prompts; record the final hidden state (before the norm) of every position."""
+def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 0.0,
+                   taps: tuple[int, ...] = ()) -> list[dict]:
+    """Continue a batch of left-padded prompts; record the final hidden state (before the norm) of every position,
+    and the input of each tapped layer."""
     captured: list[torch.Tensor] = []
-    hook = model.model.norm.register_forward_hook(lambda module, args, output: captured.append(args[0].detach()))
+    tapped: dict[int, list[torch.Tensor]] = {index: [] for index in taps}
+    hooks = [model.model.norm.register_forward_hook(lambda module, args, output: captured.append(args[0].detach()))]
+    for index in taps:
+        hooks.append(model.model.layers[index].register_forward_pre_hook(
+            lambda module, args, kwargs, index=index: tapped[index].append(
+                (args[0] if args else kwargs["hidden_states"]).detach()), with_kwargs=True))
     eos_ids = model.generation_config.eos_token_id
     eos = torch.tensor(eos_ids if isinstance(eos_ids, list) else [eos_ids])
     precision = {torch.bfloat16: "bf16", torch.float32: "fp32"}.get(model.dtype, str(model.dtype))
@@ -114,9 +122,11 @@ def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, te
             ids, positions = token[:, None], positions[:, -1:] + 1
             mask = torch.cat((mask, torch.ones(len(prompts), 1, dtype=mask.dtype)), dim=-1)
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
     # captured[0]: the prompt pass [B, P, H]; then one [B, 1, H] per generated token fed back (the last is not fed).
     features = torch.cat(captured, dim=1)
+    layer_inputs = torch.stack([torch.cat(tapped[index], dim=1) for index in taps], dim=2) if taps else None
     width = batch.input_ids.shape[1]
     new = torch.stack(generated, dim=1)
     records = []
@@ -130,8 +140,12 @@ def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, te
         ids = batch.input_ids[row, pad:].tolist() + continuation
         # Features exist for every fed position: all but the last token.
         feats = features[row, pad : pad + len(ids) - 1].to(torch.float16).clone()
-        records.append({"prompt": prompt, "ids": ids, "prompt_len": width - pad, "features": feats,
-                        "sampled": temperature > 0, "precision": precision})
+        record = {"prompt": prompt, "ids": ids, "prompt_len": width - pad, "features": feats,
+                  "sampled": temperature > 0, "precision": precision}
+        if taps:  # [n - 1, len(taps), H]: before each tapped layer's own input norm, like `features`
+            record["taps"] = layer_inputs[row, pad : pad + len(ids) - 1].to(torch.float16).clone()
+            record["tap_layers"] = list(taps)
+        records.append(record)
     return records
 
 
@@ -161,7 +175,7 @@ def check_layout(out: Path, layout: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verifier", default="smollm2-135m")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "work" / "data-v5"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "work" / "data-v6"))
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
@@ -171,11 +185,15 @@ def main() -> int:
                              "parts a and b in fp32)")
     parser.add_argument("--minutes", type=float, default=0, help="stop starting new shards after this long (0: no limit)")
     parser.add_argument("--shards", type=int, default=0, help="only the first N shards (0: all)")
+    parser.add_argument("--taps", default="2,15",
+                        help="verifier layers whose inputs are recorded beside the final features, for a head that "
+                             "fuses them (EAGLE-3); '' records none (heads v1-v5)")
     args = parser.parse_args()
+    taps = tuple(int(i) for i in args.taps.split(",") if i.strip())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     check_layout(out, {"batch": args.batch, "max_new_tokens": args.max_new_tokens, "precision": args.precision,
-                       "limit": args.limit})
+                       "limit": args.limit, "taps": list(taps)})
     model, tokenizer = load_verifier(args.verifier)
     part = PARTS[args.part]
     if args.precision == "bf16":
@@ -198,7 +216,7 @@ def main() -> int:
             break
         t0 = time.perf_counter()
         torch.manual_seed(index + part.seed_offset)  # the same shard samples the same text on a rerun
-        records = generate_shard(model, tokenizer, shard, args.max_new_tokens, part.temperature)
+        records = generate_shard(model, tokenizer, shard, args.max_new_tokens, part.temperature, taps)
         torch.save(records, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
         record_seconds(out, path.name, time.perf_counter() - t0)

@@ -1,6 +1,6 @@
 """Train the draft head for the embedded SmolLM2-135M (or another Llama verifier) on data from make_data.py.
 
-    .venv/bin/python training/train_head.py [--data training/work/data-v5] [--vocab 8192] [--epochs 2] [--depth 3]
+    .venv/bin/python training/train_head.py [--data training/work/data-v6] [--vocab 8192] [--epochs 2] [--depth 3]
 
 Phases, each resumable: prepare (labels and the head's vocabulary from the shards), train (a checkpoint every
 few steps in training/work/), export (engine/heads/<verifier>/: head.safetensors + card.json) and evaluate
@@ -40,13 +40,15 @@ def log(message: str) -> None:
 # ---- prepare ----------------------------------------------------------------------------------------------
 
 
-def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
-    """Normalised features, the verifier's next-token labels, and the N most frequent labels as the vocabulary."""
+@torch.no_grad()  # a transformers verifier's weights require grad: no graph may ride along in the rows
+def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc", use_taps: bool = True) -> dict:
+    """Normalised features (and tapped layers' inputs, if recorded), the verifier's next-token labels, and the N
+    most frequent labels as the vocabulary."""
     model = verifier.model
     norm, eps = model.model.norm.weight, model.config.rms_norm_eps
     head = model.get_output_embeddings().weight
     logits = torch.empty(256, head.shape[0])  # one buffer for every sequence's argmax (see verifier_argmax)
-    sequences, counts, precisions = [], Counter(), set()
+    sequences, counts, precisions, tap_layers = [], Counter(), set(), set()
     shards = sorted(path for part in parts for path in data.glob(PARTS[part].shard_glob))
     if not shards:
         raise SystemExit(f"no shards in {data}: run training/make_data.py first")
@@ -58,10 +60,21 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
             # In the prompt, and everywhere in sampled text (parts c-f), ask the verifier what it would have said.
             asked = len(labels) if record.get("sampled") else prompt_len - 1
             labels[:asked] = verifier_argmax(features[:asked], head, logits)
-            sequences.append((torch.tensor(ids[:-1]), features.to(torch.float16), labels))
+            sequence = (torch.tensor(ids[:-1]), features.to(torch.float16), labels)
+            if use_taps and "taps" in record:
+                # Each tapped layer's input through that layer's own input norm, side by side: [n - 1, m x H].
+                layers = record["tap_layers"]
+                tapped = [rms_norm(record["taps"][:, i].float(), model.model.layers[layer].input_layernorm.weight, eps)
+                          for i, layer in enumerate(layers)]
+                sequence += (torch.cat(tapped, dim=-1).to(torch.float16),)
+                tap_layers.add(tuple(layers))
+            sequences.append(sequence)
             counts.update(labels.tolist())
             # Shards from before the field: parts a and b were generated in fp32, the sampled parts in bf16.
             precisions.add(record.get("precision", "bf16" if record.get("sampled") else "fp32"))
+    if len(tap_layers) > 1 or (tap_layers and any(len(s) == 3 for s in sequences)):
+        raise SystemExit(f"the shards in {data} record different tapped layers ({sorted(tap_layers)} or none): "
+                         "make them again with one --taps, or train with --no-taps")
     vocab_ids = torch.tensor([token for token, _ in counts.most_common(vocab_size)])
     total = sum(counts.values())
     coverage = {n: sum(c for _, c in counts.most_common(n)) / total for n in (4096, 8192, 16384)}
@@ -70,7 +83,7 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc") -> dict:
     timed = [timing[path.name] for path in shards if path.name in timing]
     generation = round(sum(timed)) if len(timed) == len(shards) else None  # unknown if any shard lacks its time
     return {"sequences": sequences, "vocab_ids": vocab_ids, "coverage": coverage, "shards": len(shards),
-            "generation_seconds": generation,
+            "generation_seconds": generation, "tap_layers": next(iter(tap_layers), ()),
             "positions": total, "precisions": precisions}
 
 
@@ -127,13 +140,16 @@ def train(args, verifier, prepared: dict) -> dict:
     torch.manual_seed(args.seed)
     model = verifier.model
     vocab_ids = prepared["vocab_ids"]
-    sequences = [(t, f, to_vocab_index(l, vocab_ids, verifier.vocab_size)) for t, f, l in prepared["sequences"]]
+    sequences = [(t, f, to_vocab_index(l, vocab_ids, verifier.vocab_size), *taps)
+                 for t, f, l, *taps in prepared.pop("sequences")]  # popped: the packed rows are the only copy kept
     random.Random(args.seed).shuffle(sequences)
     n_valid = max(1, len(sequences) // 33)
     valid_rows, train_rows = pack(sequences[:n_valid], args.row), pack(sequences[n_valid:], args.row)
+    del sequences
     shape = HeadShape.of_verifier(model.config)
     embed = model.get_input_embeddings().weight if hasattr(model, "get_input_embeddings") else model.model.embed_tokens.weight
-    head = TrainableHead(shape, embed, model.get_output_embeddings().weight[vocab_ids], seed=args.seed)
+    head = TrainableHead(shape, embed, model.get_output_embeddings().weight[vocab_ids], seed=args.seed,
+                         taps=len(prepared["tap_layers"]))
     if args.init:  # warm start: fc and the layer do not depend on the draft vocabulary
         from engine.draft_head import LAYER_NAMES, load_head
 
@@ -150,7 +166,8 @@ def train(args, verifier, prepared: dict) -> dict:
     history, step, started, spent = [], 0, time.perf_counter(), 0.0
     if checkpoint.exists() and not args.restart:
         saved = torch.load(checkpoint)
-        if saved["total"] == total and saved["vocab"] == len(vocab_ids) and saved.get("soft", 0.0) == args.soft:
+        if (saved["total"] == total and saved["vocab"] == len(vocab_ids) and saved.get("soft", 0.0) == args.soft
+                and saved.get("taps", []) == list(prepared["tap_layers"])):
             head.load_state_dict(saved["head"])
             optimizer.load_state_dict(saved["optimizer"])
             step, history, spent = saved["step"], saved["history"], saved["spent"]
@@ -184,6 +201,7 @@ def train(args, verifier, prepared: dict) -> dict:
         if step % args.checkpoint_every == 0 or step == total:
             torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "total": total,
                         "vocab": len(vocab_ids), "soft": args.soft, "history": history,
+                        "taps": list(prepared["tap_layers"]),
                         "spent": spent + time.perf_counter() - started}, checkpoint.with_suffix(".tmp"))
             checkpoint.with_suffix(".tmp").replace(checkpoint)
     with torch.no_grad():
@@ -248,7 +266,7 @@ def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limi
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verifier", default="smollm2-135m")
-    parser.add_argument("--data", default=str(WORK / "data-v5"))
+    parser.add_argument("--data", default=str(WORK / "data-v6"))
     parser.add_argument("--out", default=None, help="head folder (default engine/heads/<verifier>)")
     parser.add_argument("--vocab", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=2)
@@ -267,6 +285,8 @@ def main() -> int:
                         help="weight of distillation on the verifier's distribution (0: its argmax only, 1: EAGLE's loss)")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                         help="bf16: mixed precision (about 2x faster steps on a CPU with AMX); fp32 trained heads v1-v4")
+    parser.add_argument("--no-taps", action="store_true",
+                        help="ignore the tapped layers' inputs the data recorded: the head reads the final feature only")
     parser.add_argument("--init", default=None, help="start from this head folder's weights (warm start)")
     parser.add_argument("--parts", default="abcdef", help="which data parts to train on (make_data.py --part): any of " + "".join(PARTS))
     parser.add_argument("--evaluate-only", metavar="FOLDER", default=None,
@@ -287,20 +307,26 @@ def main() -> int:
     started = time.perf_counter()
     verifier = load_model(args.verifier)
     log("prepare: labels and vocabulary")
-    prepared = prepare(Path(args.data), verifier, args.vocab, args.parts)
-    log(f"prepare: {len(prepared['sequences'])} sequences, {prepared['positions']} positions; share of labels "
-        f"covered by the top-N vocabulary: {prepared['coverage']}")
+    prepared = prepare(Path(args.data), verifier, args.vocab, args.parts, use_taps=not args.no_taps)
+    n_sequences = len(prepared["sequences"])
+    log(f"prepare: {n_sequences} sequences, {prepared['positions']} positions, tapped layers "
+        f"{list(prepared['tap_layers'])}; share of labels covered by the top-N vocabulary: {prepared['coverage']}")
     trained = train(args, verifier, prepared)
     folder = Path(args.out) if args.out else HEADS_DIR / args.verifier
     curve = [round(sum(h["loss"] for h in trained["history"][i : i + 10]) / len(trained["history"][i : i + 10]), 4)
              for i in range(0, len(trained["history"]), 10)]
+    taps = list(prepared["tap_layers"])
+    fused = (f"fuse(({len(taps) + 1} x h)->h) over the inputs of verifier layers {taps} (each through that layer's "
+             "input norm) and the final feature, at the first draft position only (EAGLE-3's fused features); then ")
     card = {
         "verifier": args.verifier,
+        "tap_layers": taps,
         "vocab_size": verifier.vocab_size,
         "draft_vocab": len(prepared["vocab_ids"]),
         "recipe": {
-            "design": "EAGLE-style: fc(2h->h) over [verifier feature (after final norm), token embedding], one "
-                      "decoder layer of the verifier's shape, the verifier's LM head restricted to the draft vocabulary",
+            "design": "EAGLE-style: " + (fused if taps else "") + "fc(2h->h) over [verifier feature (after final "
+                      "norm), token embedding], one decoder layer of the verifier's shape, the verifier's LM head "
+                      "restricted to the draft vocabulary",
             "loss": describe_loss(args.soft, args.depth),
             "soft": args.soft,
             "optimizer": f"AdamW lr {args.lr} (warm-up, cosine to 10%), betas (0.9, 0.95), clip 1.0",
@@ -311,7 +337,7 @@ def main() -> int:
         },
         "data": {
             "source": data_source(args.parts, prepared["precisions"]),
-            "sequences": len(prepared["sequences"]), "positions": prepared["positions"],
+            "sequences": n_sequences, "positions": prepared["positions"],
             "generation_seconds": prepared["generation_seconds"],  # make_data.py, shard by shard (no model loads)
             "vocabulary_coverage": prepared["coverage"],
         },
