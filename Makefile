@@ -31,11 +31,14 @@ bench: $(STAMP)
 # The draft head (engine/heads/smollm2-135m): data from the verifier itself, then training; both resume if killed.
 # 67 min measured on 2 cores: six data parts in bf16 (28 min), then one distillation run over all of them with its
 # preparation and held-out evaluation (38.5 min). `make train-head DATA=... ARGS="--out FOLDER"` keeps the shipped head.
-DATA ?= training/work/data-v6
+# TAPS=2,15 (with a DATA folder of its own) also records the inputs of verifier layers 2 and 15 and trains a head
+# that fuses them with the final feature (EAGLE-3); measured against the plain design in README, not the default.
+DATA ?= training/work/data-v5
+TAPS ?=
 train-head: $(STAMP)
-	$(PY) training/make_data.py --part a --batch 512 --out $(DATA)
-	$(PY) training/make_data.py --part b --batch 512 --out $(DATA)
-	for part in c d e f; do $(PY) training/make_data.py --part $$part --batch 512 --shards 4 --out $(DATA) || exit 1; done
+	$(PY) training/make_data.py --part a --batch 512 --taps "$(TAPS)" --out $(DATA)
+	$(PY) training/make_data.py --part b --batch 512 --taps "$(TAPS)" --out $(DATA)
+	for part in c d e f; do $(PY) training/make_data.py --part $$part --batch 512 --shards 4 --taps "$(TAPS)" --out $(DATA) || exit 1; done
 	$(PY) training/train_head.py --data $(DATA) --parts abcdef --epochs 2 --lr 1e-3 --soft 1.0 $(ARGS)
 
 clean:

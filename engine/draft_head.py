@@ -13,7 +13,8 @@ which made regression and the head's input badly scaled. The head's output is re
 
 A head may also read EAGLE-3's fused features: the inputs of a low and a middle verifier layer (each normalised
 with that layer's own input norm) beside the final feature, mixed into one hidden-size vector by `fuse` before
-`fc`. Only the first draft position sees them; further ahead the head reads its own predicted feature as before.
+`fc`, wherever the head reads the verifier's real rows (the context and the first draft position); further ahead
+it reads its own predicted feature as before.
 
 A head lives in a folder: `head.safetensors` (fc, the layer, `vocab_ids`) and `card.json` (what it was trained
 for and how; see training/train_head.py). The embedded verifier's head ships in engine/heads/smollm2-135m.

@@ -105,6 +105,12 @@ def test_a_data_folder_resumes_only_with_the_settings_that_made_its_shards(tmp_p
     make_data.check_layout(tmp_path, dict(layout))  # a rerun with the same settings resumes
     with pytest.raises(SystemExit, match="batch.: 512"):
         make_data.check_layout(tmp_path, {**layout, "batch": 128})  # shard i would be other prompts
+    with pytest.raises(SystemExit, match="taps"):
+        make_data.check_layout(tmp_path, {**layout, "taps": []})  # shards without the tapped layers' inputs
+    before_taps = tmp_path / "before-taps"
+    before_taps.mkdir()
+    (before_taps / "layout.json").write_text('{"batch": 512, "max_new_tokens": 128, "precision": "bf16", "limit": 0}')
+    make_data.check_layout(before_taps, {**layout, "taps": []})  # a folder from before --taps recorded none
     older = tmp_path / "older"
     older.mkdir()
     (older / "shard-c-0000.pt").write_bytes(b"")

@@ -13,7 +13,7 @@ Speed (2 cores): generation runs in bfloat16 (AMX), 512 rows a batch, with its o
 and a top-p draw among the 256 most likely tokens): 720-970 new tokens/s a shard, six parts in 28 min, against
 210-240 tokens/s for transformers' `generate` at batch 128, whose full-vocabulary sort and draw took 3/4 of the time.
 
-    .venv/bin/python training/make_data.py [--part a|b|c|d|e|f] [--out training/work/data-v6] [--taps 2,15]
+    .venv/bin/python training/make_data.py [--part a|b|c|d|e|f] [--out training/work/data-v5] [--taps 2,15]
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def check_layout(out: Path, layout: dict) -> None:
     """Shard i is the i-th `batch` prompts: a folder resumes only with the settings that made its shards."""
     path = out / "layout.json"
     if path.exists():
-        made = json.loads(path.read_text())
+        made = {"taps": [], **json.loads(path.read_text())}  # folders from before --taps recorded none
         if made != layout:
             raise SystemExit(f"{out} holds shards made with {made}, not {layout}: use another --out, or the same settings")
     elif any(out.glob("shard-*.pt")):
@@ -175,7 +175,7 @@ def check_layout(out: Path, layout: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verifier", default="smollm2-135m")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "work" / "data-v6"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "work" / "data-v5"))
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts (for a quick run)")
@@ -185,9 +185,9 @@ def main() -> int:
                              "parts a and b in fp32)")
     parser.add_argument("--minutes", type=float, default=0, help="stop starting new shards after this long (0: no limit)")
     parser.add_argument("--shards", type=int, default=0, help="only the first N shards (0: all)")
-    parser.add_argument("--taps", default="2,15",
-                        help="verifier layers whose inputs are recorded beside the final features, for a head that "
-                             "fuses them (EAGLE-3); '' records none (heads v1-v5)")
+    parser.add_argument("--taps", default="",
+                        help="verifier layers whose inputs to record beside the final features, for a head that "
+                             "fuses them (EAGLE-3), e.g. 2,15; none by default (the shipped head reads none)")
     args = parser.parse_args()
     taps = tuple(int(i) for i in args.taps.split(",") if i.strip())
     out = Path(args.out)

@@ -1,6 +1,6 @@
 """Train the draft head for the embedded SmolLM2-135M (or another Llama verifier) on data from make_data.py.
 
-    .venv/bin/python training/train_head.py [--data training/work/data-v6] [--vocab 8192] [--epochs 2] [--depth 3]
+    .venv/bin/python training/train_head.py [--data training/work/data-v5] [--vocab 8192] [--epochs 2] [--depth 3]
 
 Phases, each resumable: prepare (labels and the head's vocabulary from the shards), train (a checkpoint every
 few steps in training/work/), export (engine/heads/<verifier>/: head.safetensors + card.json) and evaluate
@@ -266,7 +266,7 @@ def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limi
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verifier", default="smollm2-135m")
-    parser.add_argument("--data", default=str(WORK / "data-v6"))
+    parser.add_argument("--data", default=str(WORK / "data-v5"))
     parser.add_argument("--out", default=None, help="head folder (default engine/heads/<verifier>)")
     parser.add_argument("--vocab", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=2)
@@ -317,7 +317,8 @@ def main() -> int:
              for i in range(0, len(trained["history"]), 10)]
     taps = list(prepared["tap_layers"])
     fused = (f"fuse(({len(taps) + 1} x h)->h) over the inputs of verifier layers {taps} (each through that layer's "
-             "input norm) and the final feature, at the first draft position only (EAGLE-3's fused features); then ")
+             "input norm) and the final feature, wherever the head reads the verifier's rows (EAGLE-3's fused "
+             "features; further ahead it reads its own output); then ")
     card = {
         "verifier": args.verifier,
         "tap_layers": taps,
