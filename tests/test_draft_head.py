@@ -40,16 +40,23 @@ def test_distillation_on_the_verifier_distribution_trains_a_head_that_drafts(tin
     assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 40)
 
 
-def test_drafting_computes_what_training_computed(tiny_head, tiny_verifier):
-    """Pass 1 of the training model and the drafter's real-feature entries agree (same weights, same maths)."""
-    head = load_head(tiny_head[0], tiny_verifier)
-    drafter = HeadDrafter("head", head, tiny_verifier)
-    model = tiny_verifier.model
-    ids = tiny_verifier.tokenizer("The drafter proposes, the verifier checks").input_ids
-    lm = FastLlamaLM(model, tiny_verifier.vocab_size, tiny_verifier.device)
+def observed_drafter(folder, verifier):
+    """A drafter over the head in `folder` that has observed one verifier pass (with the taps the head reads)."""
+    head = load_head(folder, verifier)
+    drafter = HeadDrafter("head", head, verifier)
+    ids = verifier.tokenizer("The drafter proposes, the verifier checks").input_ids
+    lm = FastLlamaLM(verifier.model, verifier.vocab_size, verifier.device)
+    lm.tap_layers = head.tap_layers
     lm.extend(ids[:-1])
     drafter.reset(ids)
     drafter.observe(lm.hidden_start, lm.hidden)
+    return head, drafter, lm, ids
+
+
+def test_drafting_computes_what_training_computed(tiny_head, tiny_verifier):
+    """Pass 1 of the training model and the drafter's real-feature entries agree (same weights, same maths)."""
+    head, drafter, lm, ids = observed_drafter(tiny_head[0], tiny_verifier)
+    model = tiny_verifier.model
     inference = drafter._forward(drafter.features[: len(ids) - 2], ids[1:-1], 1)
     trainable = TrainableHead(head.shape, model.model.embed_tokens.weight, drafter.head_rows)
     with torch.no_grad():
@@ -95,16 +102,9 @@ def test_drafting_on_fused_features_computes_what_training_computed(tapped_head,
     """The drafter fuses the verifier's tapped rows exactly as the training model fuses prepared ones."""
     from tiny_head import tapped_inputs
 
-    head = load_head(tapped_head[0], tiny_verifier)
-    drafter = HeadDrafter("head", head, tiny_verifier)
+    head, drafter, lm, ids = observed_drafter(tapped_head[0], tiny_verifier)
     model = tiny_verifier.model
-    ids = tiny_verifier.tokenizer("The drafter proposes, the verifier checks").input_ids
-    lm = FastLlamaLM(model, tiny_verifier.vocab_size, tiny_verifier.device)
-    lm.tap_layers = head.tap_layers
-    lm.extend(ids[:-1])
     assert lm.hidden.shape[1] == 3 * model.config.hidden_size
-    drafter.reset(ids)
-    drafter.observe(lm.hidden_start, lm.hidden)
     trainable = TrainableHead(head.shape, model.model.embed_tokens.weight, drafter.head_rows, taps=2)
     with torch.no_grad():
         trainable.fuse.copy_(head.fuse)
