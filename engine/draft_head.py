@@ -145,6 +145,14 @@ def load_head(spec: str | None, verifier) -> DraftHead:
     return DraftHead(shape, fc, layer, vocab_ids, card, folder, fuse, tap_layers)
 
 
+def tapped_rows(model, rows, layers) -> torch.Tensor:
+    """Each tapped layer's input through that layer's own input norm, side by side ([n, m x h]): what the fuse
+    matrix reads beside the final feature. One function, so drafting reads exactly what training read."""
+    eps = model.config.rms_norm_eps
+    return torch.cat([rms_norm(row.float(), model.model.layers[layer].input_layernorm.weight, eps)
+                      for row, layer in zip(rows, layers)], dim=-1)
+
+
 def check_compatible(shape: HeadShape, card: dict, vocab_ids: torch.Tensor, verifier, folder: Path) -> None:
     """Refuse a head trained for another model: hidden size, vocabulary, layer shape or the model's name."""
     config = verifier.model.config
@@ -181,7 +189,7 @@ class HeadDrafter:
         self.embed = model.get_input_embeddings().weight if hasattr(model, "get_input_embeddings") else model.model.embed_tokens.weight
         self.final_norm = model.model.norm.weight
         self.tap_layers = head.tap_layers  # the session asks the verifier's stream for these layers' inputs
-        self.tap_norms = [model.model.layers[i].input_layernorm.weight for i in head.tap_layers]
+        self.model = model
         self.eps = head.shape.eps
         # The LM head restricted to the head's vocabulary: one [N, hidden] copy, so a draft step reads N rows only.
         self.head_rows = model.get_output_embeddings().weight.index_select(0, head.vocab_ids).contiguous()
@@ -214,9 +222,8 @@ class HeadDrafter:
         final = rms_norm(hidden[:, -size:].float(), self.final_norm, self.eps)
         if not self.tap_layers:
             return final
-        tapped = [rms_norm(hidden[:, i * size : (i + 1) * size].float(), norm, self.eps)
-                  for i, norm in enumerate(self.tap_norms)]
-        return _linear(torch.cat((*tapped, final), dim=-1), self.head.fuse)
+        tapped = tapped_rows(self.model, hidden[:, :-size].split(size, dim=-1), self.tap_layers)
+        return _linear(torch.cat((tapped, final), dim=-1), self.head.fuse)
 
     def rollback(self, length: int) -> None:
         self.length = max(1, min(self.length, length))

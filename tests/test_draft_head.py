@@ -8,7 +8,7 @@ import torch
 
 from conftest import make_session, plain_greedy
 from engine import ConfigError, ModelLoadError
-from engine.draft_head import LAYER_NAMES, HeadDrafter, load_head
+from engine.draft_head import LAYER_NAMES, HeadDrafter, load_head, tapped_rows
 from engine.fast_llama import FastLlamaLM, rms_norm
 from engine.session import prefill
 from engine.head_training import Batch, TrainableHead, pass_mask, shift
@@ -100,19 +100,18 @@ def test_a_head_on_fused_layer_features_trains_and_drafts_losslessly(tapped_head
 
 def test_drafting_on_fused_features_computes_what_training_computed(tapped_head, tiny_verifier):
     """The drafter fuses the verifier's tapped rows exactly as the training model fuses prepared ones."""
-    from tiny_head import tapped_inputs
-
     head, drafter, lm, ids = observed_drafter(tapped_head[0], tiny_verifier)
     model = tiny_verifier.model
     assert lm.hidden.shape[1] == 3 * model.config.hidden_size
     trainable = TrainableHead(head.shape, model.model.embed_tokens.weight, drafter.head_rows, taps=2)
     with torch.no_grad():
         trainable.fuse.copy_(head.fuse)
-        final = rms_norm(lm.hidden[:, -model.config.hidden_size :], model.model.norm.weight, model.config.rms_norm_eps)
+        size = model.config.hidden_size
+        final = rms_norm(lm.hidden[:, -size:], model.model.norm.weight, model.config.rms_norm_eps)
         n = len(ids) - 1
         batch = Batch(torch.tensor(ids[:-1])[None], final[None], torch.zeros(1, n, dtype=torch.long),
                       torch.zeros(1, n, dtype=torch.long), torch.arange(n)[None],
-                      tapped_inputs(model, lm.hidden, head.tap_layers)[None])
+                      tapped_rows(model, lm.hidden[:, :-size].split(size, dim=-1), head.tap_layers)[None])
         assert torch.allclose(trainable.first_inputs(batch)[0], drafter.features[:n], atol=1e-5)
     assert not torch.allclose(head.fuse[:, : 2 * model.config.hidden_size], torch.zeros(()))  # it uses the taps
 

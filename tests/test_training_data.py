@@ -75,7 +75,7 @@ def test_train_head_prepares_shards_and_trains_in_bf16_on_its_packed_fp16_rows(t
 
     import train_head
     from engine.fast_llama import FastLlamaLM
-    from tiny_head import tapped_inputs
+    from engine.draft_head import tapped_rows
 
     model, tokenizer = tiny_transformers
     data = tmp_path / "data"
@@ -89,7 +89,9 @@ def test_train_head_prepares_shards_and_trains_in_bf16_on_its_packed_fp16_rows(t
         lm = FastLlamaLM(tiny_verifier.model, tiny_verifier.vocab_size, tiny_verifier.device)
         lm.tap_layers = taps
         lm.extend(tokens.tolist())
-        assert torch.allclose(tapped.float(), tapped_inputs(tiny_verifier.model, lm.hidden, taps), atol=2e-2)
+        size = tiny_verifier.model.config.hidden_size
+        streamed = tapped_rows(tiny_verifier.model, lm.hidden[:, :-size].split(size, dim=-1), taps)
+        assert torch.allclose(tapped.float(), streamed, atol=2e-2)
     args = argparse.Namespace(seed=0, row=128, batch=2, epochs=40, lr=3e-3, depth=3, soft=1.0, precision="bf16",
                               init=None, restart=True, log_every=1000, checkpoint_every=1000)
     trained = train_head.train(args, tiny_verifier, prepared)

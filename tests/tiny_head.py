@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from engine.draft_head import HeadShape, save_head
+from engine.draft_head import HeadShape, save_head, tapped_rows
 from engine.fast_llama import FastLlamaLM, rms_norm
 from engine.head_training import IGNORE, TrainableHead, collate, head_loss, pack
 
 PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes,", "Speculative decoding", "print(",
            "The future of AI", "the verifier checks", "a block of tokens"]
-
-
-def tapped_inputs(model, hidden: torch.Tensor, taps: tuple[int, ...]) -> torch.Tensor:
-    """The tapped layers' inputs of a stream's `hidden` rows, each through that layer's input norm (as prepare does)."""
-    size, eps = model.config.hidden_size, model.config.rms_norm_eps
-    return torch.cat([rms_norm(hidden[:, i * size : (i + 1) * size], model.model.layers[layer].input_layernorm.weight, eps)
-                      for i, layer in enumerate(taps)], dim=-1)
 
 
 @torch.no_grad()
@@ -37,7 +30,9 @@ def verifier_sequences(verifier, n_new: int = 40, taps: tuple[int, ...] = ()):
         final = lm.hidden[:, -model.config.hidden_size :]
         features = rms_norm(final, model.model.norm.weight, model.config.rms_norm_eps)
         sequence = (torch.tensor(ids[:-1]), features, logits.argmax(-1))
-        sequences.append(sequence + ((tapped_inputs(model, lm.hidden, taps),) if taps else ()))
+        size = model.config.hidden_size
+        tapped = (tapped_rows(model, lm.hidden[:, :-size].split(size, dim=-1), taps),) if taps else ()
+        sequences.append(sequence + tapped)
     return sequences
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine.draft_head import HEADS_DIR, HeadShape, save_head  # noqa: E402
+from engine.draft_head import HEADS_DIR, HeadShape, save_head, tapped_rows  # noqa: E402
 from engine.head_training import IGNORE, TrainableHead, collate, head_loss, learning_rate, pack  # noqa: E402
 from engine.fast_llama import rms_norm  # noqa: E402
 from make_data import TIMING  # noqa: E402
@@ -62,11 +62,8 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc", use_taps:
             labels[:asked] = verifier_argmax(features[:asked], head, logits)
             sequence = (torch.tensor(ids[:-1]), features.to(torch.float16), labels)
             if use_taps and "taps" in record:
-                # Each tapped layer's input through that layer's own input norm, side by side: [n - 1, m x H].
                 layers = record["tap_layers"]
-                tapped = [rms_norm(record["taps"][:, i].float(), model.model.layers[layer].input_layernorm.weight, eps)
-                          for i, layer in enumerate(layers)]
-                sequence += (torch.cat(tapped, dim=-1).to(torch.float16),)
+                sequence += (tapped_rows(model, record["taps"].unbind(1), layers).to(torch.float16),)
                 tap_layers.add(tuple(layers))
             sequences.append(sequence)
             counts.update(labels.tolist())
