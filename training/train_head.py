@@ -228,8 +228,10 @@ def held_out_slice(limit: int, rest: bool = False) -> list[str]:
     return [p for p in prompts if p not in chosen] if rest else chosen
 
 
-def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limit: int, rest: bool = False) -> dict:
-    """Greedy speculative decoding with the exported head on held-out prompts, through the engine."""
+def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limit: int, rest: bool = False,
+             tree: str | None = None) -> dict:
+    """Greedy speculative decoding with the exported head on held-out prompts, through the engine: chains of k, or
+    the `tree` shape (engine/tree_shape.py) k deep."""
     from engine import Session, SpecConfig
     from engine.models import load_model
 
@@ -237,7 +239,7 @@ def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limi
 
     verifier = load_model(verifier_spec)
     config = SpecConfig(verifier=verifier_spec, drafter=f"head:{folder}", block_size=k, draft_mode="greedy",
-                        max_new_tokens=max_new_tokens)
+                        max_new_tokens=max_new_tokens, tree=tree)
     session = Session.from_loaded(config, verifier)
     drafted = accepted = tokens = calls = 0
     per_position = [[0, 0] for _ in range(k)]
@@ -256,7 +258,9 @@ def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limi
     result = {"prompts": len(prompts), "k": k, "max_new_tokens": max_new_tokens,
               "acceptance_rate": accepted / max(1, drafted), "tokens_per_verifier_call": tokens / max(1, calls),
               "per_position_acceptance": [a / max(1, d) for d, a in per_position]}
-    log(f"held-out greedy decoding (k={k}): {result}")
+    if tree:  # a tree's acceptance rate counts every node as a draft: tokens per call is the comparable figure
+        result = {"tree": tree, **result}
+    log(f"held-out greedy decoding (k={k}{', tree ' + tree if tree else ''}): {result}")
     return result
 
 
@@ -289,13 +293,16 @@ def main() -> int:
     parser.add_argument("--evaluate-only", metavar="FOLDER", default=None,
                         help="only evaluate this head folder (--eval-k, --eval-rest) and print the result")
     parser.add_argument("--eval-k", type=int, default=4)
+    parser.add_argument("--eval-tree", default=None, metavar="SHAPE",
+                        help="with --evaluate-only: draft trees of this shape (e.g. dynamic:32) --eval-k deep")
     parser.add_argument("--eval-rest", action="store_true",
                         help="evaluate on the held-out prompts the card's set skips (32 of 48 by default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.evaluate_only:
-        result = evaluate(Path(args.evaluate_only), args.verifier, args.eval_k, 64, args.eval_prompts, args.eval_rest)
+        result = evaluate(Path(args.evaluate_only), args.verifier, args.eval_k, 64, args.eval_prompts, args.eval_rest,
+                          args.eval_tree)
         print(json.dumps(result))
         return 0
     from engine.models import load_model
