@@ -145,12 +145,14 @@ def load_head(spec: str | None, verifier) -> DraftHead:
     return DraftHead(shape, fc, layer, vocab_ids, card, folder, fuse, tap_layers)
 
 
-def tapped_rows(model, rows, layers) -> torch.Tensor:
-    """Each tapped layer's input through that layer's own input norm, side by side ([n, m x h]): what the fuse
-    matrix reads beside the final feature. One function, so drafting reads exactly what training read."""
+def tapped_rows(model, taps: torch.Tensor, layers) -> torch.Tensor:
+    """The tapped layers' inputs side by side ([n, m x h], as the verifier's stream hands them back before the final
+    feature), each through that layer's own input norm: what the fuse matrix reads beside the final feature. One
+    function, so drafting reads exactly what training read."""
     eps = model.config.rms_norm_eps
+    rows = taps.split(model.config.hidden_size, dim=-1)
     return torch.cat([rms_norm(row.float(), model.model.layers[layer].input_layernorm.weight, eps)
-                      for row, layer in zip(rows, layers)], dim=-1)
+                      for row, layer in zip(rows, layers, strict=True)], dim=-1)
 
 
 def check_compatible(shape: HeadShape, card: dict, vocab_ids: torch.Tensor, verifier, folder: Path) -> None:
@@ -222,7 +224,7 @@ class HeadDrafter:
         final = rms_norm(hidden[:, -size:].float(), self.final_norm, self.eps)
         if not self.tap_layers:
             return final
-        tapped = tapped_rows(self.model, hidden[:, :-size].split(size, dim=-1), self.tap_layers)
+        tapped = tapped_rows(self.model, hidden[:, :-size], self.tap_layers)
         return _linear(torch.cat((tapped, final), dim=-1), self.head.fuse)
 
     def rollback(self, length: int) -> None:

@@ -111,7 +111,7 @@ def test_drafting_on_fused_features_computes_what_training_computed(tapped_head,
         n = len(ids) - 1
         batch = Batch(torch.tensor(ids[:-1])[None], final[None], torch.zeros(1, n, dtype=torch.long),
                       torch.zeros(1, n, dtype=torch.long), torch.arange(n)[None],
-                      tapped_rows(model, lm.hidden[:, :-size].split(size, dim=-1), head.tap_layers)[None])
+                      tapped_rows(model, lm.hidden[:, :-size], head.tap_layers)[None])
         assert torch.allclose(trainable.first_inputs(batch)[0], drafter.features[:n], atol=1e-5)
     assert not torch.allclose(head.fuse[:, : 2 * model.config.hidden_size], torch.zeros(()))  # it uses the taps
 

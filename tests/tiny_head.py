@@ -27,11 +27,10 @@ def verifier_sequences(verifier, n_new: int = 40, taps: tuple[int, ...] = ()):
         lm = FastLlamaLM(model, verifier.vocab_size, verifier.device)
         lm.tap_layers = taps
         logits = lm.extend(ids[:-1], keep=len(ids) - 1)
-        final = lm.hidden[:, -model.config.hidden_size :]
-        features = rms_norm(final, model.model.norm.weight, model.config.rms_norm_eps)
-        sequence = (torch.tensor(ids[:-1]), features, logits.argmax(-1))
         size = model.config.hidden_size
-        tapped = (tapped_rows(model, lm.hidden[:, :-size].split(size, dim=-1), taps),) if taps else ()
+        features = rms_norm(lm.hidden[:, -size:], model.model.norm.weight, model.config.rms_norm_eps)
+        sequence = (torch.tensor(ids[:-1]), features, logits.argmax(-1))
+        tapped = (tapped_rows(model, lm.hidden[:, :-size], taps),) if taps else ()
         sequences.append(sequence + tapped)
     return sequences
 

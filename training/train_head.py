@@ -63,7 +63,7 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc", use_taps:
             sequence = (torch.tensor(ids[:-1]), features.to(torch.float16), labels)
             if use_taps and "taps" in record:
                 layers = record["tap_layers"]
-                sequence += (tapped_rows(model, record["taps"].unbind(1), layers).to(torch.float16),)
+                sequence += (tapped_rows(model, record["taps"].flatten(1), layers).to(torch.float16),)
                 tap_layers.add(tuple(layers))
             sequences.append(sequence)
             counts.update(labels.tolist())
