@@ -49,7 +49,8 @@ class SpecConfig:
     ngram_max: int = 3
     trust_remote_code: bool = False
     # "auto": the lean Llama forward (engine/fast_llama.py) where it applies; "transformers": always the model's own;
-    # "bf16": the lean forward with bf16 weight matrices, batch-invariant (a Llama verifier on the CPU only).
+    # "bf16": the lean forward with bf16 weight matrices (a Llama verifier on the CPU only), refused where this CPU's
+    # bf16 kernels are not batch-invariant (engine/bf16_probe.py), so that its output is always plain bf16 decoding's.
     forward: str = "auto"
     # None: a chain of block_size drafts. "3,2,1,1": a tree, top-3 at depth 1, top-2 under each, ...;
     # "dynamic:N": the N most probable nodes (EAGLE-2), as deep as block_size. See engine/tree_shape.py.

@@ -14,6 +14,7 @@ import torch
 
 from .acceptance import Verdict, accept
 from .baseline import compare, plain_decode
+from .bf16_probe import require_exact_bf16
 from .cached_lm import DecodingStream, open_cached_lm, require_lean_forward
 from .config import SpecConfig
 from .drafters import DraftKnobs, Drafter, ModelDrafter, Proposal, build_drafter
@@ -80,6 +81,8 @@ class Session:
         self.decoder = PieceDecoder(verifier.tokenizer)
         require_lean_forward(verifier.model, verifier.name, self.config.forward)
         self.verifier_lm = open_cached_lm(verifier.model, self.vocab, verifier.device, self.config.forward)
+        if self.config.forward == "bf16":
+            require_exact_bf16(self.verifier_lm)  # exactness is this CPU's property: probed, not assumed
         self._share_vocab()
         self._tap_features()
         self.prompt = ""

@@ -1,27 +1,45 @@
-"""--forward bf16: the lean forward with bf16 matrices is batch-invariant, so speculative output equals plain decoding
-at that precision bit for bit, for chains and trees (engine/fast_llama.py)."""
+"""--forward bf16: where this CPU's bf16 kernels are batch-invariant (probed at run time, engine/bf16_probe.py),
+speculative output equals plain decoding at that precision bit for bit, for chains and trees (engine/fast_llama.py);
+where they are not, a bf16 session is refused. Each exactness test checks whichever of the two the probe found, so
+the suite passes on both kinds of CPU and still fails if exactness breaks where the probe claims it."""
 
 import pytest
 import torch
 
 from conftest import make_session
 from engine import EngineError, verify_inputs
-from engine.fast_llama import FastLlamaLM
+from engine.bf16_probe import batch_variance
+from engine.fast_llama import FastLlamaLM, bf16_product
 from engine.tree import DraftTree, ROOT
 
 PROMPTS = ["In a distant future,", "def add(a, b):", "a"]
+NOT_EXACT = "--forward bf16 is not exact on this CPU: bf16 products here depend on the batch size"
 
 
 def _plain(session, n):
     return list(session.baseline(n).token_ids[len(session.prompt_ids):])
 
 
+def _bf16_exact(verifier) -> bool:
+    return batch_variance(FastLlamaLM(verifier.model, verifier.vocab_size, verifier.device, "bf16")) is None
+
+
+def _bf16_session(verifier, spec, **config):
+    """The session, or None after checking that it is refused, as it must be where the probe found bf16 inexact."""
+    if _bf16_exact(verifier):
+        return make_session(verifier, spec, forward="bf16", **config)
+    with pytest.raises(EngineError, match=NOT_EXACT):
+        make_session(verifier, spec, forward="bf16", **config)
+    return None
+
+
 @pytest.mark.parametrize("block_size", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("drafter_spec", ["same", "drafter", "early-exit:2", "ngram"])
 def test_bf16_chain_output_equals_bf16_plain_greedy(tiny, tiny_verifier, block_size, drafter_spec):
     spec = tiny["drafter"] if drafter_spec == "drafter" else drafter_spec
-    session = make_session(tiny_verifier, spec, block_size=block_size, draft_mode="greedy", max_new_tokens=24,
-                           forward="bf16")
+    session = _bf16_session(tiny_verifier, spec, block_size=block_size, draft_mode="greedy", max_new_tokens=24)
+    if session is None:
+        return
     assert session.verifier_lm.precision == "bf16"
     for prompt in PROMPTS:
         session.reset(prompt)
@@ -33,8 +51,9 @@ def test_bf16_chain_output_equals_bf16_plain_greedy(tiny, tiny_verifier, block_s
 @pytest.mark.parametrize("drafter_spec", ["drafter", "ngram"])
 def test_bf16_tree_output_equals_bf16_plain_greedy(tiny, tiny_verifier, tree, drafter_spec):
     spec = tiny["drafter"] if drafter_spec == "drafter" else drafter_spec
-    session = make_session(tiny_verifier, spec, block_size=4, draft_mode="greedy", max_new_tokens=24, tree=tree,
-                           forward="bf16")
+    session = _bf16_session(tiny_verifier, spec, block_size=4, draft_mode="greedy", max_new_tokens=24, tree=tree)
+    if session is None:
+        return
     for prompt in PROMPTS:
         session.reset(prompt)
         session.run()
@@ -43,8 +62,13 @@ def test_bf16_tree_output_equals_bf16_plain_greedy(tiny, tiny_verifier, tree, dr
 
 def test_a_tokens_logits_are_the_same_bits_alone_in_a_block_and_as_a_tree_node(embedded):
     """The property the exactness rests on, on the real model: fp32 differs in the last bits between a 1-row and a
-    5-row pass; bf16 with padded attention must not differ at all."""
+    5-row pass; bf16 with padded attention must not differ at all where the probe says this CPU allows it. Where it
+    does not (an AMD EPYC without AMX: a decoder layer's 8-row pass differs), a bf16 session of the model is refused."""
     lm = FastLlamaLM(embedded.model, embedded.vocab_size, embedded.device, precision="bf16")
+    if batch_variance(lm) is not None:
+        with pytest.raises(EngineError, match=NOT_EXACT):
+            make_session(embedded, "ngram", forward="bf16")
+        return
     prompt = embedded.tokenizer("The history of the printing press begins")["input_ids"]
     lm.extend(prompt[:-1])
     logits = lm.extend(prompt[-1:])
@@ -104,11 +128,15 @@ def test_bf16_falls_back_for_a_drafter_the_lean_forward_cannot_run(tiny):
     assert isinstance(open_cached_lm(drafter.model, drafter.vocab_size, drafter.device, "bf16"), CachedLM)
 
 
-def test_headless_bf16_run_is_lossless_against_bf16_plain_decoding(tiny, capsys):
+def test_headless_bf16_run_is_lossless_against_bf16_plain_decoding(tiny, tiny_verifier, capsys):
     import json
 
     from specdec_tui.cli import main
 
+    if not _bf16_exact(tiny_verifier):
+        assert main(["--headless", "--verifier", tiny["verifier"], "--forward", "bf16", "--max-new-tokens", "4"]) == 2
+        assert NOT_EXACT in capsys.readouterr().err
+        return
     code = main(["--headless", "--json", "--verifier", tiny["verifier"], "--drafter", tiny["drafter"], "--forward",
                  "bf16", "--draft-mode", "greedy", "--max-new-tokens", "16", "--compare-baseline"])
     assert code == 0
@@ -116,3 +144,21 @@ def test_headless_bf16_run_is_lossless_against_bf16_plain_decoding(tiny, capsys)
     assert summary["forward"] == "bf16" and summary["lossless"] is True
     assert main(["--headless", "--verifier", tiny["verifier"], "--forward", "bf16", "--max-new-tokens", "4"]) == 0
     assert "forward=bf16" in capsys.readouterr().out
+
+
+def test_the_probe_finds_a_pass_whose_rows_depend_on_the_batch_size(tiny_verifier):
+    """Whatever this CPU does: a product that rounds differently once rows share a pass is caught, and named."""
+    lm = FastLlamaLM(tiny_verifier.model, tiny_verifier.vocab_size, tiny_verifier.device, "bf16")
+    lm.head = lm.head.clone()  # its own probe result: results are kept per head tensor
+    lm.product = lambda x, w: bf16_product(x, w) * (1.0 + 1e-3 * (x.shape[0] > 3))
+    assert "pass of 4 rows differs from the same rows one at a time" in batch_variance(lm)
+
+
+def test_an_inexact_cpu_refuses_bf16_with_the_reason_and_keeps_fp32(tiny_verifier, monkeypatch):
+    """The refusal path, checked on every CPU (on an AMX Xeon the probe passes, so the tests above never reach it)."""
+    import engine.bf16_probe as probe
+
+    monkeypatch.setattr(probe, "batch_variance", lambda lm: "a decoder layer's pass of 8 rows differs")
+    with pytest.raises(EngineError, match=NOT_EXACT + r" \(a decoder layer's pass of 8 rows differs\).*--forward auto"):
+        make_session(tiny_verifier, "ngram", forward="bf16")
+    assert make_session(tiny_verifier, "ngram").verifier_lm.precision == "fp32"
