@@ -6,12 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .tree_shape import parse_tree
+from .tree_shape import AUTO_TREE, parse_tree
 
 MAX_BLOCK_SIZE = 16
 DRAFT_MODES = ("greedy", "sampled")
 VERIFY_MODES = ("greedy", "sampling")
-SCHEDULES = ("constant", "heuristic")
+SCHEDULES = ("constant", "heuristic", "auto")
 FORWARDS = ("auto", "transformers", "bf16")
 DEFAULT_PROMPT = "In a distant future,"
 MAX_THREADS = 256
@@ -45,6 +45,9 @@ class SpecConfig:
     max_new_tokens: int = 64
     device: str = "cpu"
     bonus: bool = True
+    # "constant": every step drafts block_size; "heuristic": transformers' +2/-1 rule; "auto": each step's k (and with
+    # tree="auto", its tree shape) chosen by measured verify costs and acceptance (engine/auto_plan.py). The app and
+    # the command line default to auto; a library caller who sets block_size gets that k.
     block_size_schedule: str = "constant"
     ngram_max: int = 3
     trust_remote_code: bool = False
@@ -54,6 +57,7 @@ class SpecConfig:
     forward: str = "auto"
     # None: a chain of block_size drafts. "3,2,1,1": a tree, top-3 at depth 1, top-2 under each, ...;
     # "dynamic:N": the N most probable nodes (EAGLE-2), as deep as block_size. See engine/tree_shape.py.
+    # "auto" (with the auto schedule): a chain or a small tree, whichever is expected faster at each step.
     tree: str | None = None
     # Prompts are plain text (special-token strings are encoded as text); chat=True wraps the prompt in the
     # verifier's chat template as one user message, for instruct models.
@@ -101,6 +105,10 @@ class SpecConfig:
         if not self.drafter.strip():
             raise ConfigError("the drafter model spec is empty")
         parse_tree(self.tree)
+        if self.tree == AUTO_TREE and self.block_size_schedule != "auto":
+            raise ConfigError("--tree auto chooses chains and trees by measurement: it needs -k auto")
+        if parse_tree(self.tree) is not None and self.block_size_schedule == "heuristic":
+            raise ConfigError("the heuristic schedule moves a chain's k, not a tree's shape: use -k auto, or a chain")
         return self
 
     def replace(self, **changes) -> "SpecConfig":

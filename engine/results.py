@@ -139,6 +139,8 @@ class StepResult:
     finish_reason: str | None = None  # "eos", "max_new_tokens", "context_window"
     tree: TreeStep | None = None  # tree steps only: every node; `positions` then show the accepted path
     drafted_by: str | None = None  # a combined drafter's part that drafted ("lookup" or "head" for ngram+head)
+    plan: str | None = None  # the auto schedule's choice for this step and why (engine/auto_plan.py)
+    cpu_busy: str | None = None  # why this step's timings are unreliable (another process busy), or None
 
     @property
     def emitted_text(self) -> str:
@@ -164,6 +166,7 @@ class Stats:
     per_position_accepted: tuple[int, ...] = ()
     accepted_per_step: tuple[int, ...] = ()
     tree_steps: int = 0  # steps that verified a tree (their `drafted` counts every node)
+    busy_steps: int = 0  # steps taken while the CPU was busy with other processes (their timings are unreliable)
 
     @property
     def nodes_per_step(self) -> float:
@@ -227,6 +230,7 @@ class Stats:
             per_position_accepted=tuple(accepted_at),
             accepted_per_step=self.accepted_per_step + (result.accepted,),
             tree_steps=self.tree_steps + (result.tree is not None),
+            busy_steps=self.busy_steps + (result.cpu_busy is not None),
         )
 
     @classmethod
@@ -250,6 +254,7 @@ class Stats:
             "nodes_per_step": self.nodes_per_step,
             "mean_accepted": self.mean_accepted,
             "tree_steps": self.tree_steps,
+            "busy_steps": self.busy_steps,
             "wall_s": self.wall_s,
             "tokens_per_s": self.tokens_per_s,
             "draft_s": self.draft_s,
@@ -286,6 +291,7 @@ class SpeedCheck:
     plain: BaselineResult
     speculative_token_ids: tuple[int, ...]  # the generated tokens of the tight run
     stats: Stats  # the tight run's own counts and times: its c and r are not inflated by idle pauses
+    busy: str | None = None  # why the two runs are not comparable (other processes used the CPU during one), or None
 
     @property
     def speculative_tokens_per_s(self) -> float:

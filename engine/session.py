@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from .acceptance import Verdict, accept
+from .auto_plan import MEASURED_PASSES, AutoPlanner, Plan, VerifyCosts
 from .baseline import compare, plain_decode
 from .bf16_probe import require_exact_bf16
 from .cached_lm import DecodingStream, open_cached_lm, require_lean_forward
@@ -25,8 +26,10 @@ from .positions import build_positions, verifier_source
 from .prompting import encode_prompt_text
 from .results import BaselineResult, Comparison, Source, SpeedCheck, Stats, StepResult, Token
 from .schedule import next_block_size
-from .threads import apply_threads
-from .tree_shape import parse_tree
+from .costs import pass_seconds
+from .cpu_load import BUSY_CORES, LoadWatch, Sample, busy_cores_between
+from .threads import apply_threads, rechoose_threads
+from .tree_shape import AUTO_TREE, parse_tree
 from .tree_step import tree_step
 
 __all__ = ["Session", "prefill", "draft", "verify", "accept", "Verdict", "build_drafter", "next_block_size"]
@@ -63,6 +66,12 @@ def verify(verifier_lm: DecodingStream, drafter: Drafter, context: list[int], dr
     return logits
 
 
+def _source_of(drafter: Drafter, context: list[int]) -> str | None:
+    """Which part of a combined drafter will draft after `context` (lookup or head in ngram+head); None otherwise."""
+    pick = getattr(drafter, "pick", None)
+    return drafter.source(pick(context)) if pick is not None else None
+
+
 def _name_auto(config: SpecConfig, drafter: Drafter) -> SpecConfig:
     """`auto` names the drafter it chose (head or same), so screens and traces say which."""
     return config.replace(drafter=drafter.name) if config.drafter.strip() == "auto" else config
@@ -93,10 +102,14 @@ class Session:
         self.finish_reason: str | None = None
         self.block_size = self.config.block_size
         self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.planner: AutoPlanner | None = None  # made at the first auto step, over the verify costs it times
+        self.plan: Plan | None = None  # the auto schedule's choice for the step being taken
+        self.load = LoadWatch()
         if hasattr(self.verifier_lm, "plan"):  # time the matmul layouts of a verify pass now, not in the first step
             shape = parse_tree(self.config.tree)
             tree_rows = [shape.max_nodes(self.block_size) + 1] if shape else []
-            self.verifier_lm.plan([*range(2, self.block_size + 2), *tree_rows])
+            auto_rows = list(MEASURED_PASSES) if self.config.block_size_schedule == "auto" else []
+            self.verifier_lm.plan([*range(2, self.block_size + 2), *tree_rows, *auto_rows])
 
     @classmethod
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":
@@ -128,6 +141,8 @@ class Session:
         config = self.config.replace(drafter=spec)
         drafter = build_drafter(config, self.verifier, progress)
         self.config, self.drafter = _name_auto(config, drafter), drafter
+        if self.planner is not None:
+            self.planner.by_source.clear()  # acceptance was the old drafter's; the verify costs still hold
         self._share_vocab()
         self._tap_features()
         if self.prompt:
@@ -171,6 +186,8 @@ class Session:
         self.config = self.config.replace(**changes)
         if "block_size" in changes:
             self.block_size = self.config.block_size
+        if self.config.block_size_schedule != "auto":
+            self.plan = None
         return self.config
 
     def encode_prompt(self, prompt: str) -> list[int]:
@@ -198,6 +215,7 @@ class Session:
         self.prompt, self.prompt_ids, self.tokens = prompt, ids, list(ids)
         self.steps, self.stats, self.finish_reason = [], Stats(), None
         self.block_size = self.config.block_size
+        self.load = LoadWatch()
         prefill(self.verifier_lm, self.drafter, ids)
 
     # -- stepping ------------------------------------------------------------------------------------------
@@ -223,8 +241,12 @@ class Session:
         context = self.tokens
         remaining = self.config.max_new_tokens - len(self.new_token_ids)
         room = self.context_window - len(context) - 1  # the verify pass must fit in the context window
-        k = max(0, min(self.block_size, remaining, room))
-        shape = parse_tree(self.config.tree)
+        limit = max(0, min(remaining, room))
+        self.plan = self._choose(context, limit) if self.config.block_size_schedule == "auto" else None
+        if self.plan is not None:
+            self.block_size = max(1, self.plan.block_size)
+        k = max(0, min(self.block_size, limit))
+        shape = parse_tree(self.plan.tree if self.plan is not None else self.config.tree)
         if shape is not None:  # a tree step: its own module (tree_step.py), same caches and records
             depth = max(0, min(shape.depth(self.block_size), remaining, room))
             return tree_step(self, shape, depth, start)
@@ -254,10 +276,22 @@ class Session:
         self._schedule(result)
         return result
 
+    def _choose(self, context: list[int], limit: int) -> Plan:
+        """The auto schedule: the shape with the most expected tokens per second for the part about to draft."""
+        if self.planner is None:
+            self.planner = AutoPlanner(VerifyCosts({n: pass_seconds(self, n, repeats=2) for n in MEASURED_PASSES}))
+        # Trees only where their rule is the greedy one and the drafts are the drafter's top candidates.
+        c = self.config
+        trees = c.tree == AUTO_TREE and c.verify == "greedy" and c.draft_mode == "greedy"
+        return self.planner.choose(_source_of(self.drafter, context), limit, trees)
+
     def record(self, block_size: int, drafted: int, accepted: int, positions, emitted, times: tuple[float, float, float],
                finish_reason: str | None, tree=None, drafted_by: str | None = None) -> StepResult:
         """The frozen record of the step just taken (chain or tree), added to the steps and the running stats."""
         start, drafted_at, verified_at = times
+        cpu_busy = self.load.check(drafted + 1, verified_at - drafted_at)
+        if self.config.threads is None and self.load.busy_cores is not None:
+            self.threads = rechoose_threads(self.load.busy_cores)  # one thread per core the others leave idle
         result = StepResult(
             step=len(self.steps) + 1,
             block_size=block_size,
@@ -274,9 +308,13 @@ class Session:
             finish_reason=finish_reason,
             tree=tree,
             drafted_by=drafted_by,
+            plan=self.plan.reason if self.plan is not None else None,
+            cpu_busy=cpu_busy,
         )
         self.steps.append(result)
         self.stats = self.stats.with_step(result)
+        if self.planner is not None and self.plan is not None:
+            self.planner.observe(result, self.plan.source)
         return result
 
     def run(self, on_step: Callable[[StepResult], None] | None = None) -> list[StepResult]:
@@ -325,13 +363,19 @@ class Session:
         where it was. Its own tokens/s is no fair comparison: it idles between steps (see SpeedCheck).
         """
         self.baseline(max_new_tokens=8)  # warm-up: after idle time the first passes are slow, whichever runs first
+        before = Sample.now()
         plain = self.baseline()
-        live = (self.tokens, self.steps, self.stats, self.finish_reason, self.block_size, self.generator)
+        between = Sample.now()
+        live = (self.tokens, self.steps, self.stats, self.finish_reason, self.block_size, self.generator, self.load)
         try:
             self.reset(self.prompt)  # same seed: for greedy verification the same text the user is watching
             self.run()
             ran, stats = tuple(self.new_token_ids), self.stats
         finally:
-            self.tokens, self.steps, self.stats, self.finish_reason, self.block_size, self.generator = live
+            self.tokens, self.steps, self.stats, self.finish_reason, self.block_size, self.generator, self.load = live
             prefill(self.verifier_lm, self.drafter, self.tokens)
-        return SpeedCheck(plain=plain, speculative_token_ids=ran, stats=stats)
+        loads = {"plain": busy_cores_between(before, between), "speculative": busy_cores_between(between, Sample.now())}
+        busy = [f"{cores:.1f} cores during the {run} run" for run, cores in loads.items()
+                if cores is not None and cores >= BUSY_CORES]
+        reason = f"not comparable: other processes used {' and '.join(busy)}" if busy else None
+        return SpeedCheck(plain=plain, speculative_token_ids=ran, stats=stats, busy=reason)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from .config import SpecConfig
 from .results import Stats, StepResult
 from .theory import best_k, cost_ratio, expected_speedup, expected_tokens_per_step, verify_cost_ratio
+
+
+def plan_label(reason: str) -> str:
+    """The shape part of a plan's reason: 'auto: chain k=2 (head drafts); r(3) = ...' -> 'chain k=2'."""
+    return reason.removeprefix("auto: ").split(";")[0].split(" (")[0]
 
 
 def measured_block_size(steps, fallback: int) -> int:
@@ -77,14 +83,18 @@ class RunSummary:
     text: str | None = None
     generated_text: str | None = None
     plain_step_s: float | None = None
+    auto: str | None = None  # the auto schedule's latest choice and its reason
+    auto_choices: tuple[tuple[str, int], ...] = ()  # how often it chose each shape, most often first
 
     @classmethod
     def of(cls, steps: tuple[StepResult, ...] | list[StepResult], stats: Stats, config: SpecConfig,
            finish_reason: str | None = None, text: str | None = None, generated_text: str | None = None,
            plain_step_s: float | None = None) -> "RunSummary":
         k = measured_block_size(steps, config.block_size)
+        plans = [step.plan for step in steps if step.plan]
+        choices = Counter(plan_label(plan) for plan in plans).most_common()
         return cls(stats, Theory.of(stats, k, plain_step_s), config.verifier, config.drafter, k, finish_reason, text,
-                   generated_text, plain_step_s)
+                   generated_text, plain_step_s, plans[-1] if plans else None, tuple(choices))
 
     def to_dict(self) -> dict:
         """The `"type": "summary"` record of the JSON output and of traces (keys kept from format 1)."""
@@ -99,4 +109,6 @@ class RunSummary:
             "drafter": self.drafter,
             "block_size": self.block_size,
             "plain_step_s": self.plain_step_s,
+            "auto": self.auto,
+            "auto_choices": dict(self.auto_choices),
         }

@@ -45,9 +45,13 @@ class TreeShape:
         return not self.dynamic and all(w == 1 for w in self.widths)
 
 
+AUTO_TREE = "auto"  # chains or trees, chosen each step by measurement (engine/auto_plan.py)
+
+
 def parse_tree(spec: str | None) -> TreeShape | None:
-    """`3,2,1,1` (top-3 at depth 1, top-2 under each at depth 2, ...) or `dynamic:N`; None or "" for a chain."""
-    if spec is None or not str(spec).strip():
+    """`3,2,1,1` (top-3 at depth 1, top-2 under each at depth 2, ...) or `dynamic:N`; None or "" for a chain, and for
+    `auto`, whose shape the session's planner chooses step by step."""
+    if spec is None or not str(spec).strip() or str(spec).strip() == AUTO_TREE:
         return None
     text = str(spec).strip()
     if text.startswith("dynamic"):

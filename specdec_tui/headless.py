@@ -147,6 +147,12 @@ def _print_summary(s: dict) -> None:
             f"expected speed-up={s['expected_speedup']:.2f}x best k={s['best_k']} "
             "(c, r: draft token, verify pass / one plain decoding step)"
         )
+    if s.get("auto"):
+        chosen = ", ".join(f"{label} {count}x" for label, count in s["auto_choices"].items())
+        print(f"{s['auto']} (chosen per step: {chosen})")
+    if s.get("busy_steps"):
+        print(f"CPU busy: timings unreliable ({s['busy_steps']} of {s['steps']} steps ran while other processes "
+              "used the CPU or a verify pass took 3x its fastest)")
     if "speedup" in s:
         lossless = {True: "identical to plain decoding", False: "DIFFERS from plain decoding", None: "sampled (not compared)"}
         print(f"baseline: {s['baseline_tokens_per_s']:.1f} tokens/s; speed-up {s['speedup']:.2f}x; {lossless[s['lossless']]}")

@@ -7,6 +7,16 @@ import argparse
 from engine import DEFAULT_PROMPT, DRAFT_MODES, FORWARDS, MAX_BLOCK_SIZE, SCHEDULES, VERIFY_MODES, ConfigError, SpecConfig
 
 DEFAULTS = SpecConfig()
+AUTO = "auto"
+
+
+def block_size_arg(text: str) -> int | str:
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a block size is a number 1..{MAX_BLOCK_SIZE} or auto, got {text!r}") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,11 +27,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"text to continue (default: {DEFAULT_PROMPT!r})")
     p.add_argument("--verifier", default=DEFAULTS.verifier, help="smollm2-135m (embedded), a hub id, a folder or a .gguf file")
     p.add_argument("--drafter", default=DEFAULTS.drafter, help="auto (ngram+head where a trained head ships, else same), ngram+head[:PATH] (prompt lookup where the text repeats, else the head), head, head:PATH, same, ngram, early-exit:N, or a model spec; comma-separated with --sweep")
-    p.add_argument("--block-size", "-k", type=int, default=DEFAULTS.block_size, help=f"drafted tokens per step, 1..{MAX_BLOCK_SIZE}")
+    p.add_argument("--block-size", "-k", type=block_size_arg, default=AUTO,
+                   help=f"drafted tokens per step, 1..{MAX_BLOCK_SIZE}, or auto (the default): each step's k chosen from "
+                        "this machine's measured verify costs and the drafter's acceptance so far")
     p.add_argument("--tree", metavar="SHAPE", default=None,
                    help="draft a tree instead of a chain: widths per depth (3,2,1,1: top-3, then top-2 under each, ...) "
-                        "or dynamic:N (the N most probable nodes, -k deep)")
-    p.add_argument("--block-size-schedule", choices=SCHEDULES, default=DEFAULTS.block_size_schedule)
+                        "or dynamic:N (the N most probable nodes, -k deep); auto (with -k auto): a chain or a small "
+                        "tree, whichever is expected faster at each step")
+    p.add_argument("--block-size-schedule", choices=SCHEDULES, default=None,
+                   help="constant (with -k N), heuristic (transformers' +2/-1), auto (with -k auto)")
     p.add_argument("--draft-mode", choices=DRAFT_MODES, default=DEFAULTS.draft_mode)
     p.add_argument("--verify", choices=VERIFY_MODES, default=DEFAULTS.verify)
     p.add_argument("--draft-temperature", type=float, default=DEFAULTS.draft_temperature)
@@ -55,12 +69,14 @@ def parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, drafter: str | None = None, block_size: int | None = None) -> SpecConfig:
     """Build and validate the config; raises ConfigError with the option's own name in the message."""
+    k = block_size if block_size is not None else args.block_size
+    schedule = args.block_size_schedule or (AUTO if k == AUTO else DEFAULTS.block_size_schedule)
     try:
         return SpecConfig(
             verifier=args.verifier,
             drafter=drafter if drafter is not None else args.drafter,
-            block_size=block_size if block_size is not None else args.block_size,
-            block_size_schedule=args.block_size_schedule,
+            block_size=DEFAULTS.block_size if k == AUTO else k,  # under auto: only the k before the first choice
+            block_size_schedule=schedule,
             draft_mode=args.draft_mode,
             verify=args.verify,
             draft_temperature=args.draft_temperature,

@@ -40,6 +40,8 @@ def test_headless_json_with_baseline_and_trace(tiny, tmp_path, capsys):
     replayed = read_trace(trace)
     assert len(replayed.steps) == summary["steps"] == len(steps)
     assert replayed.steps[0].positions[0].verifier_top  # top-5 alternatives travel in the trace
+    # -k auto is the default: each step's choice and why travel too
+    assert replayed.steps[0].plan == steps[0]["plan"] and replayed.steps[0].plan.startswith("auto: chain k=")
 
 
 def test_headless_bad_settings_exit_2_with_one_line(tiny, capsys):

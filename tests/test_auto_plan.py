@@ -1,0 +1,118 @@
+"""-k auto / --tree auto (engine/auto_plan.py): the choice follows measured costs and acceptance, and stays lossless."""
+
+import pytest
+
+from conftest import make_session, plain_greedy
+from engine import ConfigError, SpecConfig
+from engine.auto_plan import Acceptance, AutoPlanner, VerifyCosts
+from engine.results import Alternative, Decision, Position, StepResult
+
+FLAT = {1: 0.050, 2: 0.051, 3: 0.052, 4: 0.053, 5: 0.054, 7: 0.056, 9: 0.058, 13: 0.062}  # bf16 on AMX: near free
+STEEP = {1: 0.050, 2: 0.065, 3: 0.080, 4: 0.095, 5: 0.110, 7: 0.140, 9: 0.170, 13: 0.230}  # fp32 on 2 cores
+
+
+def _step(ranks: list[int | None], draft_s: float = 0.0, verify_s: float = 0.05) -> StepResult:
+    """A greedy chain step whose position i had the verifier's token at rank ranks[i] of the drafter's top 5
+    (None: outside it). The draft is the drafter's top candidate, so rank 1 is a kept draft."""
+    positions, accepted = [], 0
+    for i, rank in enumerate(ranks):
+        top = tuple(Alternative(100 * i + r, f"t{r}", 0.5 / r) for r in range(1, 6))
+        verifier_id = 100 * i + rank if rank else 999
+        decision = Decision.ACCEPTED if rank == 1 else Decision.REJECTED
+        positions.append(Position(index=i, draft_id=100 * i + 1, draft_piece="t1", q_drafter=1.0,
+                                  verifier_id=verifier_id, verifier_piece="v", p_verifier=0.5,
+                                  p_verifier_of_draft=0.5, decision=decision, draft_top=top))
+        if rank != 1:
+            break
+        accepted += 1
+    return StepResult(step=1, block_size=len(ranks), drafted=len(ranks), accepted=accepted, positions=tuple(positions),
+                      emitted=(), draft_s=draft_s, verify_s=verify_s, step_s=draft_s + verify_s, verifier_calls=1,
+                      draft_mode="greedy", verify_mode="greedy")
+
+
+def test_verify_costs_interpolate_between_measured_sizes_and_scale_with_the_running_steps():
+    costs = VerifyCosts(STEEP)
+    assert costs(6) == pytest.approx(0.125) and costs.ratio(13) == pytest.approx(4.6)
+    assert costs(17) == pytest.approx(0.230 + 4 * 0.015)  # past the last: the last slope
+    costs.observe(3, 2 * 0.080)  # live steps run twice as slow: every size scales, the ratios do not move
+    assert costs(1) > 0.050 and costs.ratio(13) == pytest.approx(4.6)
+
+
+def test_acceptance_by_depth_and_rank_is_read_from_the_steps():
+    acceptance = Acceptance()
+    for _ in range(20):
+        acceptance.observe(_step([2]))  # the verifier always wanted the drafter's second choice
+    assert acceptance.hit(0, 1) < 0.1 < 0.9 < acceptance.hit(0, 2)
+    assert acceptance.hit(1, 1) == pytest.approx(acceptance.hit(0, 1))  # never reached: as deep as seen
+
+
+def test_a_drafter_the_verifier_agrees_with_gets_long_blocks_and_one_it_does_not_gets_short_ones():
+    planner = AutoPlanner(VerifyCosts(STEEP))
+    for _ in range(30):
+        planner.observe(_step([1, 1, 1, 1], draft_s=0.004), "lookup")
+        planner.observe(_step([None], draft_s=0.004), "head")
+    assert planner.choose("lookup", limit=64).block_size >= 6
+    assert planner.choose("head", limit=64).block_size == 1
+    assert planner.choose("lookup", limit=3).block_size <= 3  # never past the tokens left
+
+
+def test_trees_are_chosen_where_extra_rows_are_cheap_and_the_second_choice_often_wins():
+    planner = AutoPlanner(VerifyCosts(FLAT))
+    for _ in range(30):
+        planner.observe(_step([2]), None)
+        planner.observe(_step([1, 3]), None)
+    plan = planner.choose(None, limit=64, trees=True)
+    assert plan.tree is not None and plan.reason.startswith(f"auto: tree {plan.tree} at depth ")
+    assert "expected" in plan.reason and "r(" in plan.reason
+    assert planner.choose(None, limit=64, trees=False).tree is None
+    steep = AutoPlanner(VerifyCosts({n: 0.05 * n for n in FLAT}))  # every row costs a full pass: no tree pays
+    steep.by_source = planner.by_source
+    assert steep.choose(None, limit=64, trees=True).tree is None
+
+
+def test_auto_refuses_a_tree_with_a_fixed_k_and_heuristic_trees():
+    with pytest.raises(ConfigError, match="--tree auto .* needs -k auto"):
+        SpecConfig(tree="auto")
+    with pytest.raises(ConfigError, match="heuristic schedule moves a chain's k, not a tree's shape"):
+        SpecConfig(tree="3", block_size_schedule="heuristic")
+    assert SpecConfig(tree="auto", block_size_schedule="auto").tree == "auto"
+
+
+@pytest.mark.parametrize("tree", [None, "auto"])
+@pytest.mark.parametrize("drafter_spec", ["drafter", "ngram", "same"])
+def test_auto_output_equals_plain_greedy_and_each_step_says_what_it_chose(tiny, tiny_verifier, drafter_spec, tree):
+    spec = tiny["drafter"] if drafter_spec == "drafter" else drafter_spec
+    session = make_session(tiny_verifier, spec, block_size_schedule="auto", tree=tree, max_new_tokens=24)
+    for prompt in ["In a distant future,", "def add(a, b):"]:
+        session.reset(prompt)
+        session.run()
+        assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 24), prompt
+        assert all(step.plan and step.plan.startswith("auto: ") for step in session.steps)
+        for step in session.steps:  # the step ran what its plan says
+            shape = "tree" if step.tree is not None else "chain"
+            assert step.plan.startswith(f"auto: {shape}"), step.plan
+
+
+def test_auto_under_sampling_verification_drafts_chains(tiny, tiny_verifier):
+    session = make_session(tiny_verifier, tiny["drafter"], block_size_schedule="auto", tree="auto",
+                           verify="sampling", max_new_tokens=16)
+    session.reset("In a distant future,")
+    session.run()
+    assert all(step.tree is None for step in session.steps)
+
+
+def test_headless_summary_shows_the_choice(tiny, capsys):
+    import json
+
+    from specdec_tui.cli import main
+
+    assert main(["--headless", "--json", "--verifier", tiny["verifier"], "--drafter", tiny["drafter"],
+                 "--max-new-tokens", "12"]) == 0  # -k auto is the default
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["auto"].startswith("auto: chain k=") and sum(summary["auto_choices"].values()) == summary["steps"]
+    assert main(["--headless", "--verifier", tiny["verifier"], "--drafter", "ngram", "-k", "3", "--max-new-tokens", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "auto:" not in out and "block_size" not in out  # a fixed k: no plan lines
+    with pytest.raises(SystemExit, match="2"):
+        main(["--headless", "--verifier", tiny["verifier"], "-k", "many"])
+    assert "a block size is a number 1..16 or auto, got 'many'" in capsys.readouterr().err
