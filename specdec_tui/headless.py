@@ -82,7 +82,7 @@ def _run(args) -> int:
             )
             record = {"type": "step", "step": result.step, "drafted": result.drafted, "accepted": result.accepted,
                       "emitted_text": result.emitted_text, "acceptance_rate_so_far": session.stats.acceptance_rate,
-                      "step_s": result.step_s}
+                      "step_s": result.step_s, "plan": result.plan, "cpu_busy": result.cpu_busy}
             _emit(args, record, line)
     except KeyboardInterrupt as stop:
         code = Stopped.exit_code(stop)
