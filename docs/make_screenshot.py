@@ -27,6 +27,17 @@ os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")  # no spinner frame or fade 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the embedded model needs no network
 
 
+def busy(app) -> bool:
+    """Model work runs or waits (the app's scheduler; an app without one counts as idle once its workers are)."""
+    scheduler = getattr(app, "scheduler", None)
+    return bool(scheduler is not None and (getattr(scheduler, "busy", False) or getattr(scheduler, "queue", ())))
+
+
+def ready(app) -> bool:
+    scheduler = getattr(app, "scheduler", None)
+    return bool(getattr(scheduler, "ready", True))
+
+
 async def settle(pilot, timeout: float) -> None:
     """Wait until no model work runs or waits (`pilot.press` does not wait for thread workers)."""
     app = pilot.app
@@ -34,13 +45,22 @@ async def settle(pilot, timeout: float) -> None:
     while time.monotonic() < deadline:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        if not app.scheduler.busy and not app.scheduler.queue:
+        if not busy(app):
             break
         await asyncio.sleep(0.05)
     else:
         raise SystemExit(f"make_screenshot: the app was still busy after {timeout:.0f} s")
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
+
+
+async def close_overlays(pilot) -> None:
+    """Back to the main screen if something opened over it (a help or welcome screen): Escape, a few times."""
+    for _ in range(5):
+        if len(pilot.app.screen_stack) <= 1:
+            return
+        await pilot.press("escape")
+        await pilot.pause()
 
 
 async def picture(steps: int, size: tuple[int, int], out: Path, argv: list[str]) -> Path:
@@ -54,20 +74,25 @@ async def picture(steps: int, size: tuple[int, int], out: Path, argv: list[str])
     try:
         async with app.run_test(size=size) as pilot:
             deadline = time.monotonic() + 300  # a first start dequantizes the model: ~30 s on 2 cores
-            while not app.scheduler.ready:
+            while not ready(app):
                 if time.monotonic() > deadline:
                     raise SystemExit("make_screenshot: the models did not load in 300 s")
                 await settle(pilot, 300)
                 await asyncio.sleep(0.1)
+            await close_overlays(pilot)
             for _ in range(steps):
                 await pilot.press("n")
                 await settle(pilot, 120)
+            await close_overlays(pilot)
             os.chdir(folder)  # `x` saves into the current folder
             try:
                 await pilot.press("x")
                 await pilot.pause()
             finally:
                 os.chdir(here)
+            if not list(folder.glob("*.svg")):  # `x` moved or renamed: the same export, called directly
+                print("make_screenshot: `x` saved no picture; using App.save_screenshot", file=sys.stderr)
+                app.save_screenshot(filename="screen.svg", path=str(folder))
         made = sorted(folder.glob("*.svg"))
         if len(made) != 1:
             raise SystemExit(f"make_screenshot: expected one picture from `x`, found {[p.name for p in made]}")
