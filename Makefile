@@ -37,7 +37,7 @@ docs: $(STAMP)
 # 67 min measured on 2 cores: six data parts in bf16 (28 min), then one distillation run over all of them with its
 # preparation and held-out evaluation (38.5 min). `make train-head DATA=... ARGS="--out FOLDER"` keeps the shipped head.
 # TAPS=2,15 (with a DATA folder of its own) also records the inputs of verifier layers 2 and 15 and trains a head
-# that fuses them with the final feature (EAGLE-3); measured against the plain design in README, not the default.
+# that fuses them with the final feature (EAGLE-3); measured against the plain design in docs/experiments.md, not the default.
 DATA ?= training/work/data-v5
 TAPS ?=
 train-head: $(STAMP)
