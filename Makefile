@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.specdec-installed
 ARGS ?=
 
-.PHONY: run test bench train-head setup clean
+.PHONY: run test bench docs train-head setup clean
 
 setup: $(STAMP)
 
@@ -28,11 +28,16 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py $(ARGS)
 
+# The README's key table (from the app's bindings) and its picture (docs/screen.svg, the app's own `x`).
+docs: $(STAMP)
+	$(PY) docs/keys.py --write
+	$(PY) docs/make_screenshot.py
+
 # The draft head (engine/heads/smollm2-135m): data from the verifier itself, then training; both resume if killed.
 # 67 min measured on 2 cores: six data parts in bf16 (28 min), then one distillation run over all of them with its
 # preparation and held-out evaluation (38.5 min). `make train-head DATA=... ARGS="--out FOLDER"` keeps the shipped head.
 # TAPS=2,15 (with a DATA folder of its own) also records the inputs of verifier layers 2 and 15 and trains a head
-# that fuses them with the final feature (EAGLE-3); measured against the plain design in README, not the default.
+# that fuses them with the final feature (EAGLE-3); measured against the plain design in docs/experiments.md, not the default.
 DATA ?= training/work/data-v5
 TAPS ?=
 train-head: $(STAMP)
