@@ -22,30 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.prompts import CHAT, PROMPTS  # noqa: E402
 from engine import Session, SpecConfig, load_model  # noqa: E402
 
-CODE = (
-    "def compute_total_price(items, tax_rate):\n"
-    "    subtotal = sum(item.price * item.quantity for item in items)\n"
-    "    tax = subtotal * tax_rate\n"
-    "    return subtotal + tax\n"
-)
-PASSAGE = (
-    "The Amazon rainforest covers much of the Amazon basin of South America. The basin covers seven million square "
-    "kilometres, of which five and a half million square kilometres are covered by the rainforest."
-)
-
-
-# The open-ended prompts are in neither the draft head's training grid nor its held-out set (training/prompts.py).
-PROMPTS = {
-    "open-ended": "In a distant future,",
-    "open-ended (story)": "Write a short story about a lighthouse keeper who finds a message in a bottle.",
-    "open-ended (essay)": "The main reason people enjoy hiking in the mountains is",
-    "code edit (grounded)": f"Rename the function compute_total_price to total_with_tax in this code and show the whole code:\n{CODE}",
-    "restate (grounded)": f"Repeat this passage word for word: {PASSAGE}",
-}
-# Requests the model answers: sent through SmolLM2-Instruct's chat template (--chat; prompts are plain text otherwise).
-CHAT = {"open-ended (story)", "code edit (grounded)", "restate (grounded)"}
 
 
 def rss_mb() -> float:

@@ -179,7 +179,7 @@ def _random_tree(nodes: int, depth: int, vocab: int, rng: random.Random) -> Draf
 
 
 def main() -> int:
-    from bench.run import CHAT, PROMPTS  # noqa: E402  (the same prompts as the main bench)
+    from bench.prompts import CHAT, PROMPTS  # the same prompts as the main bench
     from engine import load_model
 
     parser = argparse.ArgumentParser()

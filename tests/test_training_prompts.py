@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "training"))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
 import prompts  # noqa: E402
 
@@ -29,10 +29,10 @@ def test_held_out_topics_and_styles_appear_in_no_training_prompt():
 
 
 def test_the_benchmark_prompts_are_neither_trained_on_nor_held_out():
-    import run
+    from bench.prompts import PROMPTS
 
     seen = {prompts.for_engine(p)[0] for p in training_text() + prompts.held_out_prompts()}
-    for name, prompt in run.PROMPTS.items():
+    for name, prompt in PROMPTS.items():
         assert prompt not in seen, name
     text = "\n".join(seen).lower()
     for topic in ("lighthouse", "hiking", "distant future", "compute_total_price"):

@@ -2,7 +2,7 @@
 
 Written for this project (no corpus needed): topics x styles, half as plain text to continue and half as chat
 requests in SmolLM2-Instruct's template. The held-out topics and styles appear nowhere in the training grid, and
-neither do the benchmark's prompts (bench/run.py), so held-out acceptance measures generalisation.
+neither do the benchmark's prompts (bench/prompts.py), so held-out acceptance measures generalisation.
 """
 
 from __future__ import annotations

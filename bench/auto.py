@@ -1,0 +1,172 @@
+"""The auto schedule against every fixed configuration of a grid, on this machine, in one round-robin run.
+
+    .venv/bin/python bench/auto.py [--repeats 3] [--max-new-tokens 64] [--prompt NAME ...] [--quick]
+
+Grid: each drafter's chains k = 1..6 and trees 2, 3, 4, 8, 4,2 and dynamic:8 (k = 3), in fp32, and in bf16 where
+the probe finds bf16 exact on this CPU (engine/bf16_probe.py). Against them: the default (ngram+head, -k auto) and
+-k auto --tree auto. Plain greedy decoding with the engine's own loop is the baseline, in the same round robin.
+Every method's output is checked against plain decoding. Each timed auto run starts with no acceptance learnt (the
+verify costs it timed at its first step are kept, as the matmul plan is: start-up, not decoding).
+Prints a table per prompt and the verdict (auto / best fixed), writes bench/results/auto-latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.prompts import CHAT, PROMPTS  # noqa: E402
+from engine import EngineError, Session, SpecConfig, load_model  # noqa: E402
+
+DRAFTERS = ("head", "ngram+head")
+CHAINS = tuple(range(1, 7))
+TREES = ("2", "3", "4", "8", "4,2", "dynamic:8")
+DYNAMIC_DEPTH = 3
+TARGET = 0.95  # auto's tokens/s against the best fixed configuration's, per prompt
+
+
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration, subprocess.SubprocessError):
+        return "unknown"
+
+
+def configs(forwards: list[str]) -> dict[str, dict]:
+    grid = {}
+    for forward in forwards:
+        suffix = "" if forward == "auto" else " bf16"
+        for drafter in DRAFTERS:
+            for k in CHAINS:
+                grid[f"{drafter} k={k}{suffix}"] = dict(drafter=drafter, block_size=k, forward=forward)
+            for tree in TREES:
+                k = DYNAMIC_DEPTH if tree.startswith("dynamic") else len(tree.split(","))
+                grid[f"{drafter} tree {tree}{suffix}"] = dict(drafter=drafter, block_size=k, tree=tree, forward=forward)
+    return grid
+
+
+AUTO = {
+    "auto (default: ngram+head -k auto)": dict(drafter="ngram+head", block_size_schedule="auto"),
+    "auto with trees (-k auto --tree auto)": dict(drafter="ngram+head", block_size_schedule="auto", tree="auto"),
+}
+
+
+def bf16_exact(verifier) -> bool:
+    try:
+        Session.from_loaded(SpecConfig(verifier=verifier.name, drafter="ngram", forward="bf16"), verifier)
+        return True
+    except EngineError as error:
+        print(f"bf16 rows left out: {error}", flush=True)
+        return False
+
+
+def run_prompt(verifier, name: str, prompt: str, methods: dict[str, dict], args) -> list[dict]:
+    chat = name in CHAT
+    sessions = {label: Session.from_loaded(SpecConfig(verifier=verifier.name, draft_mode="greedy", chat=chat,
+                                                      max_new_tokens=args.max_new_tokens, **settings), verifier)
+                for label, settings in methods.items()}
+    plain = Session.from_loaded(SpecConfig(verifier=verifier.name, drafter="ngram", chat=chat,
+                                           max_new_tokens=args.max_new_tokens), verifier)
+    plain.reset(prompt)
+    reference = list(plain.baseline().token_ids[len(plain.prompt_ids):])
+    for session in sessions.values():  # warm-up; an auto session times its verify passes here
+        session.reset(prompt)
+        session.run()
+    walls = {label: [] for label in ["plain greedy (engine)", *sessions]}
+    outputs, plans = {}, {}
+    for _ in range(args.repeats):  # round robin: a slow moment of the machine hits every method alike
+        begin = time.perf_counter()
+        plain.baseline()
+        walls["plain greedy (engine)"].append(time.perf_counter() - begin)
+        for label, session in sessions.items():
+            if session.planner is not None:
+                session.planner.by_source.clear()  # no acceptance carried over from the previous run
+            begin = time.perf_counter()
+            session.reset(prompt)
+            session.run()
+            walls[label].append(time.perf_counter() - begin)
+            outputs[label] = list(session.new_token_ids)
+            plans[label] = session.steps
+    plain_tps = len(reference) / statistics.median(walls["plain greedy (engine)"])
+    rows = [{"prompt": name, "method": "plain greedy (engine)", "tokens_per_s": plain_tps, "vs_plain": 1.0,
+             "runs_s": walls["plain greedy (engine)"]}]
+    for label, session in sessions.items():
+        median = statistics.median(walls[label])
+        steps = plans[label]
+        choices = {}
+        for step in steps:
+            if step.plan:
+                shape = step.plan.removeprefix("auto: ").split(";")[0]
+                choices[shape] = choices.get(shape, 0) + 1
+        rows.append({"prompt": name, "method": label, "tokens_per_s": len(outputs[label]) / median,
+                     "vs_plain": len(outputs[label]) / median / plain_tps, "runs_s": walls[label],
+                     "tokens_per_call": session.stats.tokens_per_verifier_call,
+                     "lossless": outputs[label] == reference[:len(outputs[label])], "auto_choices": choices})
+    return rows
+
+
+def report(rows: list[dict]) -> list[dict]:
+    verdicts = []
+    for prompt in dict.fromkeys(r["prompt"] for r in rows):
+        mine = sorted((r for r in rows if r["prompt"] == prompt), key=lambda r: -r["tokens_per_s"])
+        fixed = [r for r in mine if r["method"] not in AUTO and not r["method"].startswith("plain")]
+        best = fixed[0]
+        print(f"\n{prompt}")
+        for r in mine:
+            extra = f" {r['tokens_per_call']:.2f} tok/call" if "tokens_per_call" in r else ""
+            flag = "" if r.get("lossless", True) else "  NOT LOSSLESS"
+            print(f"  {r['method']:<40} {r['tokens_per_s']:6.1f} tok/s {r['vs_plain']:5.2f}x plain{extra}{flag}")
+        for label in AUTO:
+            row = next(r for r in mine if r["method"] == label)
+            ratio = row["tokens_per_s"] / best["tokens_per_s"]
+            verdicts.append({"prompt": prompt, "auto": label, "best_fixed": best["method"], "ratio": ratio,
+                             "meets_target": ratio >= TARGET, "choices": row["auto_choices"]})
+            top = ", ".join(f"{shape} {n}x" for shape, n in sorted(row["auto_choices"].items(), key=lambda i: -i[1])[:4])
+            print(f"  -> {label}: {ratio:.2f}x the best fixed ({best['method']}); chose {top}")
+    return verdicts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--prompt", action="append", help="only prompts whose name contains this (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="1 repeat, 24 tokens, 2 prompts")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "auto-latest.json"))
+    args = parser.parse_args()
+    prompts = dict(PROMPTS)
+    if args.quick:
+        args.repeats, args.max_new_tokens = 1, 24
+        prompts = {k: prompts[k] for k in ("open-ended", "code edit (grounded)")}
+    if args.prompt:
+        prompts = {name: text for name, text in prompts.items() if any(part in name for part in args.prompt)}
+    verifier = load_model("smollm2-135m")
+    forwards = ["auto"] + (["bf16"] if bf16_exact(verifier) else [])
+    methods = {**configs(forwards), **AUTO}
+    print(f"cpu: {cpu_name()}; torch threads {torch.get_num_threads()}; {len(methods)} methods x {len(prompts)} "
+          f"prompts x {args.repeats} repeats", flush=True)
+    rows = []
+    for name, prompt in prompts.items():
+        rows += run_prompt(verifier, name, prompt, methods, args)
+        print(f"  done: {name}", flush=True)
+    verdicts = report(rows)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"settings": vars(args), "cpu": cpu_name(), "torch": torch.__version__,
+                                          "torch_threads": torch.get_num_threads(), "forwards": forwards,
+                                          "rows": rows, "verdicts": verdicts}, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
