@@ -24,10 +24,6 @@ _LAZY = {
     "plain_step_seconds": ".costs",
     "pass_seconds": ".costs",
     "parse_tree": ".tree_shape",
-    "DraftTree": ".tree",
-    "verify_inputs": ".tree",
-    "ROOT": ".tree",
-    "planned": ".matmul",
 }
 
 
@@ -46,5 +42,5 @@ __all__ = [
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
     "SCHEDULES", "RunSummary", "Theory", "measured_block_size", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
     "plain_step_seconds", "pass_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",
-    "parse_tree", "DraftTree", "verify_inputs", "ROOT", "planned",
+    "parse_tree",
 ]

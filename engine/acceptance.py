@@ -1,4 +1,5 @@
-"""The accept rules: greedy prefix matching and speculative (rejection) sampling.
+"""The accept rules, one per verification mode, over a tree of drafts (a chain is a tree with one branch; plain
+decoding, an empty tree). Used by every step and by the baseline.
 
 Pure functions of tensors, so they can be tested on hand-made p and q.
 """
@@ -9,7 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .sampling import sample
+from .sampling import sample, warp
+from .tree import ROOT, DraftTree
+
+EMPTY = DraftTree()  # plain decoding: nothing drafted, the rule only picks the verifier's next token
 
 
 def residual(p_verifier: torch.Tensor, q_drafter: torch.Tensor) -> torch.Tensor:
@@ -27,86 +31,73 @@ def accept_probability(p_of_draft: float, q_of_draft: float) -> float:
 
 
 @dataclass(frozen=True)
-class SampledVerdict:
-    accepted: int  # length of the accepted prefix
-    next_token: int  # correction (resampled) or bonus token (sampled from p)
-    accept_probs: tuple[float, ...]  # min(1, p/q) per examined position
-    draws: tuple[float, ...]  # the uniform draws
+class TreeVerdict:
+    path: tuple[int, ...]  # accepted nodes, depth 1 first
+    next_token: int  # the verifier's token after the path: a correction, or a bonus after a leaf
+    examined: dict  # node -> (accept probability, draw) for nodes the sampling rule tried; greedy: node -> None
+
+    @property
+    def accepted(self) -> int:
+        return len(self.path)
 
 
-def accept_greedy(draft_ids: list[int], verifier_argmax: list[int]) -> int:
-    """Length of the longest prefix where the draft equals the verifier's argmax (len(verifier_argmax) == k + 1)."""
-    accepted = 0
-    for draft_id, verifier_id in zip(draft_ids, verifier_argmax):
-        if draft_id != verifier_id:
-            break
-        accepted += 1
-    return accepted
-
-
-def accept_sampled(
-    draft_ids: list[int],
-    p_verifier: torch.Tensor,  # [k + 1, V]
-    q_drafter: torch.Tensor | None,  # [k, V]; None when nothing was drafted
-    generator: torch.Generator,
-) -> SampledVerdict:
-    """Speculative sampling (Leviathan et al. / Chen et al.): the emitted tokens are distributed exactly as p."""
-    k = len(draft_ids)
-    if k:
-        index = torch.tensor(draft_ids).unsqueeze(-1)
-        p_of_draft = p_verifier[:k].gather(-1, index).squeeze(-1).tolist()
-        q_of_draft = q_drafter.gather(-1, index).squeeze(-1).tolist()
-    probs, draws = [], []
-    for i in range(k):
-        ratio = accept_probability(p_of_draft[i], q_of_draft[i])
-        u = float(torch.rand((), generator=generator))
-        probs.append(ratio)
-        draws.append(u)
-        if u >= ratio:
-            correction = sample(residual(p_verifier[i], q_drafter[i]), generator)
-            return SampledVerdict(i, correction, tuple(probs), tuple(draws))
-    bonus = sample(p_verifier[k], generator)
-    return SampledVerdict(k, bonus, tuple(probs), tuple(draws))
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the accept rule decided for one step."""
-
-    accepted: int
-    next_token: int | None  # None when all k were accepted and bonus tokens are off
-    verifier_ids: list[int]  # the verifier row: its token at each of the k + 1 positions
-    p_verifier: torch.Tensor  # [k + 1, V]
-    accept_probs: tuple[float, ...] = ()
-    draws: tuple[float, ...] = ()
-
-
-def accept(
-    draft_ids: list[int],
-    q_drafter: torch.Tensor | None,
-    logits: torch.Tensor,
-    config,
-    generator: torch.Generator,
-) -> Verdict:
-    """Apply the rule in force (config.verify) to the verifier's logits [k + 1, V] over the drafts."""
-    from .sampling import warp
-
-    k = len(draft_ids)
-    argmax = logits.argmax(dim=-1).tolist()
+def verifier_distribution(config, logits: torch.Tensor) -> torch.Tensor:
+    """p_verifier per row: the softmax for greedy verification (shown, not used), the warped one for sampling."""
     if config.verify == "greedy":
-        p_verifier = logits.softmax(dim=-1)
-        accepted = accept_greedy(draft_ids, argmax)
-        next_token = argmax[accepted]
-        verifier_ids = argmax
-        probs, draws = (), ()
-    else:
-        p_verifier = warp(logits, config.temperature, config.top_k, config.top_p)
-        # With no drafts (an n-gram miss) this samples the verifier's own token from p.
-        verdict = accept_sampled(draft_ids, p_verifier, q_drafter, generator)
-        accepted, next_token = verdict.accepted, verdict.next_token
-        probs, draws = verdict.accept_probs, verdict.draws
-        # Row shown for sampling: kept drafts, then the token the verifier drew; argmax where never reached.
-        verifier_ids = draft_ids[:accepted] + [next_token] + argmax[accepted + 1 :]
-    if accepted == k and not config.bonus and k > 0:
-        next_token = None
-    return Verdict(accepted, next_token, verifier_ids, p_verifier, probs, draws)
+        return logits.softmax(dim=-1)
+    return warp(logits, config.temperature, config.top_k, config.top_p)
+
+
+def accept(config, tree: DraftTree, logits: torch.Tensor, generator: torch.Generator,
+           p_verifier: torch.Tensor | None = None) -> TreeVerdict:
+    """The rule in force (config.verify) over the verifier's logits [1 + nodes, V] for `tree`."""
+    if config.verify == "greedy":
+        return accept_greedy(tree, logits.argmax(dim=-1).tolist())
+    p_verifier = verifier_distribution(config, logits) if p_verifier is None else p_verifier
+    return accept_sampled(tree, p_verifier, generator)
+
+
+def accept_greedy(tree: DraftTree, verifier_argmax: list[int]) -> TreeVerdict:
+    """Follow the verifier's argmax from the root while a child carries it (for a chain: the longest agreeing prefix).
+
+    `verifier_argmax[0]` is the verifier's token after the root, `verifier_argmax[i + 1]` after node i.
+    """
+    node, path, examined = ROOT, [], {}
+    while True:
+        target = verifier_argmax[node + 1]
+        children = tree.children(node)
+        examined.update({c: None for c in children})
+        match = next((c for c in children if tree.ids[c] == target), None)
+        if match is None:
+            return TreeVerdict(tuple(path), target, examined)
+        path.append(match)
+        node = match
+
+
+def accept_sampled(tree: DraftTree, p_rows: torch.Tensor, generator: torch.Generator) -> TreeVerdict:
+    """Speculative sampling (Leviathan et al. / Chen et al.), recursive over siblings (SpecInfer / EAGLE): the
+    emitted tokens are distributed exactly as p.
+
+    At each node on the path, the children are tried in drafting order. Child x, drawn from q (the drafter's
+    distribution given the siblings drawn before it), is kept with probability min(1, p(x) / q(x)); after a
+    rejection, p becomes the residual normalize(max(0, p - q)) for the next sibling. When every child is refused,
+    the next token is drawn from the last residual; after a leaf, from p itself (a bonus). A chain has one child per
+    node: keep while u < min(1, p/q), else resample from the residual.
+    """
+    node, path, examined = ROOT, [], {}
+    while True:
+        p = p_rows[node + 1]
+        kept = None
+        for child in tree.children(node):
+            token, q = tree.ids[child], tree.q_rows[child]
+            ratio = accept_probability(float(p[token]), float(q[token]))
+            u = float(torch.rand((), generator=generator))
+            examined[child] = (ratio, u)
+            if u < ratio:
+                kept = child
+                break
+            p = residual(p, q)
+        if kept is None:
+            return TreeVerdict(tuple(path), sample(p, generator), examined)
+        path.append(kept)
+        node = kept

@@ -6,9 +6,9 @@ import time
 
 import torch
 
+from .acceptance import EMPTY, accept
 from .cached_lm import open_cached_lm
 from .results import BaselineResult, Comparison, Stats
-from .sampling import sample, warp
 
 
 @torch.inference_mode()
@@ -21,10 +21,7 @@ def plain_decode(verifier, config, prompt_ids: list[int], max_new_tokens: int, v
     start = time.perf_counter()  # decode throughput, excluding the prefill (as for the session's stats)
     finish = "max_new_tokens"
     for n in range(1, max_new_tokens + 1):
-        if config.verify == "greedy":
-            token = int(logits.argmax())
-        else:
-            token = sample(warp(logits, config.temperature, config.top_k, config.top_p), generator)
+        token = accept(config, EMPTY, logits[None], generator).next_token  # the steps' own rule, nothing drafted
         tokens.append(token)
         if token in verifier.eos_ids:
             finish = "eos"

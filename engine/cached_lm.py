@@ -119,6 +119,9 @@ class CachedLM:
     @torch.inference_mode()
     def compact(self, start: int, rows: list[int]) -> None:
         """Keep the first `start` cached tokens plus the tokens at `rows` (ascending, each >= start), in order."""
+        if rows == list(range(start, start + len(rows))):  # already in place (a chain's accepted prefix)
+            self.rollback(start + len(rows))
+            return
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
         for layer in self.cache.layers:
             layer.keys = torch.cat((layer.keys[:, :, :start], layer.keys.index_select(2, index)), dim=2)

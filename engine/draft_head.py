@@ -28,10 +28,12 @@ from pathlib import Path
 
 import torch
 
-from .drafters import NO_PROPOSAL, DraftKnobs, Proposal, draft_chain
+from .drafting import NO_PROPOSAL, BaseDrafter, DraftKnobs, Proposal, TreeDraft, draft_chain
 from .errors import ConfigError, ModelLoadError
 from .fast_llama import KVCache, LayerShape, decoder_layer, causal_mask, inverse_frequencies, rms_norm, rotary, rotary_at
 from .matmul import linear as _linear
+from .tree import DraftTree
+from .tree_draft import keep_path, model_tree
 
 HEADS_DIR = Path(__file__).parent / "heads"
 SHIPPED = {"smollm2-135m": HEADS_DIR / "smollm2-135m"}
@@ -172,7 +174,7 @@ def check_compatible(shape: HeadShape, card: dict, vocab_ids: torch.Tensor, veri
         raise ConfigError(f"the draft head in {folder} has a layer shape that does not match {verifier.name}")
 
 
-class HeadDrafter:
+class HeadDrafter(BaseDrafter):
     """Drafts with a DraftHead over its own one-layer KV cache, fed the verifier's features through `observe`.
 
     Positions: the head's entry at position p reads [feature of p - 1, embedding of token p] and predicts the
@@ -180,8 +182,7 @@ class HeadDrafter:
     real verifier features; entries past it (drafting ahead on predicted features) are dropped after each proposal.
     """
 
-    shares_verifier_weights = True  # embeddings, final norm and LM head rows are the verifier's
-    reads_verifier_features = True
+    reads_verifier_features = True  # embeddings, final norm and LM head rows are the verifier's (shares them)
 
     def __init__(self, name: str, head: DraftHead, verifier):
         self.name = name
@@ -282,6 +283,15 @@ class HeadDrafter:
             return self._logits(predicted)
 
         return draft_chain(self._logits(predicted), advance, context, k, knobs, generator)
+
+    def draft_tree(self, context: list[int], shape, depth: int, knobs: DraftKnobs,
+                   generator: torch.Generator) -> TreeDraft:
+        if not self.ready(context):
+            return TreeDraft(DraftTree())
+        return model_tree(self.tree_lm, context, shape, depth, knobs, generator)
+
+    def keep_path(self, draft: TreeDraft, path: tuple[int, ...]) -> None:
+        keep_path(self.tree_lm, draft, path)
 
 
 class HeadTreeLM:

@@ -1,107 +1,31 @@
 """Drafters propose the next k tokens: another model (or the verifier itself), prompt lookup, early exit, a head.
 
-Every drafter satisfies the `Drafter` protocol; `build_drafter` is the one factory that turns a spec into one.
-Adding a drafter is one class and one line in `_BUILDERS`.
+Every drafter satisfies the `Drafter` protocol (engine/drafting.py); `build_drafter` is the one factory that turns a
+spec into one. Adding a drafter is one class and one line in `_BUILDERS`.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from .cached_lm import DecodingStream, open_cached_lm
+from .drafting import NO_PROPOSAL, BaseDrafter, DraftKnobs, Drafter, Proposal, TreeDraft, draft_chain
 from .errors import ConfigError, ModelLoadError
-from .sampling import ban, banned_by_ngram, one_hot, penalize_repetition, sample, warp
+from .sampling import one_hot
+from .tree_draft import keep_path, model_tree, ngram_tree
 
 if TYPE_CHECKING:
     from .config import SpecConfig
     from .models import LoadedModel, Progress
+    from .tree_shape import TreeShape
 
 
-@dataclass(frozen=True)
-class DraftKnobs:
-    sampled: bool
-    temperature: float
-    top_k: int
-    top_p: float
-    repetition_penalty: float
-    no_repeat_ngram_size: int
-    stop_below: float = 0.0  # end the block after a draft the drafter itself gave less than this (0: never)
-
-
-@dataclass(frozen=True)
-class Proposal:
-    ids: list[int]
-    q_drafter: torch.Tensor | None  # [k, V]: the distribution each draft was drawn from (point mass if greedy)
-    shown: torch.Tensor | None  # [k, V]: the drafter's own probabilities, shown as its top alternatives
-    source: str | None = None  # which part of a combined drafter (ngram+head) drafted this block
-
-
-NO_PROPOSAL = Proposal([], None, None)
-
-
-class Drafter(Protocol):
-    """What the session needs from a drafter. Positions are counted in tokens of the context."""
-
-    name: str
-    shares_verifier_weights: bool  # no second copy of the verifier's weights (same, early-exit, ngram, head)
-    reads_verifier_features: bool  # wants the verifier's hidden states through `observe`
-
-    def reset(self, context: list[int]) -> None:
-        """Start over on a new context (the prompt)."""
-
-    def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
-        """Up to k draft tokens continuing `context` (fewer, or none, when the drafter has nothing to offer)."""
-
-    def rollback(self, length: int) -> None:
-        """Forget any state past the first `length` tokens of the context (after a rejection)."""
-
-    def observe(self, start: int, hidden: torch.Tensor) -> None:
-        """The verifier's final hidden states (before its final norm) for positions start, start + 1, ..."""
-
-
-def draft_chain(logits: torch.Tensor, advance: Callable[[int, int], torch.Tensor], context: list[int], k: int,
-                knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
-    """Up to k drafts, each chosen from `logits`, then `advance(i, token)` gives the logits after draft i.
-
-    The chain ends early after a draft the drafter gave less than knobs.stop_below (--draft-confidence): the drafts
-    after it would rarely be kept, and each costs a row. The stop depends only on drafts made, so both
-    verifications stay exact.
-    """
-    ids: list[int] = []
-    q_rows, shown_rows = [], []
-    for i in range(k):
-        token, q, shown = choose(logits, context + ids, knobs, generator)
-        ids.append(token)
-        q_rows.append(q)
-        shown_rows.append(shown)
-        if float(shown[token]) < knobs.stop_below:
-            break
-        if i < k - 1:
-            logits = advance(i, token)
-    return Proposal(ids, torch.stack(q_rows), torch.stack(shown_rows))
-
-
-def choose(logits: torch.Tensor, seen: list[int], knobs: DraftKnobs, generator: torch.Generator):
-    """One draft token from logits [V]: (token, q it was drawn from, the drafter's own probabilities)."""
-    if knobs.sampled:
-        scores = penalize_repetition(logits, seen, knobs.repetition_penalty)
-        banned = ban(scores, banned_by_ngram(seen, knobs.no_repeat_ngram_size))
-        # With a tiny vocabulary the n-gram ban can remove everything: then ignore it.
-        scores = banned if torch.isfinite(banned).any() else scores
-        q = warp(scores, knobs.temperature, knobs.top_k, knobs.top_p)
-        return sample(q, generator), q, q
-    token = int(logits.argmax())
-    return token, one_hot(token, logits.shape[-1]), logits.softmax(-1)
-
-
-class ModelDrafter:
+class ModelDrafter(BaseDrafter):
     """A language model drafting with its own KV cache (also used for `same` and `early-exit:N`)."""
-
-    reads_verifier_features = False
 
     def __init__(self, name: str, lm: DecodingStream, shares_verifier_weights: bool):
         self.name = name
@@ -116,9 +40,6 @@ class ModelDrafter:
     def rollback(self, length: int) -> None:
         self.lm.rollback(length)
 
-    def observe(self, start: int, hidden: torch.Tensor) -> None:
-        pass
-
     @torch.inference_mode()
     def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
         if k == 0:
@@ -126,27 +47,22 @@ class ModelDrafter:
         first = self.lm.catch_up(context)[-1]
         return draft_chain(first, lambda i, token: self.lm.extend([token])[-1], context, k, knobs, generator)
 
+    def draft_tree(self, context: list[int], shape: "TreeShape", depth: int, knobs: DraftKnobs,
+                   generator: torch.Generator) -> TreeDraft:
+        return model_tree(self.lm, context, shape, depth, knobs, generator)
 
-class NgramDrafter:
+    def keep_path(self, draft: TreeDraft, path: tuple[int, ...]) -> None:
+        keep_path(self.lm, draft, path)
+
+
+class NgramDrafter(BaseDrafter):
     """Prompt lookup: copy what followed the most recent earlier occurrence of the context's last n tokens."""
-
-    shares_verifier_weights = True  # no weights at all
-    reads_verifier_features = False
 
     def __init__(self, vocab_size: int, max_n: int = 3, min_n: int = 1):
         self.name = "ngram"
         self.vocab_size = vocab_size
         self.max_n = max_n
-        self.min_n = min_n  # the shortest suffix match worth copying from
-
-    def reset(self, context: list[int]) -> None:
-        pass
-
-    def rollback(self, length: int) -> None:
-        pass
-
-    def observe(self, start: int, hidden: torch.Tensor) -> None:
-        pass
+        self.min_n = min_n  # the shortest suffix match worth copying from (chains and trees alike)
 
     def lookup(self, context: list[int], k: int) -> list[int]:
         length = len(context)
@@ -168,8 +84,12 @@ class NgramDrafter:
         q = torch.stack([one_hot(t, self.vocab_size) for t in ids])
         return Proposal(ids, q, q)
 
+    def draft_tree(self, context: list[int], shape: "TreeShape", depth: int, knobs: DraftKnobs,
+                   generator: torch.Generator) -> TreeDraft:
+        return TreeDraft(ngram_tree(context, self.vocab_size, self.max_n, self.min_n, shape, depth))
 
-class LookupHeadDrafter:
+
+class LookupHeadDrafter(BaseDrafter):
     """`ngram+head`: prompt lookup when the context's last 2+ tokens occurred earlier, else the draft head.
 
     Lookup costs nothing and copies long runs where the output repeats its input (code edits, restating), where the
@@ -177,7 +97,6 @@ class LookupHeadDrafter:
     head drafts. The head observes every verify pass either way, so it is current whenever it is picked.
     """
 
-    shares_verifier_weights = True
     reads_verifier_features = True
     MIN_MATCH = 2  # a 1-token match copies noise: on open-ended text it displaced the head's better drafts
 
@@ -196,6 +115,9 @@ class LookupHeadDrafter:
         """What a step records as `drafted_by` for the part that drafted it."""
         return "lookup" if part is self.lookup else "head"
 
+    def source_for(self, context: list[int]) -> str:
+        return self.source(self.pick(context))
+
     def reset(self, context: list[int]) -> None:
         self.head.reset(context)
 
@@ -209,6 +131,16 @@ class LookupHeadDrafter:
         part = self.pick(context)
         proposal = part.propose(context, k, knobs, generator)
         return replace(proposal, source=self.source(part)) if proposal.ids else proposal
+
+    def draft_tree(self, context: list[int], shape: "TreeShape", depth: int, knobs: DraftKnobs,
+                   generator: torch.Generator) -> TreeDraft:
+        part = self.pick(context)
+        draft = part.draft_tree(context, shape, depth, knobs, generator)
+        draft.source = self.source(part) if len(draft.tree) else None
+        return draft
+
+    def keep_path(self, draft: TreeDraft, path: tuple[int, ...]) -> None:
+        self.head.keep_path(draft, path)  # lookup keeps no cache; after a lookup tree draft.rows is empty
 
 
 def early_exit_view(model: torch.nn.Module, n_layers: int) -> torch.nn.Module:
@@ -292,7 +224,6 @@ _BUILDERS: dict[str, Builder] = {
     "head": _head,
     "ngram+head": _lookup_head,
 }
-BUILT_IN_DRAFTERS = tuple(_BUILDERS)
 
 
 def shipped_head(verifier_name: str) -> bool:

@@ -287,6 +287,9 @@ class FastLlamaLM:
 
         A tree step keeps the accepted path's entries this way: no recompute, the rows are copied.
         """
+        if rows == list(range(start, start + len(rows))):  # already in place (a chain's accepted prefix)
+            self.length = min(self.length, start + len(rows))
+            return
         index = torch.tensor(rows, dtype=torch.long)
         for cache in self.cache.keys + self.cache.values:
             cache[:, start : start + len(rows)] = cache[:, index]  # advanced indexing copies first: no aliasing

@@ -2,11 +2,10 @@
 
 A decode step multiplies 1 to k + 1 rows (a verify pass: k + 1; a tree: its nodes) by every weight matrix, and
 which layout MKL is fast at for a few rows depends on the CPU (bench/matmul_layouts.py measures both):
-- on the 2-core machine of session 2, `W @ x.T` was 1.1-2.9x faster than `x @ W.T` for 2-5 rows;
-- on a 2-core AVX-512 Xeon (Sapphire Rapids) it is the other way round: `W @ x.T` costs 2.2x a one-row product
-  for any 2-9 rows, `x @ W.T` costs the same as one row for 2-3 rows and 1.5x for 4-5.
-A hard-coded layout is therefore a 2x loss on some machine, so the first pass of each row count times both
-layouts over the model's own matrices (~0.1 s, like FFTW's planning) and every later pass uses the faster.
+on one 2-core VM `W @ x.T` was up to 2.9x faster than `x @ W.T` for 2-5 rows, on a 2-core AVX-512 Xeon with AMX
+2.2x slower (docs/architecture.md has the figures). A hard-coded layout is therefore a 2x loss on some machine,
+so the first pass of each row count times both layouts over the model's own matrices (~0.1 s, like FFTW's
+planning) and every later pass uses the faster.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""A speculative-decoding session: prefill, then steps of draft -> verify -> accept, with KV caches.
+"""A speculative-decoding session: prefill, then steps of draft -> verify -> accept -> commit, with KV caches.
 
-One verifier forward pass per step scores all k drafts; both caches are cropped back to the accepted length.
-The phases are flat functions (gpt-fast's shape); the rules live in acceptance.py, the display records in
-positions.py, plain decoding in baseline.py, the drafters and their factory in drafters.py.
+One loop for chains and trees: a chain is a tree with one branch (engine/tree.py), verified by a plain causal
+pass; a tree is verified in one pass with a tree mask. One verifier forward pass per step scores every draft; both
+caches keep the context plus the accepted path. The phases are flat functions (gpt-fast's shape); the accept rules
+live in acceptance.py, the display records in positions.py, plain decoding in baseline.py, the drafters in
+drafting.py (what the loop needs) and drafters.py (the drafters and their factory).
 """
 
 from __future__ import annotations
@@ -12,38 +14,42 @@ from typing import Callable
 
 import torch
 
-from .acceptance import Verdict, accept
+from .acceptance import accept, verifier_distribution
 from .auto_plan import MEASURED_PASSES, AutoPlanner, Plan, VerifyCosts
 from .baseline import compare, plain_decode
 from .bf16_probe import require_exact_bf16
 from .cached_lm import DecodingStream, open_cached_lm, require_lean_forward
 from .config import SpecConfig
-from .drafters import DraftKnobs, Drafter, ModelDrafter, Proposal, build_drafter
+from .costs import pass_seconds
+from .cpu_load import BUSY_CORES, LoadWatch, Sample, busy_cores_between
+from .drafters import ModelDrafter, build_drafter
+from .drafting import DraftKnobs, Drafter, TreeDraft, chain_tree
 from .errors import ConfigError, EngineError, PromptError
 from .models import LoadedModel, Progress, load_model
 from .pieces import PieceDecoder
-from .positions import build_positions, verifier_source
+from .positions import step_records
 from .prompting import encode_prompt_text
-from .results import BaselineResult, Comparison, Source, SpeedCheck, Stats, StepResult, Token
+from .results import BaselineResult, Comparison, SpeedCheck, Stats, StepResult
 from .schedule import next_block_size
-from .costs import pass_seconds
-from .cpu_load import BUSY_CORES, LoadWatch, Sample, busy_cores_between
 from .threads import apply_threads, rechoose_threads
-from .tree_shape import AUTO_TREE, parse_tree
-from .tree_step import tree_step
+from .tree import DraftTree, verify_inputs
+from .tree_shape import AUTO_TREE, TreeShape, parse_tree
 
-__all__ = ["Session", "prefill", "draft", "verify", "accept", "Verdict", "build_drafter", "next_block_size"]
+__all__ = ["Session", "prefill", "draft", "verify", "accept", "commit", "build_drafter", "next_block_size"]
 
 
 # ---- the phases of one step -------------------------------------------------------------------------------
 
 
-def _show_features(verifier_lm: DecodingStream, drafter: Drafter) -> None:
-    """Hand the verifier's hidden states of its last pass to a drafter that reads them (the draft head)."""
-    if drafter.reads_verifier_features:
-        if verifier_lm.hidden is None:
-            raise EngineError(f"the {drafter.name} drafter needs the verifier's hidden states, which this model does not expose")
-        drafter.observe(verifier_lm.hidden_start, verifier_lm.hidden)
+def show_features(verifier_lm: DecodingStream, drafter: Drafter, rows: int | list[int] | None = None) -> None:
+    """Hand the verifier's hidden states of its last pass (all rows, the first `rows`, or those listed) to a drafter
+    that reads them (the draft head)."""
+    if not drafter.reads_verifier_features:
+        return
+    if verifier_lm.hidden is None:
+        raise EngineError(f"the {drafter.name} drafter needs the verifier's hidden states, which this model does not expose")
+    hidden = verifier_lm.hidden
+    drafter.observe(verifier_lm.hidden_start, hidden if rows is None else hidden[:rows] if isinstance(rows, int) else hidden[rows])
 
 
 def prefill(verifier_lm: DecodingStream, drafter: Drafter, prompt_ids: list[int]) -> None:
@@ -52,24 +58,41 @@ def prefill(verifier_lm: DecodingStream, drafter: Drafter, prompt_ids: list[int]
     drafter.reset(prompt_ids)
     if len(prompt_ids) > 1:
         verifier_lm.extend(prompt_ids[:-1])
-        _show_features(verifier_lm, drafter)
+        show_features(verifier_lm, drafter)
 
 
-def draft(drafter: Drafter, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
-    return drafter.propose(context, k, knobs, generator)
+def draft(drafter: Drafter, context: list[int], shape: TreeShape | None, depth: int, knobs: DraftKnobs,
+          generator: torch.Generator) -> TreeDraft:
+    """A chain of `depth` drafts (shape None: a one-branch tree) or a tree of that shape."""
+    if depth <= 0:
+        return TreeDraft(DraftTree())
+    if shape is None:
+        return chain_tree(drafter.propose(context, depth, knobs, generator))
+    return drafter.draft_tree(context, shape, depth, knobs, generator)
 
 
-def verify(verifier_lm: DecodingStream, drafter: Drafter, context: list[int], draft_ids: list[int]) -> torch.Tensor:
-    """One forward pass over [pending context tokens] + drafts: verifier logits for the k + 1 positions."""
-    logits = verifier_lm.catch_up(context, extra=draft_ids, keep=len(draft_ids) + 1)
-    _show_features(verifier_lm, drafter)
-    return logits
+def verify(verifier_lm: DecodingStream, context: list[int], tree: DraftTree) -> torch.Tensor:
+    """One verifier pass over [context tokens the cache lacks] + every node: logits [1 + nodes, V].
+
+    Row 0 is the verifier's prediction after the context, row i + 1 its prediction after node i. A chain needs no
+    mask (each draft sees the ones before it: the causal pass); a tree's nodes see only their ancestors.
+    """
+    cached = verifier_lm.length
+    pending = list(context[cached:])
+    if tree.is_chain:
+        return verifier_lm.extend(pending + tree.ids, keep=len(tree) + 1)
+    tokens, mask, positions = verify_inputs(tree, pending, cached)
+    return verifier_lm.extend(tokens, keep=len(tree) + 1, positions=positions, mask=mask)
 
 
-def _source_of(drafter: Drafter, context: list[int]) -> str | None:
-    """Which part of a combined drafter will draft after `context` (lookup or head in ngram+head); None otherwise."""
-    pick = getattr(drafter, "pick", None)
-    return drafter.source(pick(context)) if pick is not None else None
+def commit(verifier_lm: DecodingStream, drafter: Drafter, draft: TreeDraft, context: list[int],
+           path: tuple[int, ...], length: int) -> None:
+    """Keep the context and the accepted path in both caches (a chain's path is in place already; a tree's rows are
+    copied, not recomputed), then cut them to `length` - 1 tokens: the newest is fed with the next step's drafts."""
+    verifier_lm.compact(len(context), [len(context) + node for node in path])
+    drafter.keep_path(draft, path)
+    verifier_lm.rollback(length - 1)
+    drafter.rollback(length - 1)
 
 
 def _name_auto(config: SpecConfig, drafter: Drafter) -> SpecConfig:
@@ -134,7 +157,7 @@ class Session:
 
     def _tap_features(self) -> None:
         """A head trained on fused features (EAGLE-3) reads the inputs of some verifier layers beside the last."""
-        self.verifier_lm.tap_layers = tuple(getattr(self.drafter, "tap_layers", ()))
+        self.verifier_lm.tap_layers = tuple(self.drafter.tap_layers)
 
     def switch_drafter(self, spec: str, progress: Progress | None = None) -> None:
         """Swap in another drafter (the verifier stays loaded) and restart from the current prompt."""
@@ -233,6 +256,7 @@ class Session:
         )
 
     def step(self) -> StepResult:
+        """One step, chain or tree: draft -> verify -> accept -> commit, and its frozen record."""
         if not self.tokens:
             raise EngineError("no prompt yet: call reset(prompt) first")
         if self.finished:
@@ -245,34 +269,36 @@ class Session:
         self.plan = self._choose(context, limit) if self.config.block_size_schedule == "auto" else None
         if self.plan is not None:
             self.block_size = max(1, self.plan.block_size)
-        k = max(0, min(self.block_size, limit))
         shape = parse_tree(self.plan.tree if self.plan is not None else self.config.tree)
-        if shape is not None:  # a tree step: its own module (tree_step.py), same caches and records
-            depth = max(0, min(shape.depth(self.block_size), remaining, room))
-            return tree_step(self, shape, depth, start)
+        depth = max(0, min(shape.depth(self.block_size) if shape else self.block_size, limit))
 
-        proposal = draft(self.drafter, context, k, self._knobs(), self.generator)
-        drafted = time.perf_counter()
-        logits = verify(self.verifier_lm, self.drafter, context, proposal.ids)
-        verified = time.perf_counter()
-        verdict = accept(proposal.ids, proposal.q_drafter, logits, self.config, self.generator)
+        drafted = draft(self.drafter, context, shape, depth, self._knobs(), self.generator)
+        tree = drafted.tree
+        drafted_at = time.perf_counter()
+        pending = len(context) - self.verifier_lm.length
+        logits = verify(self.verifier_lm, context, tree)
+        verified_at = time.perf_counter()
+        p_verifier = verifier_distribution(self.config, logits)
+        verdict = accept(self.config, tree, logits, self.generator, p_verifier)
+        path = verdict.path
+        # The drafter reads the verifier's features of the context and the kept drafts (a chain's: the first rows).
+        show_features(self.verifier_lm, self.drafter, pending + len(path) if tree.is_chain
+                      else list(range(pending)) + [pending + node for node in path])
 
-        emitted_ids = proposal.ids[: verdict.accepted] + ([verdict.next_token] if verdict.next_token is not None else [])
+        at_leaf = not tree.children(path[-1] if path else -1)
+        next_token = None if (at_leaf and path and not self.config.bonus) else verdict.next_token
+        emitted_ids = [tree.ids[node] for node in path] + ([next_token] if next_token is not None else [])
         emitted_ids, finish_reason = self._cut_at_end(context, emitted_ids)
-        positions = build_positions(self.decoder, context, proposal, verdict, len(emitted_ids))
-        # The positions already hold these texts: the kept drafts, then the verifier's token after them.
-        pieces = [p.draft_piece for p in positions[: verdict.accepted]] + [positions[verdict.accepted].verifier_piece]
-        sources = [Source.DRAFT] * verdict.accepted + [verifier_source(len(proposal.ids), verdict.accepted)]
-        emitted = tuple(Token(t, piece, src) for t, piece, src in zip(emitted_ids, pieces, sources))
-        accepted = sum(1 for t in emitted if t.source is Source.DRAFT)
-
+        commit(self.verifier_lm, self.drafter, drafted, context, path, len(context) + len(emitted_ids))
         self.tokens = context + emitted_ids
-        # Roll both caches back to the accepted length; the newest token is fed with the next step's drafts.
-        self.verifier_lm.rollback(len(self.tokens) - 1)
-        self.drafter.rollback(len(self.tokens) - 1)
         self.finish_reason = finish_reason
-        result = self.record(self.block_size, len(proposal.ids), accepted, positions, emitted,
-                             (start, drafted, verified), finish_reason, drafted_by=proposal.source)
+
+        positions, emitted, tree_record = step_records(
+            self.decoder, context, tree, verdict, p_verifier, logits.argmax(dim=-1).tolist(), next_token,
+            len(emitted_ids), shape.spec if shape else None)
+        result = self.record(depth if shape else self.block_size, len(tree), min(len(path), len(emitted_ids)),
+                             positions, emitted, (start, drafted_at, verified_at), finish_reason, tree_record,
+                             drafted.source)
         self._schedule(result)
         return result
 
@@ -283,7 +309,7 @@ class Session:
         # Trees only where their rule is the greedy one and the drafts are the drafter's top candidates.
         c = self.config
         trees = c.tree == AUTO_TREE and c.verify == "greedy" and c.draft_mode == "greedy"
-        return self.planner.choose(_source_of(self.drafter, context), limit, trees)
+        return self.planner.choose(self.drafter.source_for(context), limit, trees)
 
     def record(self, block_size: int, drafted: int, accepted: int, positions, emitted, times: tuple[float, float, float],
                finish_reason: str | None, tree=None, drafted_by: str | None = None) -> StepResult:

@@ -7,60 +7,25 @@ sees the context, its ancestors and itself). Which nodes get expanded:
   product of the drafter's probabilities along the path) into DYNAMIC_BRANCH children, then keeps the N most
   probable nodes of everything drafted.
 The draft head drafts trees the same way through its tree view (engine/draft_head.py, HeadTreeLM). The n-gram
-drafter offers several earlier matches of the context's suffix as branches.
+drafter offers several earlier matches of the context's suffix as branches. Each drafter's `draft_tree`
+(engine/drafters.py, engine/draft_head.py) calls the function here that fits it.
 """
 
 from __future__ import annotations
 
 import heapq
-import time
-from dataclasses import dataclass, field
 
 import torch
 
-from .drafters import DraftKnobs, NgramDrafter
+from .drafting import DraftKnobs, TreeDraft
 from .sampling import ban, banned_by_ngram, one_hot, penalize_repetition, warp
 from .tree import ROOT, DraftTree, tree_attention
 from .tree_shape import DYNAMIC_BRANCH, TreeShape
 
 
-@dataclass
-class TreeDraft:
-    tree: DraftTree
-    cached: int = 0  # the drafter cache's length before the tree's rows (0 for drafters without a cache)
-    rows: dict = field(default_factory=dict)  # node -> its row in the drafter's cache (only fed nodes)
-    source: str | None = None  # which part of a combined drafter drafted it (as Proposal.source)
-
-
-def draft_tree(drafter, context: list[int], shape: TreeShape, depth: int, knobs: DraftKnobs,
-               generator: torch.Generator) -> TreeDraft:
-    start = time.perf_counter()
-    source = None
-    if hasattr(drafter, "pick"):  # ngram+head: the lookup's branches, else the head's tree
-        combined, drafter = drafter, drafter.pick(context)
-        source = combined.source(drafter)
-    if depth <= 0 or not getattr(drafter, "ready", lambda _: True)(context):
-        draft = TreeDraft(DraftTree())
-    elif isinstance(drafter, NgramDrafter):
-        draft = TreeDraft(_ngram_tree(drafter, context, shape, depth))
-    elif _tree_lm(drafter) is not None:
-        draft = _model_tree(_tree_lm(drafter), context, shape, depth, knobs, generator)
-    else:
-        draft = TreeDraft(_chain_as_tree(drafter, context, depth, knobs, generator))
-    draft.tree.seconds = time.perf_counter() - start
-    draft.source = source if len(draft.tree) else None
-    return draft
-
-
-def _tree_lm(drafter):
-    """What drafts a tree by forward passes: a model drafter's language model, or the draft head's tree view."""
-    return getattr(drafter, "tree_lm", None) or getattr(drafter, "lm", None)
-
-
-def keep_path(drafter, draft: TreeDraft, path: tuple[int, ...]) -> None:
-    """Compact the drafter's cache to the context plus the accepted path's rows (those it has fed)."""
-    lm = _tree_lm(drafter)
-    if lm is None or not draft.rows:
+def keep_path(lm, draft: TreeDraft, path: tuple[int, ...]) -> None:
+    """Compact a drafter's cache `lm` to the context plus the accepted path's rows (those it has fed)."""
+    if not draft.rows:
         return
     rows = []
     for node in path:
@@ -75,16 +40,16 @@ def keep_path(drafter, draft: TreeDraft, path: tuple[int, ...]) -> None:
 
 def _children(logits: torch.Tensor, seen: list[int], width: int, knobs: DraftKnobs, sampled: bool,
               generator: torch.Generator) -> list[tuple[int, torch.Tensor, float, torch.Tensor]]:
-    """Up to `width` children: (token, the distribution it was drawn from, its probability, what to show).
+    """Up to `width` children: (token, the distribution it was drawn from, its probability, the drafter's own distribution there).
 
     Top-k children are point masses (a deterministic choice); sampled children are drawn without replacement,
     each from the drafter's distribution with the earlier siblings removed (exact under the sibling rule).
     """
     if not sampled:
-        shown = logits.softmax(-1)
-        values, tokens = torch.topk(shown, min(width, shown.shape[-1]))
-        vocab = shown.shape[-1]
-        return [(t, one_hot(t, vocab), v, shown) for v, t in zip(values.tolist(), tokens.tolist())]
+        probs = logits.softmax(-1)
+        values, tokens = torch.topk(probs, min(width, probs.shape[-1]))
+        vocab = probs.shape[-1]
+        return [(t, one_hot(t, vocab), v, probs) for v, t in zip(values.tolist(), tokens.tolist())]
     scores = penalize_repetition(logits, seen, knobs.repetition_penalty)
     banned = ban(scores, banned_by_ngram(seen, knobs.no_repeat_ngram_size))
     scores = banned if torch.isfinite(banned).any() else scores  # a tiny vocabulary can be banned away entirely
@@ -102,8 +67,9 @@ def _children(logits: torch.Tensor, seen: list[int], width: int, knobs: DraftKno
     return out
 
 
-def _model_tree(lm, context: list[int], shape: TreeShape, depth: int, knobs: DraftKnobs,
-                generator: torch.Generator) -> TreeDraft:
+def model_tree(lm, context: list[int], shape: TreeShape, depth: int, knobs: DraftKnobs,
+               generator: torch.Generator) -> TreeDraft:
+    """A tree drafted by forward passes of `lm` (a model drafter's stream, or the draft head's tree view)."""
     # Dynamic trees rank nodes by probability, so their children must be the deterministic top-k (EAGLE-2): a
     # sampled child kept or dropped for its own value would bias the sibling rule.
     sampled = knobs.sampled and not shape.dynamic
@@ -118,8 +84,8 @@ def _model_tree(lm, context: list[int], shape: TreeShape, depth: int, knobs: Dra
             path = tree.path_to(parent)
             seen = context + [tree.ids[n] for n in path]
             base = cumulative[parent] if parent != ROOT else 1.0
-            for token, q_row, q_of, shown in _children(logits, seen, width, knobs, sampled, generator):
-                new.append(tree.add(token, parent, q_row, q_of, shown))
+            for token, q_row, q_of, probs in _children(logits, seen, width, knobs, sampled, generator):
+                new.append(tree.add(token, parent, q_row, q_of, probs))
                 cumulative.append(base * q_of)
         if level == depth - 1 or not new:
             break
@@ -164,13 +130,12 @@ def _most_probable(tree: DraftTree, cumulative: list[float], budget: int) -> lis
 # ---- other drafters -----------------------------------------------------------------------------------------
 
 
-def _ngram_tree(drafter: NgramDrafter, context: list[int], shape: TreeShape, depth: int) -> DraftTree:
+def ngram_tree(context: list[int], vocab: int, max_n: int, min_n: int, shape: TreeShape, depth: int) -> DraftTree:
     """Earlier occurrences of the context's suffix, most recent and longest first, each one branch of a trie."""
     branches = DYNAMIC_BRANCH if shape.dynamic else shape.widths[0]
     budget = shape.budget if shape.dynamic else branches * depth
     tree = DraftTree()
-    vocab = drafter.vocab_size
-    for continuation in ngram_continuations(context, drafter.max_n, depth, branches):
+    for continuation in ngram_continuations(context, max_n, depth, branches, min_n):
         node = ROOT
         for token in continuation:
             existing = next((c for c in tree.children(node) if tree.ids[c] == token), None)
@@ -182,14 +147,14 @@ def _ngram_tree(drafter: NgramDrafter, context: list[int], shape: TreeShape, dep
     return tree
 
 
-def ngram_continuations(context: list[int], max_n: int, length: int, count: int) -> list[list[int]]:
-    """Up to `count` different continuations copied from earlier matches of the context's suffix.
-
-    Longest suffix first, then the most recent match first (the chain drafter's own first choice comes first).
+def ngram_continuations(context: list[int], max_n: int, length: int, count: int, min_n: int = 1) -> list[list[int]]:
+    """Up to `count` different continuations copied from earlier matches of the context's suffix (at least `min_n`
+    tokens long, as the chain drafter's own lookup). Longest suffix first, then the most recent match first (the
+    chain drafter's own first choice comes first).
     """
     found: list[list[int]] = []
     size = len(context)
-    for n in range(min(max_n, size - 1), 0, -1):
+    for n in range(min(max_n, size - 1), min_n - 1, -1):
         suffix = context[size - n :]
         for start in range(size - n - 1, -1, -1):
             if context[start : start + n] != suffix:
@@ -203,14 +168,3 @@ def ngram_continuations(context: list[int], max_n: int, length: int, count: int)
                 if len(found) == count:
                     return found
     return found
-
-
-def _chain_as_tree(drafter, context: list[int], depth: int, knobs: DraftKnobs, generator) -> DraftTree:
-    """A drafter with no tree support of its own drafts a chain: a tree with one branch."""
-    proposal = drafter.propose(context, depth, knobs, generator)
-    tree, parent = DraftTree(), ROOT
-    for i, token in enumerate(proposal.ids):
-        shown = proposal.shown[i] if proposal.shown is not None else None
-        q_of = float((shown if shown is not None else proposal.q_drafter[i])[token])  # as the chain's draft row shows it
-        parent = tree.add(token, parent, proposal.q_drafter[i], q_of, shown)
-    return tree

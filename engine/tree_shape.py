@@ -40,10 +40,6 @@ class TreeShape:
             total += level
         return total
 
-    @property
-    def is_chain(self) -> bool:
-        return not self.dynamic and all(w == 1 for w in self.widths)
-
 
 AUTO_TREE = "auto"  # chains or trees, chosen each step by measurement (engine/auto_plan.py)
 

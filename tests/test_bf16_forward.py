@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import make_session
-from engine import EngineError, verify_inputs
+from engine import EngineError
 from engine.bf16_probe import batch_variance
 from engine.fast_llama import FastLlamaLM, bf16_product
-from engine.tree import DraftTree, ROOT
+from engine.tree import DraftTree, ROOT, verify_inputs
 
 PROMPTS = ["In a distant future,", "def add(a, b):", "a"]
 NOT_EXACT = "--forward bf16 is not exact on this CPU: bf16 products here depend on the batch size"

@@ -13,23 +13,28 @@ from conftest import make_session, plain_greedy
 PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes, the verifier", "a"]
 
 
-@pytest.mark.parametrize("block_size", range(1, 9))
+# One loop for chains and trees (engine/session.py): every shape goes through the same test.
+CHAINS = [pytest.param(None, k, id=f"chain-k{k}") for k in range(1, 9)]
+TREES = [pytest.param(tree, 4, id=f"tree-{tree}") for tree in ("3,2,1,1", "2,2,2", "dynamic:8", "1,1,1,1")]
+
+
+@pytest.mark.parametrize("tree, block_size", CHAINS + TREES)
 @pytest.mark.parametrize("drafter_spec", ["same", "drafter", "early-exit:2", "ngram"])
 @pytest.mark.parametrize("draft_mode", ["greedy", "sampled"])
 @pytest.mark.parametrize("forward", ["auto", "transformers"])  # the engine's lean Llama forward, and the model's own
-def test_greedy_output_equals_plain_greedy(tiny, tiny_verifier, block_size, drafter_spec, draft_mode, forward):
+def test_greedy_output_equals_plain_greedy(tiny, tiny_verifier, tree, block_size, drafter_spec, draft_mode, forward):
     spec = tiny["drafter"] if drafter_spec == "drafter" else drafter_spec
-    session = make_session(
-        tiny_verifier, spec, block_size=block_size, draft_mode=draft_mode, max_new_tokens=24, forward=forward
-    )
+    session = make_session(tiny_verifier, spec, block_size=block_size, tree=tree, draft_mode=draft_mode,
+                           max_new_tokens=24, forward=forward)
     for prompt in PROMPTS:
         session.reset(prompt)
         session.run()
         expected = plain_greedy(tiny_verifier, session.prompt_ids, 24)
-        assert session.new_token_ids == expected, (prompt, block_size, drafter_spec)
+        assert session.new_token_ids == expected, (prompt, tree, block_size, drafter_spec)
         # Stats add up to what was produced.
         assert session.stats.new_tokens == len(expected)
         assert session.stats.verifier_calls == session.stats.steps
+        assert session.stats.tree_steps == (session.stats.steps if tree else 0)
 
 
 def test_a_different_drafter_is_really_different(tiny, tiny_verifier):

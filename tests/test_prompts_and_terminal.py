@@ -171,11 +171,12 @@ def test_a_busy_process_is_seen_and_our_own_work_is_not():
     finally:
         spinner.kill()
         spinner.wait()
+    before = busy_elsewhere(window=0.5)  # whatever else this machine runs (a parallel test run, say)
     stop = threading.Event()
     own = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])  # this process spinning
     own.start()
     try:
-        assert busy_elsewhere(window=0.5) < 0.5
+        assert busy_elsewhere(window=0.5) < before + 0.5  # our own core of work is not counted
     finally:
         stop.set()
         own.join()

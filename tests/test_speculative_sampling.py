@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from engine.acceptance import accept_probability, accept_sampled, residual
+from engine.drafting import Proposal, chain_tree
 from conftest import make_session
+
+
+def chain(ids, q_rows):
+    """A chain of drafts with the distributions they were drawn from: the one-branch tree the loop verifies."""
+    return chain_tree(Proposal(list(ids), q_rows, None)).tree
 
 
 def chi_square_p_value(counts, probs):
@@ -44,7 +50,7 @@ def first_token_counts(rule, n=20000, seed=0):
 
 
 def real_rule(draft, generator):
-    verdict = accept_sampled([draft], torch.stack([P, P]), Q.unsqueeze(0), generator)
+    verdict = accept_sampled(chain([draft], Q.unsqueeze(0)), torch.stack([P, P]), generator)
     return draft if verdict.accepted else verdict.next_token
 
 
@@ -83,7 +89,7 @@ def test_point_mass_draft_is_accepted_with_probability_p():
     q[0] = 1.0
     generator = torch.Generator().manual_seed(1)
     n = 8000
-    accepted = sum(accept_sampled([0], torch.stack([P, P]), q.unsqueeze(0), generator).accepted for _ in range(n))
+    accepted = sum(accept_sampled(chain([0], q.unsqueeze(0)), torch.stack([P, P]), generator).accepted for _ in range(n))
     assert accepted / n == pytest.approx(0.45, abs=0.02)
 
 
@@ -92,7 +98,7 @@ def test_rejection_never_returns_the_rejected_point_mass_token():
     q[0] = 1.0
     generator = torch.Generator().manual_seed(2)
     for _ in range(500):
-        verdict = accept_sampled([0], torch.stack([P, P]), q.unsqueeze(0), generator)
+        verdict = accept_sampled(chain([0], q.unsqueeze(0)), torch.stack([P, P]), generator)
         if not verdict.accepted:
             assert verdict.next_token != 0
 
@@ -100,9 +106,9 @@ def test_rejection_never_returns_the_rejected_point_mass_token():
 def test_all_accepted_gives_bonus_from_last_row():
     p_rows = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     q_rows = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
-    verdict = accept_sampled([1, 1], p_rows, q_rows, torch.Generator().manual_seed(0))
+    verdict = accept_sampled(chain([1, 1], q_rows), p_rows, torch.Generator().manual_seed(0))
     assert verdict.accepted == 2 and verdict.next_token == 2
-    assert verdict.accept_probs == (1.0, 1.0)
+    assert [ratio for ratio, _ in verdict.examined.values()] == [1.0, 1.0]
 
 
 def first_tokens(session, prompt: str, seeds: int = 3000, on_step=None) -> tuple[list[int], list[float]]:
@@ -123,10 +129,11 @@ def first_tokens(session, prompt: str, seeds: int = 3000, on_step=None) -> tuple
     return counts, p
 
 
-def test_session_sampling_matches_verifier_distribution(tiny, tiny_verifier):
+@pytest.mark.parametrize("tree", [None, "3,2", "dynamic:6"])  # one loop: chains and trees alike
+def test_session_sampling_matches_verifier_distribution(tiny, tiny_verifier, tree):
     """End to end: first generated token over many seeds vs the verifier's own softmax, with a real drafter."""
     session = make_session(tiny_verifier, tiny["drafter"], block_size=3, verify="sampling", temperature=1.0,
-                           draft_mode="sampled", draft_temperature=1.5, max_new_tokens=4)
+                           draft_mode="sampled", draft_temperature=1.5, max_new_tokens=4, tree=tree)
     counts, p = first_tokens(session, "The future of")
     assert chi_square_p_value(counts, p) > 0.001
 

@@ -1,40 +1,22 @@
-"""Tree drafts: greedy output identical to plain greedy, tree masks and positions, KV compaction, records."""
+"""Tree drafts: tree masks and positions, KV compaction, records (greedy output identical to plain greedy for chains
+and trees alike: test_greedy_lossless.py)."""
 
 import pytest
 import torch
 
 from conftest import make_session, plain_greedy
 from engine import ConfigError, Decision, SpecConfig
-from engine.tree import ROOT, DraftTree, accept_tree_greedy, verify_inputs
+from engine.acceptance import accept_greedy
+from engine.tree import ROOT, DraftTree, verify_inputs
 from engine.tree_draft import _most_probable, ngram_continuations
 from engine.tree_shape import parse_tree
 
 PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes, the verifier", "a"]
-SHAPES = ["3,2,1,1", "2,2,2", "dynamic:8", "1,1,1,1"]
 
 
 def fresh_logits(model, ids):
     with torch.inference_mode():
         return model(input_ids=torch.tensor([ids])).logits[0, -1].float()
-
-
-# Sampled drafting (children drawn without replacement) on the lean forward; the transformers forward with top-k.
-MODES = [("auto", "greedy"), ("auto", "sampled"), ("transformers", "greedy")]
-
-
-@pytest.mark.parametrize("tree", SHAPES)
-@pytest.mark.parametrize("drafter_spec", ["same", "drafter", "early-exit:2", "ngram"])
-@pytest.mark.parametrize("forward, draft_mode", MODES)
-def test_tree_greedy_output_equals_plain_greedy(tiny, tiny_verifier, tree, drafter_spec, draft_mode, forward):
-    spec = tiny["drafter"] if drafter_spec == "drafter" else drafter_spec
-    session = make_session(tiny_verifier, spec, tree=tree, draft_mode=draft_mode, max_new_tokens=24, forward=forward)
-    for prompt in PROMPTS:
-        session.reset(prompt)
-        session.run()
-        expected = plain_greedy(tiny_verifier, session.prompt_ids, 24)
-        assert session.new_token_ids == expected, (prompt, tree, drafter_spec)
-        assert session.stats.new_tokens == len(expected)
-        assert session.stats.verifier_calls == session.stats.steps == session.stats.tree_steps
 
 
 @pytest.mark.parametrize("forward", ["auto", "transformers"])
@@ -79,16 +61,14 @@ def test_drafter_distributions_in_a_tree_are_its_own_on_each_path(tiny, tiny_ver
     real distribution after that node's path (checked against a recompute from scratch)."""
     session = make_session(tiny_verifier, tiny["drafter"], tree="3,2,1", draft_mode="greedy", forward=forward)
     session.reset("In a distant future,")
-    from engine.tree_draft import draft_tree
-
-    draft = draft_tree(session.drafter, session.tokens, parse_tree("3,2,1"), 3, session._knobs(), session.generator)
+    draft = session.drafter.draft_tree(session.tokens, parse_tree("3,2,1"), 3, session._knobs(), session.generator)
     tree = draft.tree
     assert len(tree) == 3 + 6 + 6
     drafter_model = session.drafter.lm.model
     for node in range(len(tree)):
         parent_path = [tree.ids[n] for n in tree.path_to(tree.parents[node])]
         expected = fresh_logits(drafter_model, session.tokens + parent_path).softmax(-1)
-        assert torch.allclose(tree.shown[node], expected, atol=1e-4), node
+        assert torch.allclose(tree.drafter_probs[node], expected, atol=1e-4), node
     # Top-k children: distinct, in the drafter's order.
     for parent in [ROOT] + list(range(len(tree))):
         kids = [tree.ids[c] for c in tree.children(parent)]
@@ -155,7 +135,7 @@ def test_tree_step_records(tiny, tiny_verifier):
 
 
 def test_tree_steps_survive_a_trace(tiny, tiny_verifier, tmp_path):
-    from engine.trace import read_trace, step_from_record, step_record
+    from engine.trace import step_from_record, step_record
 
     session = make_session(tiny_verifier, tiny["drafter"], tree="2,2", verify="sampling", max_new_tokens=10)
     session.reset("In a distant future,")
@@ -174,9 +154,9 @@ def test_greedy_rule_follows_the_argmax():
     d = tree.add(8, b, None, 1.0, None)
     # Verifier: after root -> 6 (second branch), after b -> 8, after d -> 9 (leaf: bonus).
     argmax = [6, 0, 8, 0, 9]
-    verdict = accept_tree_greedy(tree, argmax)
+    verdict = accept_greedy(tree, argmax)
     assert verdict.path == (b, d) and verdict.next_token == 9
-    verdict = accept_tree_greedy(tree, [4, 0, 0, 0, 0])
+    verdict = accept_greedy(tree, [4, 0, 0, 0, 0])
     assert verdict.path == () and verdict.next_token == 4 and set(verdict.examined) == {a, b}
 
 
@@ -235,14 +215,12 @@ def test_a_draft_head_drafts_real_trees_losslessly(tiny_head, tiny_verifier, tre
 def test_a_head_tree_node_sees_what_a_chain_through_it_would(tiny_head, tiny_verifier):
     """Each node's distribution is the head's prediction from its own parent's feature: the first-child path is
     the greedy chain, and a second child at depth 1 gets what a chain drafting that token would compute."""
-    from engine.tree_draft import draft_tree
-
     spec = f"head:{tiny_head[0]}"
     session = make_session(tiny_verifier, spec, tree="2,2,2", block_size=3, draft_mode="greedy", max_new_tokens=8)
     session.reset("The drafter proposes, the verifier")
     session.step()  # the head now has real features and an accepted continuation
     context, knobs = session.tokens, session._knobs()
-    tree = draft_tree(session.drafter, context, parse_tree("2,2,2"), 3, knobs, torch.Generator()).tree
+    tree = session.drafter.draft_tree(context, parse_tree("2,2,2"), 3, knobs, torch.Generator()).tree
     chain = make_session(tiny_verifier, spec, block_size=3, draft_mode="greedy", max_new_tokens=8)
     chain.reset("The drafter proposes, the verifier")
     chain.step()
@@ -251,8 +229,8 @@ def test_a_head_tree_node_sees_what_a_chain_through_it_would(tiny_head, tiny_ver
     while tree.children(first_path[-1]):
         first_path.append(tree.children(first_path[-1])[0])
     assert [tree.ids[n] for n in first_path] == proposal.ids
-    for node, shown in zip(first_path, proposal.shown):
-        assert torch.allclose(tree.shown[node], shown, atol=1e-5)
+    for node, shown in zip(first_path, proposal.drafter_probs):
+        assert torch.allclose(tree.drafter_probs[node], shown, atol=1e-5)
     # The second child at depth 1: a fresh chain fed [root feature, that token] predicts its children.
     second = tree.children(-1)[1]
     chain.drafter.rollback(len(context) - 1)
@@ -260,4 +238,4 @@ def test_a_head_tree_node_sees_what_a_chain_through_it_would(tiny_head, tiny_ver
         root_feature = chain.drafter.enter(context)
         after = chain.drafter._forward(root_feature[None], [tree.ids[second]], len(context))[-1]
         expected = chain.drafter._logits(after).softmax(-1)
-    assert torch.allclose(tree.shown[tree.children(second)[0]], expected, atol=1e-5)
+    assert torch.allclose(tree.drafter_probs[tree.children(second)[0]], expected, atol=1e-5)

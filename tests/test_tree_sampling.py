@@ -3,8 +3,8 @@
 import torch
 
 from conftest import make_session
-from engine.acceptance import residual
-from engine.tree import ROOT, DraftTree, accept_tree_sampled
+from engine.acceptance import accept_sampled, residual
+from engine.tree import ROOT, DraftTree
 from engine.sampling import one_hot
 from test_speculative_sampling import P, Q, chi_square_p_value
 
@@ -37,7 +37,7 @@ def one_level_tree(siblings):
 
 def real_rule(siblings, generator):
     tree = one_level_tree(siblings)
-    verdict = accept_tree_sampled(tree, torch.stack([P] * (len(tree) + 1)), generator)
+    verdict = accept_sampled(tree, torch.stack([P] * (len(tree) + 1)), generator)
     return tree.ids[verdict.path[0]] if verdict.path else verdict.next_token
 
 
@@ -98,7 +98,7 @@ def test_refused_siblings_are_recorded_with_their_draws():
     generator = torch.Generator().manual_seed(3)
     tree = one_level_tree(top_siblings(generator))
     for _ in range(200):
-        verdict = accept_tree_sampled(tree, torch.stack([P] * 3), generator)
+        verdict = accept_sampled(tree, torch.stack([P] * 3), generator)
         tried = list(verdict.examined)
         assert tried == tree.children(ROOT)[: len(tried)]  # in drafting order, stopping at the kept one
         for node in tried[:-1]:

@@ -34,8 +34,6 @@ from parts import PARTS, help_text as parts_help  # noqa: E402
 
 def load_verifier(spec: str):
     """The verifier through transformers (batched `generate` with padding), from the engine's dequantized cache."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from engine.models import load_model
 
     loaded = load_model(spec, lean=False)  # makes sure the cache exists; its folder holds config + tokenizer
