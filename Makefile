@@ -41,10 +41,10 @@ docs: $(STAMP)
 DATA ?= training/work/data-v5
 TAPS ?=
 train-head: $(STAMP)
-	$(PY) training/make_data.py --part a --batch 512 --taps "$(TAPS)" --out $(DATA)
-	$(PY) training/make_data.py --part b --batch 512 --taps "$(TAPS)" --out $(DATA)
-	for part in c d e f; do $(PY) training/make_data.py --part $$part --batch 512 --shards 4 --taps "$(TAPS)" --out $(DATA) || exit 1; done
-	$(PY) training/train_head.py --data $(DATA) --parts abcdef --epochs 2 --lr 1e-3 --soft 1.0 $(ARGS)
+	$(PY) -m training.make_data --part a --batch 512 --taps "$(TAPS)" --out $(DATA)
+	$(PY) -m training.make_data --part b --batch 512 --taps "$(TAPS)" --out $(DATA)
+	for part in c d e f; do $(PY) -m training.make_data --part $$part --batch 512 --shards 4 --taps "$(TAPS)" --out $(DATA) || exit 1; done
+	$(PY) -m training.train_head --data $(DATA) --parts abcdef --epochs 2 --lr 1e-3 --soft 1.0 $(ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -92,7 +92,7 @@ def inverse_frequencies(theta: float, head_dim: int) -> torch.Tensor:
     return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
     return x * cos + rotated * sin
@@ -155,7 +155,7 @@ def decoder_layer(x, weights, keys, values, start, cos, sin, mask, shape: LayerS
     q = product(h, wq).reshape(count, shape.n_heads, shape.head_dim).transpose(0, 1)
     k = product(h, wk).reshape(count, shape.n_kv_heads, shape.head_dim).transpose(0, 1)
     v = product(h, wv).reshape(count, shape.n_kv_heads, shape.head_dim).transpose(0, 1)
-    q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
     keys[:, start:end] = k
     values[:, start:end] = v
     attended = attention(q, keys, values, end, mask, shape)

@@ -11,7 +11,7 @@ from engine import ConfigError, ModelLoadError
 from engine.draft_head import LAYER_NAMES, HeadDrafter, load_head, tapped_rows
 from engine.fast_llama import FastLlamaLM, rms_norm
 from engine.session import prefill
-from engine.head_training import Batch, TrainableHead, pass_mask, shift
+from training.head_training import Batch, TrainableHead, pass_mask, shift
 
 
 def test_training_lowers_the_loss_and_the_head_drafts(tiny_head, tiny_verifier):

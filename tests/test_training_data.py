@@ -3,15 +3,11 @@ and top-p sampling that draws only from the top-p set, in proportion."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
-
-import make_data  # noqa: E402
+from training import make_data
 
 PROMPTS = ["In a distant future,", "def add(a, b):\n    return", "The drafter proposes, the verifier checks", "print("]
 
@@ -73,7 +69,7 @@ def test_train_head_prepares_shards_and_trains_in_bf16_on_its_packed_fp16_rows(t
     features (and the tapped layers' normalised inputs), steps run under bf16 autocast, the loss falls."""
     import argparse
 
-    import train_head
+    from training import train_head
     from engine.fast_llama import FastLlamaLM
     from engine.draft_head import tapped_rows
 

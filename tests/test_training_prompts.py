@@ -1,13 +1,6 @@
 """The draft head's held-out prompts and the benchmark's prompts are really absent from its training data."""
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "training"))
-sys.path.insert(0, str(ROOT))
-
-import prompts  # noqa: E402
+from training import prompts
 
 
 def training_text() -> list[str]:

@@ -6,7 +6,7 @@ import torch
 
 from engine.draft_head import HeadShape, save_head, tapped_rows
 from engine.fast_llama import FastLlamaLM, rms_norm
-from engine.head_training import IGNORE, TrainableHead, collate, head_loss, pack
+from training.head_training import IGNORE, TrainableHead, collate, head_loss, pack
 
 PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes,", "Speculative decoding", "print(",
            "The future of AI", "the verifier checks", "a block of tokens"]

@@ -13,7 +13,7 @@ Speed (2 cores): generation runs in bfloat16 (AMX), 512 rows a batch, with its o
 and a top-p draw among the 256 most likely tokens): 720-970 new tokens/s a shard, six parts in 28 min, against
 210-240 tokens/s for transformers' `generate` at batch 128, whose full-vocabulary sort and draw took 3/4 of the time.
 
-    .venv/bin/python training/make_data.py [--part a|b|c|d|e|f] [--out training/work/data-v5] [--taps 2,15]
+    .venv/bin/python -m training.make_data [--part a|b|c|d|e|f] [--out training/work/data-v5] [--taps 2,15]
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from parts import PARTS, help_text as parts_help  # noqa: E402
+from training.parts import PARTS, help_text as parts_help
 
 
 def load_verifier(spec: str):

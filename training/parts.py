@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import prompts as prompt_sets
+from training import prompts as prompt_sets
 
 
 @dataclass(frozen=True)

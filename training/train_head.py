@@ -1,6 +1,6 @@
 """Train the draft head for the embedded SmolLM2-135M (or another Llama verifier) on data from make_data.py.
 
-    .venv/bin/python training/train_head.py [--data training/work/data-v5] [--vocab 8192] [--epochs 2] [--depth 3]
+    .venv/bin/python -m training.train_head [--data training/work/data-v5] [--vocab 8192] [--epochs 2] [--depth 3]
 
 Phases, each resumable: prepare (labels and the head's vocabulary from the shards), train (a checkpoint every
 few steps in training/work/), export (engine/heads/<verifier>/: head.safetensors + card.json) and evaluate
@@ -20,15 +20,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from engine.draft_head import HEADS_DIR, HeadShape, save_head, tapped_rows  # noqa: E402
-from engine.head_training import IGNORE, TrainableHead, collate, head_loss, learning_rate, pack  # noqa: E402
-from engine.fast_llama import rms_norm  # noqa: E402
-from make_data import TIMING  # noqa: E402
-from parts import PARTS  # noqa: E402
+from engine.draft_head import HEADS_DIR, HeadShape, save_head, tapped_rows
+from engine.fast_llama import rms_norm
+from training.head_training import IGNORE, TrainableHead, collate, head_loss, learning_rate, pack
+from training.make_data import TIMING
+from training.parts import PARTS
 
 WORK = Path(__file__).resolve().parent / "work"
 
@@ -51,7 +47,7 @@ def prepare(data: Path, verifier, vocab_size: int, parts: str = "abc", use_taps:
     sequences, counts, precisions, tap_layers = [], Counter(), set(), set()
     shards = sorted(path for part in parts for path in data.glob(PARTS[part].shard_glob))
     if not shards:
-        raise SystemExit(f"no shards in {data}: run training/make_data.py first")
+        raise SystemExit(f"no shards in {data}: run python -m training.make_data first")
     for path in shards:
         for record in torch.load(path):
             ids, prompt_len = record["ids"], record["prompt_len"]
@@ -221,7 +217,7 @@ def train(args, verifier, prepared: dict) -> dict:
 
 def held_out_slice(limit: int, rest: bool = False) -> list[str]:
     """Every (48 // limit)-th held-out prompt (the card's evaluation set), or with `rest` the prompts it skips."""
-    from prompts import held_out_prompts
+    from training.prompts import held_out_prompts
 
     prompts = held_out_prompts()
     chosen = prompts[:: max(1, len(prompts) // limit)][:limit]
@@ -235,7 +231,7 @@ def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limi
     from engine import Session, SpecConfig
     from engine.models import load_model
 
-    from prompts import for_engine
+    from training.prompts import for_engine
 
     verifier = load_model(verifier_spec)
     config = SpecConfig(verifier=verifier_spec, drafter=f"head:{folder}", block_size=k, draft_mode="greedy",

@@ -6,7 +6,8 @@ m - 1, exactly as drafting position m does at inference. The attention mask repr
 depth m sees at inference: the head's cache entries made from real features up to the position drafting
 started from, then one entry from each earlier pass, then its own.
 
-The maths matches the inference path (fast_llama.decoder_layer); a test checks pass-1 logits against the drafter.
+The maths is the inference path's own (engine/fast_llama.py's norm, rotary frequencies and rotation; the head's
+format from engine/draft_head.py); a test checks pass-1 logits against the drafter.
 """
 
 from __future__ import annotations
@@ -18,18 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .draft_head import LAYER_NAMES, HeadShape, head_state
+from engine.draft_head import LAYER_NAMES, HeadShape, head_state
+from engine.fast_llama import apply_rotary as rotate, inverse_frequencies, rms_norm as rms
 
 IGNORE = -100
-
-
-def rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
-
-def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
 @dataclass
@@ -70,8 +63,7 @@ class TrainableHead(nn.Module):
         })
         self.register_buffer("embed", embed.detach(), persistent=False)
         self.register_buffer("head_rows", head_rows.detach(), persistent=False)
-        inv = 1.0 / (shape.rope_theta ** (torch.arange(0, shape.head_dim, 2, dtype=torch.int64).float() / shape.head_dim))
-        self.register_buffer("inv_freq", inv, persistent=False)
+        self.register_buffer("inv_freq", inverse_frequencies(shape.rope_theta, shape.head_dim), persistent=False)
 
     def weights(self) -> tuple[torch.Tensor, ...]:
         return tuple(self.layer[name] for name in LAYER_NAMES)
