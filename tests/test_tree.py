@@ -176,6 +176,18 @@ def test_ngram_offers_several_earlier_matches():
     assert ngram_continuations(context, 3, 2, 3) == [[4, 8], [3, 9]]
 
 
+def test_a_tree_from_lookup_keeps_the_chains_shortest_match():
+    """ngram+head's lookup copies only after a 2-token match, in a tree as in a chain: the 1-token match of `2`
+    (followed by 7) is no branch there, while plain ngram (1-token matches allowed) offers it."""
+    from engine.drafters import LookupHeadDrafter, NgramDrafter
+
+    context = [1, 2, 3, 9, 5, 2, 7, 6, 1, 2]
+    shape = parse_tree("3")
+    strict = NgramDrafter(100, 3, min_n=LookupHeadDrafter.MIN_MATCH).draft_tree(context, shape, 1, None, None).tree
+    loose = NgramDrafter(100, 3).draft_tree(context, shape, 1, None, None).tree
+    assert strict.ids == [3] and loose.ids == [3, 7]
+
+
 def test_ngram_tree_in_a_session_branches(tiny_verifier):
     session = make_session(tiny_verifier, "ngram", tree="3,1", draft_mode="greedy", max_new_tokens=8)
     session.reset("so the cat sat. the dog ran. the")
