@@ -31,6 +31,7 @@ from .positions import step_records
 from .prompting import encode_prompt_text
 from .results import BaselineResult, Comparison, SpeedCheck, Stats, StepResult
 from .schedule import next_block_size
+from .summary import RunSummary
 from .threads import apply_threads, rechoose_threads
 from .tree import DraftTree, verify_inputs
 from .tree_shape import AUTO_TREE, TreeShape, parse_tree
@@ -378,6 +379,11 @@ class Session:
             raise EngineError("no prompt yet: call reset(prompt) first")
         budget = max_new_tokens or self.config.max_new_tokens
         return plain_decode(self.verifier, self.config, self.prompt_ids, budget, self.vocab)
+
+    def summary(self, plain_step_s: float | None = None) -> RunSummary:
+        """The run so far in one record: counts, theory, the auto schedule's choices, and what ran."""
+        return RunSummary.of(self.steps, self.stats, self.config, self.finish_reason, self.text, self.generated_text,
+                             plain_step_s, self.threads)
 
     def compare(self, baseline: BaselineResult) -> Comparison:
         return compare(self.new_token_ids, len(self.prompt_ids), self.stats, baseline)

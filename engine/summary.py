@@ -85,16 +85,20 @@ class RunSummary:
     plain_step_s: float | None = None
     auto: str | None = None  # the auto schedule's latest choice and its reason
     auto_choices: tuple[tuple[str, int], ...] = ()  # how often it chose each shape, most often first
+    tree: str | None = None  # what ran: --tree, the verifier's forward, torch's thread count
+    forward: str = "auto"
+    threads: int | None = None
 
     @classmethod
     def of(cls, steps: tuple[StepResult, ...] | list[StepResult], stats: Stats, config: SpecConfig,
            finish_reason: str | None = None, text: str | None = None, generated_text: str | None = None,
-           plain_step_s: float | None = None) -> "RunSummary":
+           plain_step_s: float | None = None, threads: int | None = None) -> "RunSummary":
         k = measured_block_size(steps, config.block_size)
         plans = [step.plan for step in steps if step.plan]
         choices = Counter(plan_label(plan) for plan in plans).most_common()
         return cls(stats, Theory.of(stats, k, plain_step_s), config.verifier, config.drafter, k, finish_reason, text,
-                   generated_text, plain_step_s, plans[-1] if plans else None, tuple(choices))
+                   generated_text, plain_step_s, plans[-1] if plans else None, tuple(choices), config.tree,
+                   config.forward, threads)
 
     def to_dict(self) -> dict:
         """The `"type": "summary"` record of the JSON output and of traces (keys kept from format 1)."""
@@ -111,4 +115,7 @@ class RunSummary:
             "plain_step_s": self.plain_step_s,
             "auto": self.auto,
             "auto_choices": dict(self.auto_choices),
+            "tree": self.tree,
+            "threads": self.threads,
+            "forward": self.forward,
         }

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Protocol
 
-from engine import (EngineError, RunSummary, SpecConfig, Stats, StepResult, read_trace, trace_header, unique_path,
+from engine import (EngineError, SpecConfig, Stats, StepResult, read_trace, trace_header, unique_path,
                     write_trace)
 
 from .view_model import Snapshot
@@ -169,10 +169,7 @@ class EngineDriver:
         with self.lock:
             s = self.session
             head = trace_header(s.config.to_dict(), s.prompt, s.prompt_ids, s.prompt_pieces)
-            summary = RunSummary.of(s.steps, s.stats, s.config, s.finish_reason, s.text, s.generated_text,
-                                    self.plain_step_s)
-            extra = {"threads": s.threads, "tree": s.config.tree, "forward": s.config.forward}
-            return write_trace(trace_path(folder), head, s.steps, {**summary.to_dict(), **extra})
+            return write_trace(trace_path(folder), head, s.steps, s.summary(self.plain_step_s).to_dict())
 
 
 class ReplayDriver:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from engine import EngineError, RunSummary, Session, SpecConfig, TraceWriter, check_target, json_line, shown, trace_header
+from engine import EngineError, Session, SpecConfig, TraceWriter, check_target, json_line, shown, trace_header
 
 from .options import config_from_args, parse_sweep
 from .stopping import Stopped, signals_stop
@@ -23,11 +23,7 @@ def _emit(args, record: dict, text: str) -> None:
 
 
 def summary(session: Session, comparison=None, plain_step_s: float | None = None) -> dict:
-    out = RunSummary.of(session.steps, session.stats, session.config, session.finish_reason, session.text,
-                        session.generated_text, plain_step_s).to_dict()
-    out["tree"] = session.config.tree
-    out["threads"] = session.threads
-    out["forward"] = session.config.forward
+    out = session.summary(plain_step_s).to_dict()
     if comparison is not None:
         baseline = comparison.baseline
         out.update(
