@@ -5,7 +5,7 @@ Light imports (config, results, traces) load without torch, so the app can repla
 """
 
 from .config import DEFAULT_PROMPT, DRAFT_MODES, FORWARDS, MAX_BLOCK_SIZE, SCHEDULES, VERIFY_MODES, SpecConfig
-from .errors import ConfigError, EngineError, ModelLoadError, PromptError, TokenizerMismatchError, TraceError
+from .errors import ConfigError, EngineError, ModelLoadError, PromptError, ServerError, TokenizerMismatchError, TraceError
 from .results import (Alternative, BaselineResult, Comparison, Decision, Position, Source, SpeedCheck, Stats, StepResult,
                       Token, TreeNode, TreeStep)
 from .safe_text import from_argv, json_line, shown
@@ -37,7 +37,7 @@ def __getattr__(name):
 
 __all__ = [
     "DEFAULT_PROMPT", "MAX_BLOCK_SIZE", "SpecConfig", "ConfigError", "EngineError", "ModelLoadError", "PromptError",
-    "TokenizerMismatchError", "TraceError", "Alternative", "BaselineResult", "Comparison", "Decision", "Position",
+    "ServerError", "TokenizerMismatchError", "TraceError", "Alternative", "BaselineResult", "Comparison", "Decision", "Position",
     "SpeedCheck", "Source", "Stats", "StepResult", "Token", "Session", "load_model", "LoadedModel",
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
     "SCHEDULES", "RunSummary", "Theory", "measured_block_size", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",

@@ -23,3 +23,7 @@ class PromptError(EngineError):
 
 class TraceError(EngineError):
     """A trace file cannot be read or written."""
+
+
+class ServerError(EngineError):
+    """A model server (an OpenAI-compatible vLLM server) cannot be reached or answered something unusable."""

@@ -25,6 +25,7 @@ class LeanTokenizer:
     def __init__(self, folder: Path):
         from tokenizers import Tokenizer
 
+        self.folder = Path(folder)  # engine/vllm_export.py copies the tokenizer's files from here
         self.backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
         config_path = folder / "tokenizer_config.json"
         config = json.loads(config_path.read_text()) if config_path.exists() else {}

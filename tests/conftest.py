@@ -176,3 +176,36 @@ def tiny_head(tiny_verifier, tmp_path_factory):
     folder = tmp_path_factory.mktemp("head") / "tiny-head"
     losses = train_tiny_head(tiny_verifier, folder)
     return str(folder), losses
+
+
+@pytest.fixture(scope="session")
+def vllm_server(request, tmp_path_factory):
+    """A ServerClient for a real vLLM server serving the embedded model (the `vllm` tier, issue 27).
+
+    SPECDEC_VLLM_URL: use a server already running (started by `python -m bench.vllm_server`); otherwise the
+    embedded model is exported and a server started from `make vllm-env`'s environment (~3 min on 2 cores),
+    stopped at the end of the session. Skips, with the reason, where that environment is absent.
+    """
+    from bench.vllm_server import DEFAULT_NAME, missing_environment, running_server
+    from engine.server_client import ServerClient
+    from engine.vllm_export import export_for_vllm
+
+    url = os.environ.get("SPECDEC_VLLM_URL")
+    if url:
+        yield ServerClient(url, timeout_s=60)
+        return
+    why = missing_environment()
+    if why:
+        pytest.skip(why)
+    folder = export_for_vllm(request.getfixturevalue("embedded"), tmp_path_factory.mktemp("vllm") / DEFAULT_NAME)
+    with running_server(folder, DEFAULT_NAME, log_dir=folder.parent) as server:
+        yield ServerClient(server.url, DEFAULT_NAME, timeout_s=60)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say why the vllm tier did not run, even under -q (a skip's reason is otherwise shown only with -rs)."""
+    skipped = [report for report in terminalreporter.stats.get("skipped", []) if "vllm" in report.keywords]
+    if skipped:
+        longrepr = skipped[0].longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        terminalreporter.write_line(f"vllm tier: {len(skipped)} tests skipped: {reason.removeprefix('Skipped: ')}")

@@ -1,0 +1,38 @@
+"""The `vllm` tier: the embedded model exported for and served by a real vLLM server (make vllm-env) agrees with
+the engine: the same greedy text, the same argmax at every position of a scored prompt, the same token ids.
+Skipped, with the reason printed, where the server's environment is absent (tests/conftest.py: vllm_server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.prompts import PROMPTS
+from bench.vllm_measure import PROBE_TEXTS, engine_greedy, engine_log_probs
+
+# The server's start-up (~3 min on 2 cores) is set up by the first test: more than the default per-test limit.
+pytestmark = [pytest.mark.vllm, pytest.mark.embedded, pytest.mark.timeout(1500)]
+
+NAMES = ["open-ended", "code edit (grounded)"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_exported_model_serves_the_engines_greedy_text(vllm_server, embedded, name):
+    ids = embedded.tokenizer(PROMPTS[name]).input_ids
+    assert vllm_server.greedy(ids, 24) == engine_greedy(embedded, ids, 24)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_servers_rank_one_tokens_are_the_engines_argmax(vllm_server, embedded, name):
+    ids = embedded.tokenizer(PROMPTS[name]).input_ids
+    ids = ids + engine_greedy(embedded, ids, 8)  # the tail is the engine's own greedy text: rank 1 throughout
+    scored = vllm_server.score(ids, top_n=5)
+    argmax = engine_log_probs(embedded, ids).argmax(dim=-1).tolist()
+    assert len(scored.predictions) == len(ids)
+    assert scored.argmax_ids() == argmax
+    assert [p.rank == 1 for p in scored.predictions[:-1]] == [token == best for token, best in zip(ids[1:], argmax)]
+    assert all(len(p.top) == 5 for p in scored.predictions)
+
+
+def test_tokenize_agrees_with_the_engine_tokenizer(vllm_server, embedded):
+    for text in PROBE_TEXTS:
+        assert vllm_server.tokenize(text) == embedded.tokenizer(text, add_special_tokens=False).input_ids, text
