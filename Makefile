@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.specdec-installed
 ARGS ?=
 
-.PHONY: run test bench docs train-head setup clean vllm-env vllm-serve
+.PHONY: run test test-vllm bench docs train-head setup clean vllm-env vllm-serve
 
 setup: $(STAMP)
 
@@ -23,7 +23,11 @@ run: $(STAMP)
 	$(VENV)/bin/specdec-tui $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -m "not vllm"
+
+# The tier against a real vLLM server (make vllm-env first; it skips, saying why, without that environment).
+test-vllm: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m vllm -rs
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(ARGS)
