@@ -77,6 +77,7 @@ def build_positions(
                 verifier_top=verifier_tops[i],
                 residual_prob=float(residual_row[verifier_id]) if resampled else None,
                 residual_top=top_alternatives(decoder, residual_row) if resampled else (),
+                residual_mass=min(1.0, float((p_row - proposal.q_drafter[i]).clamp(min=0.0).sum())) if resampled else None,
             )
         )
     return tuple(positions)

@@ -53,6 +53,7 @@ class Position:
     # Sampling verification, at the rejected position: the correction was drawn from normalise(max(0, p - q)).
     residual_prob: float | None = None  # the residual's probability of the correction
     residual_top: tuple[Alternative, ...] = ()
+    residual_mass: float | None = None  # sum of max(0, p - q) before normalising: how much of p was left to draw from
 
 
 @dataclass(frozen=True)

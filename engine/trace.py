@@ -378,6 +378,7 @@ def _check_position(position, index: int, drafted: int) -> str:
     _number(position, "p_verifier", 0.0, 1.0)
     _number(position, "accept_prob", 0.0, 1.0, optional=True)
     _number(position, "draw", 0.0, 1.0, optional=True)
+    _number(position, "residual_mass", 0.0, 1.0, optional=True)
     decision = position.get("decision")
     if decision not in {d.value for d in Decision}:
         raise _Bad(f"unknown decision {_short(decision)} at position {index + 1}")

@@ -32,6 +32,7 @@ from .widgets.draft_row import DraftRow
 from .widgets.help_screen import HelpScreen
 from .widgets.key_footer import KeyFooter
 from .widgets.loading_bar import LoadingBar
+from .widgets.narration_line import NarrationLine
 from .widgets.position_inspector import PositionInspector
 from .widgets.prompt_bar import PromptBar
 from .widgets.stats_panel import StatsPanel
@@ -121,6 +122,7 @@ class SpecDecApp(App):
                 yield VerifierRow(id="verifier-row")
                 yield ComparisonRow(id="comparison-row")
                 yield TreeView(id="tree-view")
+                yield NarrationLine(id="narration")
                 yield ContextView(id="context")
             with Vertical(id="right"):
                 yield StatsPanel(id="stats")
@@ -301,6 +303,7 @@ class SpecDecApp(App):
         else:
             self.query_one(PositionInspector).show_node(latest, node)
         self.query_one(TreeView).show(latest, node)
+        self.query_one(NarrationLine).show(latest)
         self.query_one(ContextView).show(shown.prompt_pieces, shown.steps, shown.finished)
         self.query_one(StatsPanel).show(shown)
         self.query_one(StepLog).show(shown.steps, browsing=self.view.view_index is not None)

@@ -8,6 +8,7 @@ from engine import Decision, StepResult
 
 from .chip_row import ChipRow
 from ..chips import DECISION_STYLE, column_width, decision_word, probability, row, visible
+from ..narration import chain_rule
 
 TITLES = {
     "greedy": "Comparison (greedy: longest prefix matching the verifier is kept)",
@@ -46,10 +47,12 @@ class ComparisonRow(ChipRow):
         for p in result.positions:
             style = DECISION_STYLE[p.decision][1] + (" reverse" if p.index == self.selected else "")
             decisions.append((decision_word(p.decision, width, result.verify_mode), style))
-            if p.accept_prob is not None:
-                verdict = "<" if p.draw < p.accept_prob else "≥"
-                text = f"u={p.draw:.2f}{verdict}{probability(p.accept_prob)}"
-                details.append((text if len(text) < width else f"{p.draw:.2f}{verdict}", "$text-muted"))
+            rule = chain_rule(result, p) if p.accept_prob is not None else None
+            if rule is not None:  # digits enough that the shown u and min(1, p/q) compare as the rule did
+                verdict = "<" if rule.kept else "≥"
+                u = rule.shown_u()
+                text = f"u={u}{verdict}{rule.shown_ratio_for_u()}"
+                details.append((text if len(text) < width else f"{u}{verdict}", "$text-muted"))
             elif p.decision is Decision.REJECTED:
                 details.append((f"→{visible(p.verifier_piece)}", "bold $text-warning"))
             else:
@@ -59,5 +62,10 @@ class ComparisonRow(ChipRow):
             f"kept {result.accepted}/{result.drafted} drafts + "
             f"{len(result.emitted) - result.accepted} verifier token(s) -> {len(result.emitted)} new"
         )
+        stop = next((p for p in result.positions if p.decision is Decision.REJECTED), None)
+        if stop is not None:  # where the block stops, and why the columns after it are struck through
+            later = any(p.decision is Decision.NOT_REACHED for p in result.positions[stop.index + 1:])
+            summary += f" · block stops at {stop.index + 1}" + ("; verifier predictions after a rejected draft are "
+                                                                 "discarded" if later else "")
         self.update(Content("\n").join([row("decision", decisions, width), row(second, details, width),
                                         Content.styled(summary, "$text-muted")]))
