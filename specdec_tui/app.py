@@ -240,7 +240,8 @@ class SpecDecApp(App):
             again = "press r to start again, p to edit the prompt" if self.driver.can_configure else "press r to replay it"
             self.status.say(f"finished ({snap.finished.replace('_', ' ')}): {again}", "ok")
         else:
-            self.status.say(f"step {result.step}: kept {result.accepted}/{result.drafted} drafts, +{len(result.emitted)} tokens")
+            new = len(result.emitted)
+            self.status.say(f"step {result.step}: kept {result.accepted}/{result.drafted} drafts, +{new} token{'s' if new != 1 else ''}")
 
     @on(ResetDone)
     def reset_done(self, message: ResetDone) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from engine import EngineError, RunSummary, Session, SpecConfig, TraceWriter, check_target, json_line, shown, trace_header
 
+from .narration import narrate, notebook_lines
 from .options import config_from_args, parse_sweep
 from .stopping import Stopped, signals_stop
 
@@ -18,8 +20,19 @@ def _error(message: object) -> None:
     print(f"specdec-tui: {shown(message, keep='')}", file=sys.stderr, flush=True)
 
 
+class PipeClosed(Exception):
+    """The reader of stdout went away (`--headless --json | head -3`): stop quietly, as the reader wanted."""
+
+
 def _emit(args, record: dict, text: str) -> None:
-    print(json_line(record) if args.json else text, flush=True)
+    try:
+        print(json_line(record) if args.json else text, flush=True)
+    except BrokenPipeError:
+        # Everything printed from here on (the summary, Python's own flush at exit) goes nowhere, not into a
+        # BrokenPipeError traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise PipeClosed from None
 
 
 def summary(session: Session, comparison=None, plain_step_s: float | None = None) -> dict:
@@ -42,7 +55,11 @@ def summary(session: Session, comparison=None, plain_step_s: float | None = None
 def run_headless(args) -> int:
     # SIGTERM and SIGHUP stop the run as Ctrl+C does: the trace is finished and the summary printed.
     with signals_stop():
-        return _run(args)
+        try:
+            return _run(args)
+        except (BrokenPipeError, PipeClosed):  # a header or summary line written after the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
 
 
 def _run(args) -> int:
@@ -83,9 +100,15 @@ def _run(args) -> int:
             record = {"type": "step", "step": result.step, "drafted": result.drafted, "accepted": result.accepted,
                       "emitted_text": result.emitted_text, "acceptance_rate_so_far": session.stats.acceptance_rate,
                       "step_s": result.step_s}
+            if args.explain:  # the notebook's per-position lines, then the step in plain words
+                positions = notebook_lines(result)
+                record.update(positions=positions, narration=narrate(result))
+                line = "\n".join([line, *(f"    {p}" for p in positions), f"    {narrate(result)}"])
             _emit(args, record, line)
     except KeyboardInterrupt as stop:
         code = Stopped.exit_code(stop)
+    except PipeClosed:
+        code = -1  # finish the trace; nothing more to print or measure
     except EngineError as error:
         _error(error)
         code = 1
@@ -111,6 +134,8 @@ def _run(args) -> int:
             except (OSError, EngineError) as error:
                 trace_error, code = error, code or 1
         try:
+            if code == -1:
+                return 0
             if code > 128:
                 _error(f"interrupted ({Stopped.name(code)}); summary so far:")
             if trace_error:
@@ -178,6 +203,8 @@ def run_sweep(args) -> int:
                 row = _sweep_cell(args, verifier, built[drafter_spec], drafter_spec, k)
                 baselines.append(row["baseline_tokens_per_s"])
                 _emit(args, row, _sweep_line(row))
+    except PipeClosed:
+        return 0
     except KeyboardInterrupt:
         print("specdec-tui: sweep interrupted; the rows above are complete", file=sys.stderr)
         return 130

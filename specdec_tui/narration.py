@@ -223,26 +223,26 @@ def _greedy_story(result: StepResult) -> str:
 
 
 def _sampling_story(result: StepResult) -> str:
-    tests = []
+    kept, refused = [], ""
     for p in result.positions:
         rule = chain_rule(result, p)
         if rule is None:
             continue
         if rule.kept:  # kept drafts in brief; the refused one in full, as that is where the step turned
-            tests.append(f"{quote(p.draft_piece)} kept (u {rule.shown_u()} < {rule.shown_ratio_for_u()})")
+            kept.append((quote(p.draft_piece), f"{rule.shown_u()} < {rule.shown_ratio_for_u()}"))
         else:
-            tests.append(f"{quote(p.draft_piece)}: {rule_sentence(rule)}")
+            refused = f"{quote(p.draft_piece)}: {rule_sentence(rule)}."
+    story = ""
+    if kept:
+        story = f"{', '.join(piece for piece, _ in kept)} kept (u < min(1, p/q): {', '.join(t for _, t in kept)})"
+        story += "; " if refused else ". "
+    story += refused
     final, kind = _final(result)
-    story = "; ".join(tests) + "." if tests else ""
-    kept = result.accepted
     if kind == "correction":
-        share = f" (it had {num(final.residual_prob)} of the leftover)" if final.residual_prob is not None else ""
-        story += (f" Kept {drafts(kept)}; {quote(final.verifier_piece)} drawn from the leftover max(0, p − q)"
-                  f"{share}, so the output stays distributed as the verifier's own.")
+        story += (f" Kept {drafts(result.accepted)}; {quote(final.verifier_piece)} drawn from the leftover "
+                  f"max(0, p − q).")
     elif kind == "bonus":
-        story += f" Kept all {drafts(kept)} and drew a bonus token {quote(final.verifier_piece)} from the verifier's p."
-    else:
-        story += f" Kept {drafts(kept)}."
+        story += f"Kept all {result.accepted}; bonus {quote(final.verifier_piece)} drawn from the verifier's p."
     return story.strip()
 
 

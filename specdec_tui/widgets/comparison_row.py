@@ -16,15 +16,21 @@ TITLES = {
 }
 
 
-def rejection_note(result: StepResult) -> str | None:
-    """In sampling mode, where the correction came from (it need not be among the verifier's likeliest tokens)."""
-    rejected = next((p for p in result.positions if p.decision is Decision.REJECTED and p.draw is not None), None)
-    if rejected is None:
-        return None
-    note = f"rejected at {rejected.index + 1}: {visible(rejected.verifier_piece)} resampled from max(0, p−q), normalised"
-    if rejected.residual_prob is not None:
-        note += f" ({probability(rejected.residual_prob)})"
-    return note
+def step_summary(result: StepResult) -> str:
+    """What was kept; at a rejection, where the block stops, what was taken there and that later columns are out.
+    In sampling mode the correction is drawn from the leftover (it need not be among the verifier's likeliest)."""
+    kept = f"kept {result.accepted}/{result.drafted} drafts"
+    stop = next((p for p in result.positions if p.decision is Decision.REJECTED), None)
+    if stop is None:
+        extra = len(result.emitted) - result.accepted
+        return f"{kept} + {extra} verifier token{'s' if extra != 1 else ''} -> {len(result.emitted)} new"
+    if stop.draw is not None:
+        share = f" ({probability(stop.residual_prob)})" if stop.residual_prob is not None else ""
+        taken = f"{visible(stop.verifier_piece)} drawn from max(0, p−q){share}"
+    else:
+        taken = f"took {visible(stop.verifier_piece)}"
+    later = any(p.decision is Decision.NOT_REACHED for p in result.positions[stop.index + 1:])
+    return f"{kept} · ■ stops at {stop.index + 1}: {taken}" + (" · later predictions discarded" if later else "")
 
 
 class ComparisonRow(ChipRow):
@@ -58,14 +64,5 @@ class ComparisonRow(ChipRow):
             else:
                 details.append(("", ""))
         second = "u vs p/q" if result.verify_mode == "sampling" else "taken"
-        summary = rejection_note(result) or (
-            f"kept {result.accepted}/{result.drafted} drafts + "
-            f"{len(result.emitted) - result.accepted} verifier token(s) -> {len(result.emitted)} new"
-        )
-        stop = next((p for p in result.positions if p.decision is Decision.REJECTED), None)
-        if stop is not None:  # where the block stops, and why the columns after it are struck through
-            later = any(p.decision is Decision.NOT_REACHED for p in result.positions[stop.index + 1:])
-            summary += f" · block stops at {stop.index + 1}" + ("; verifier predictions after a rejected draft are "
-                                                                 "discarded" if later else "")
         self.update(Content("\n").join([row("decision", decisions, width), row(second, details, width),
-                                        Content.styled(summary, "$text-muted")]))
+                                        Content.styled(step_summary(result), "$text-muted")]))
