@@ -86,7 +86,7 @@ def probability(value: float | None) -> str:
     if value >= 0.995:
         return "1.00"
     if value < 0.005:
-        return f"{value:.0e}" if value > 0 else "0"
+        return "<.01" if value > 0 else "0"  # fits the narrowest column, where "4e-03" was cut to "4e-…"
     return f"{value:.2f}"
 
 

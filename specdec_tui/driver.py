@@ -93,6 +93,247 @@ class EngineDriver:
     def load(self, progress: Progress) -> None:
         from engine import Session  # imports torch: only in the worker, never at app start-up
 
+        from .precheck import check_drafter_spec
+
+        check_drafter_spec(self.config)  # before the verifier loads: a bad drafter fails at once
+        with self.lock:
+            self.session = Session.from_config(self.config, progress=progress)
+
+    def snapshot(self) -> Snapshot:
+        s = self.session
+        return Snapshot(
+            prompt_pieces=tuple(s.prompt_pieces),
+            steps=tuple(s.steps),
+            stats=s.stats,
+            finished=s.finish_reason,
+            block_size=s.block_size,
+            config=s.config,
+            baseline_note=self.baseline_note(),
+            plain_step_s=self.plain_step_s,
+            threads=s.threads,
+            speed_check=self.speed_check,
+            tree_pass_s=self.tree_pass_costs(),
+        )
+
+    def tree_pass_costs(self) -> tuple[tuple[int, float], ...]:
+        """(tokens, seconds) of a verify pass over the tree's nodes + 1 and over the chain of its depth + 1: what
+        the extra branches cost. Measured once per size, in a tight loop (engine.pass_seconds)."""
+        from engine import parse_tree, pass_seconds
+
+        s = self.session
+        shape = parse_tree(s.config.tree)
+        if shape is None or not s.tokens:
+            return ()
+        sizes = (shape.max_nodes(s.block_size) + 1, shape.depth(s.block_size) + 1)
+        for tokens in sizes:
+            if tokens not in self.pass_s:
+                self.pass_s[tokens] = pass_seconds(s, tokens)
+        return tuple((tokens, self.pass_s[tokens]) for tokens in sizes)
+
+    def baseline_note(self) -> str | None:
+        """Live output against plain decoding (recomputed after every step, so it never goes stale), and the speed
+        check that `b` timed: both decoders in tight loops, since live steps idle between them and run slower."""
+        s, check = self.session, self.speed_check
+        if check is None:
+            return None
+        # The live run against plain decoding (recomputed after every step); before any live step (after `r`),
+        # the speed check's own run, so the note never says "identical over 0 tokens".
+        live = s.compare(check.plain)
+        if live.compared_tokens:
+            n, differ, whose = live.compared_tokens, live.first_difference, "of this run"
+        else:
+            spec = list(check.speculative_token_ids)
+            plain = list(check.plain.token_ids[len(check.plain.token_ids) - check.plain.new_tokens:])
+            n, whose = min(len(spec), len(plain)), "of the check"
+            differ = next((i for i in range(n) if spec[i] != plain[i]), None)
+        if s.config.verify == "greedy":
+            same = "identical to plain decoding" if differ is None else f"DIFFERS from plain at token {differ}"
+            same += f" · over {n} tokens {whose}"
+        else:
+            same = "sampling: compare distributions, not texts"
+        # Parts joined by " · ": the stats panel puts each on its own line, the status bar on one.
+        return (f"speed-up {check.speedup:.2f}x, no pauses · {check.speculative_tokens_per_s:.1f} vs "
+                f"{check.plain.tokens_per_s:.1f} tok/s, {len(check.speculative_token_ids)} tokens each · {same}")
+
+    def reset(self, prompt: str) -> Snapshot: ...
+
+    def step(self, changes: dict) -> tuple[StepResult, Snapshot]: ...
+
+    def drafter_choices(self) -> list[str]: ...
+
+    def switch_drafter(self, spec: str, prompt: str) -> Snapshot: ...
+
+    def baseline(self) -> Snapshot: ...
+
+    def save(self, folder: str = ".") -> Path: ...
+
+
+def trace_path(folder: str) -> Path:
+    return unique_path(folder, f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}")  # two saves in a second: -2
+
+
+class EngineDriver:
+    can_configure = True
+    has_models = True
+
+    def __init__(self, config: SpecConfig):
+        self.config = config
+        self.session = None
+        self.lock = threading.Lock()
+        self.speed_check = None  # SpeedCheck of the current prompt and settings, once `b` ran it
+        self.plain_step_s: float | None = None  # measured once, after loading (engine.costs)
+        self.pass_s: dict[int, float] = {}  # tokens -> seconds of a verify pass that size, measured once each
+
+    @property
+    def title(self) -> str:
+        config = self.session.config if self.session else self.config
+        return f"verifier {config.verifier} · drafter {config.drafter}"
+
+    @property
+    def loaded(self) -> bool:
+        return self.session is not None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.session.warnings if self.session else ()
+
+    def drafter_choices(self) -> list[str]:
+        """What `d` cycles through: the drafter asked for on the command line, then the built-in ones."""
+        from engine import drafter_choices, resolve_spec
+
+        chosen = resolve_spec(self.config.drafter, self.config.verifier)  # `auto` is the head or same
+        return list(dict.fromkeys([chosen] + drafter_choices(self.config.verifier)))
+
+    def switch_drafter(self, spec: str, prompt: str) -> Snapshot:
+        with self.lock:
+            if not self.session.prompt:
+                self.session.prompt = prompt
+            self.session.switch_drafter(spec)
+            self.speed_check = None
+            return self.snapshot()
+
+    def load(self, progress: Progress) -> None:
+        from engine import Session  # imports torch: only in the worker, never at app start-up
+
+        from .precheck import check_drafter_spec
+
+        check_drafter_spec(self.config)  # before the verifier loads: a bad drafter fails at once
+        with self.lock:
+            self.session = Session.from_config(self.config, progress=progress)
+
+    def snapshot(self) -> Snapshot:
+        s = self.session
+        return Snapshot(
+            prompt_pieces=tuple(s.prompt_pieces),
+            steps=tuple(s.steps),
+            stats=s.stats,
+            finished=s.finish_reason,
+            block_size=s.block_size,
+            config=s.config,
+            baseline_note=self.baseline_note(),
+            plain_step_s=self.plain_step_s,
+            threads=s.threads,
+            speed_check=self.speed_check,
+            tree_pass_s=self.tree_pass_costs(),
+        )
+
+    def tree_pass_costs(self) -> tuple[tuple[int, float], ...]:
+        """(tokens, seconds) of a verify pass over the tree's nodes + 1 and over the chain of its depth + 1: what
+        the extra branches cost. Measured once per size, in a tight loop (engine.pass_seconds)."""
+        from engine import parse_tree, pass_seconds
+
+        s = self.session
+        shape = parse_tree(s.config.tree)
+        if shape is None or not s.tokens:
+            return ()
+        sizes = (shape.max_nodes(s.block_size) + 1, shape.depth(s.block_size) + 1)
+        for tokens in sizes:
+            if tokens not in self.pass_s:
+                self.pass_s[tokens] = pass_seconds(s, tokens)
+        return tuple((tokens, self.pass_s[tokens]) for tokens in sizes)
+
+    def baseline_note(self) -> str | None:
+        """Live output against plain decoding (recomputed after every step, so it never goes stale), and the speed
+        check that `b` timed: both decoders in tight loops, since live steps idle between them and run slower."""
+        s, check = self.session, self.speed_check
+        if check is None:
+            return None
+        # The tight run's own tokens against plain decoding's (the live steps may be fewer, even none after `r`).
+        spec = list(check.speculative_token_ids)
+        plain = list(check.plain.token_ids[len(check.plain.token_ids) - check.plain.new_tokens:])
+        n = min(len(spec), len(plain))
+        if s.config.verify == "greedy":
+            differ = next((i for i in range(n) if spec[i] != plain[i]), None)
+            same = "output identical to plain decoding" if differ is None else f"output DIFFERS at token {differ}"
+        else:
+            same = "sampling: compare distributions, not texts"
+        # Parts joined by " · ": the stats panel puts each on its own line, the status bar on one.
+        return (f"speed-up {check.speedup:.2f}x, no pauses · {check.speculative_tokens_per_s:.1f} vs "
+                f"{check.plain.tokens_per_s:.1f} tok/s over {n} tokens · {same}")
+
+    def reset(self, prompt: str) -> Snapshot: ...
+
+    def step(self, changes: dict) -> tuple[StepResult, Snapshot]: ...
+
+    def drafter_choices(self) -> list[str]: ...
+
+    def switch_drafter(self, spec: str, prompt: str) -> Snapshot: ...
+
+    def baseline(self) -> Snapshot: ...
+
+    def save(self, folder: str = ".") -> Path: ...
+
+
+def trace_path(folder: str) -> Path:
+    return unique_path(folder, f"specdec-trace-{datetime.now():%Y%m%d-%H%M%S}")  # two saves in a second: -2
+
+
+class EngineDriver:
+    can_configure = True
+    has_models = True
+
+    def __init__(self, config: SpecConfig):
+        self.config = config
+        self.session = None
+        self.lock = threading.Lock()
+        self.speed_check = None  # SpeedCheck of the current prompt and settings, once `b` ran it
+        self.plain_step_s: float | None = None  # measured once, after loading (engine.costs)
+        self.pass_s: dict[int, float] = {}  # tokens -> seconds of a verify pass that size, measured once each
+
+    @property
+    def title(self) -> str:
+        config = self.session.config if self.session else self.config
+        return f"verifier {config.verifier} · drafter {config.drafter}"
+
+    @property
+    def loaded(self) -> bool:
+        return self.session is not None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.session.warnings if self.session else ()
+
+    def drafter_choices(self) -> list[str]:
+        """What `d` cycles through: the drafter asked for on the command line, then the built-in ones."""
+        from engine import drafter_choices, resolve_spec
+
+        chosen = resolve_spec(self.config.drafter, self.config.verifier)  # `auto` is the head or same
+        return list(dict.fromkeys([chosen] + drafter_choices(self.config.verifier)))
+
+    def switch_drafter(self, spec: str, prompt: str) -> Snapshot:
+        with self.lock:
+            if not self.session.prompt:
+                self.session.prompt = prompt
+            self.session.switch_drafter(spec)
+            self.speed_check = None
+            return self.snapshot()
+
+    def load(self, progress: Progress) -> None:
+        from engine import Session  # imports torch: only in the worker, never at app start-up
+
+        from .precheck import check_drafter_spec
+
+        check_drafter_spec(self.config)  # before the verifier loads: a bad drafter fails at once
         with self.lock:
             self.session = Session.from_config(self.config, progress=progress)
 

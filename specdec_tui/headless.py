@@ -9,6 +9,7 @@ from engine import EngineError, RunSummary, Session, SpecConfig, TraceWriter, ch
 
 from .narration import narrate, notebook_lines
 from .options import config_from_args, parse_sweep
+from .precheck import check_drafter_spec
 from .stopping import Stopped, signals_stop
 
 
@@ -76,6 +77,7 @@ def _run(args) -> int:
         config = config_from_args(args)
         if args.trace:
             check_target(args.trace, overwrite=args.force)  # before the models load, not after the run
+        check_drafter_spec(config)  # a drafter that cannot load fails before the verifier loads
         session = Session.from_config(config, progress=None if args.json else _progress)
         for warning in session.warnings:
             _error(f"warning: {warning}")

@@ -297,3 +297,44 @@ def notebook_lines(result: StepResult) -> list[str]:
             continue  # after the stop: the notebook breaks out of its loop
         lines.append(f"{head} -> {tail}")
     return lines
+
+
+# -- the plain stats' verdict --------------------------------------------------------------------------------------
+
+
+def path_acceptance(stats) -> float | None:
+    """Accepted drafts over drafted positions (a tree counts its depth per step, not every sibling it tried): for a
+    chain the plain acceptance rate, for a tree the share of its depth the accepted path reached."""
+    positions = sum(stats.per_position_drafted)
+    return stats.accepted / positions if positions else None
+
+
+def break_even(k: int, c: float, r: float = 1.0) -> float | None:
+    """The acceptance rate at which drafting k tokens matches plain decoding (speed-up 1) by the formula; None when
+    it cannot pay at k even with every draft accepted."""
+    from engine.theory import expected_speedup
+
+    if expected_speedup(1.0, k, c, r) < 1.0:
+        return None
+    low, high = 0.0, 1.0
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if expected_speedup(mid, k, c, r) < 1.0 else (low, mid)
+    return high
+
+
+def verdict_lines(theory, acceptance: float | None, timed: bool) -> list[str]:
+    """'so far 0.87x: slower', 'the drafter is right 21% of the time;', 'at k=2 it needs about 45%' (≤ 42 columns)."""
+    if not theory.known or theory.measured_speedup is None:
+        return ["speed: after a step with drafts"]
+    speed = theory.measured_speedup
+    word = "faster" if speed > 1.02 else "slower" if speed < 0.98 else "about even"
+    lines = [f"so far {speed:.2f}x: {word}" + (" (timed by b)" if timed else " (live steps)")]
+    if acceptance is not None:
+        lines.append(f"the drafter is right {100 * acceptance:.0f}% of the time;")
+    need = break_even(theory.k, theory.cost_ratio, theory.verify_cost_ratio or 1.0)
+    if need is None:
+        lines.append(f"at k={theory.k} it cannot pay even at 100%")
+    else:
+        lines.append(f"at k={theory.k} it needs about {100 * need:.0f}% to pay")
+    return lines

@@ -7,6 +7,7 @@ import os
 # Tests never reach the model hub; without this an unknown name retries the network for ~50 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+os.environ.setdefault("SPECDEC_NO_GUIDE", "1")  # apps started by tests open on the main screen (test_guide shows it)
 
 import pytest
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
-from engine import StepResult
+from engine import StepResult, shown
 
 from ..narration import narrate
 
@@ -15,7 +15,15 @@ class NarrationLine(Static):
         super().__init__("", **kwargs)
         self.border_title = "What happened"
 
+    def error(self, text: str) -> None:
+        """A failure that stops the app from starting: the whole message (the status line would cut it)."""
+        self.border_title = "Cannot start"
+        self.add_class("-error")
+        self.update(Content.assemble((shown(text, keep=""), "bold $text-error"), "\n",
+                                     ("press q to quit", "bold")))
+
     def show(self, result: StepResult | None) -> None:
+        self.remove_class("-error")
         if result is None:
             self.border_title = "What happened"
             self.update(Content.styled("press n: the drafter guesses k tokens, the verifier checks them all in one "

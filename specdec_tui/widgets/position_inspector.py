@@ -94,7 +94,7 @@ class PositionInspector(Static):
         index = max(0, min(index, len(result.positions) - 1))
         position: Position = result.positions[index]
         word = decision_word(position.decision, 99, result.verify_mode)
-        self.border_title = f"Step {result.step} · pos {index + 1}/{len(result.positions)}: {word}"
+        self.border_title = f"Step {result.step}, position {index + 1}/{len(result.positions)}: {word}"
         rule = chain_rule(result, position) if result.verify_mode == "sampling" else None
         if rule is not None:
             why = sampling_why(rule, position.decision, position, position.verifier_piece)
@@ -117,7 +117,8 @@ class PositionInspector(Static):
         node: TreeNode = tree.nodes[node_index]
         order = tree.drawn_order()
         word = decision_word(node.decision, 99, result.verify_mode)
-        self.border_title = f"Step {result.step} · node {order.index(node_index) + 1}/{len(order)} (depth {node.depth}): {word}"
+        self.border_title = (f"Step {result.step}, node {order.index(node_index) + 1}/{len(order)} "
+                             f"(depth {node.depth}): {word}")
         verifier_id, verifier_piece, p_verifier, verifier_top = tree.verifier_before(node)
         rule = node_rule(result, node) if result.verify_mode == "sampling" else None
         if rule is not None:
