@@ -100,6 +100,10 @@ class SpecDecApp(App):
         Binding("p", "focus_prompt", "Prompt", id="prompt",
                 tooltip="edit the prompt: Enter restarts from it, Ctrl+J adds a line, Escape cancels the edit"),
         Binding("tab,shift+tab", "tab", "Tab", show=False, priority=True, id="tab"),
+        Binding("pagedown", "scroll_pane(1)", "Scroll down", show=False, id="scroll.down", key_display="PgDn",
+                tooltip="scroll the stats (small terminals: the pane shown under the chips)"),
+        Binding("pageup", "scroll_pane(-1)", "Scroll up", show=False, id="scroll.up", key_display="PgUp",
+                tooltip="scroll the stats (small terminals: the pane shown under the chips)"),
         Binding("x", "screenshot", "Picture", show=False, id="screenshot",
                 tooltip="save a picture of the screen (SVG, named like a saved trace)"),
     ]
@@ -529,6 +533,15 @@ class SpecDecApp(App):
                 yield SystemCommand(f"{binding.description} ({binding.key_display or binding.key})", binding.tooltip,
                                     partial(self.run_action, binding.action))
 
+    def action_scroll_pane(self, direction: int) -> None:
+        """PageDown/PageUp scroll the stats, or in the one-pane layout the pane shown, with no focus to move."""
+        widget = {"context": ContextView, "stats": StatsPanel, "log": StepLog, "position": PositionInspector}
+        target = self.query_one(widget[self.pane] if self.has_class("-compact") else StatsPanel)
+        if direction > 0:
+            target.scroll_page_down(animate=False)
+        else:
+            target.scroll_page_up(animate=False)
+
     def action_next_pane(self) -> None:
         self.show_pane(PANES[(PANES.index(self.pane) + 1) % len(PANES)])
 
@@ -536,7 +549,7 @@ class SpecDecApp(App):
         for name in PANES:
             self.set_class(name == pane and name != PANES[0], f"-pane-{name}")
         self.pane = pane
-        self.status.say(f"showing the {dict(context='accepted context', stats='stats', log='step log', position='position inspector')[pane]} (w: next pane)")
+        self.status.say(f"showing the {dict(context='accepted context', stats='stats', log='step log', position='position inspector')[pane]} (w: next pane, PgDn/PgUp scroll it)")
 
     def action_toggle_stats(self) -> None:
         expert = self.query_one(StatsPanel).toggle_expert()

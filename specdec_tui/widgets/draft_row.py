@@ -37,10 +37,13 @@ class DraftRow(ChipRow):
         # Sampling verification: the q the rule used (a greedy draft is a point mass, q = 1, whatever the softmax
         # said), so p(draft) / q on screen gives the u-threshold shown below. Greedy verification uses no q: the
         # drafter's softmax is shown for information.
-        rules = [chain_rule(result, p) if result.verify_mode == "sampling" else None for p in drafts]
-        q = [(num(rule.q) if rule else probability(drafter_probability(p)), "$text-muted") for p, rule in zip(drafts, rules)]
+        sampling = result.verify_mode == "sampling"
+        rules = [chain_rule(result, p) if sampling else None for p in drafts]
+        # A chain's q_drafter is the q its draft was drawn with, tested or not (drafts after the stop were not).
+        q = [(num(rule.q) if rule else num(p.q_drafter) if sampling and result.tree is None and p.q_drafter is not None
+              else probability(drafter_probability(p)), "$text-muted") for p, rule in zip(drafts, rules)]
         why = next((rule.q_why for rule in rules if rule and rule.q_why and rule.p_why is None), None)
-        label = "q (rule)" if any(rules) else "q"
+        label = "q (rule)" if sampling else "q"
         if why and not by:
             self.border_title = f"Draft block (drafter proposes) · {why} for the rule"
         elif why:

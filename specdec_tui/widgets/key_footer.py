@@ -13,11 +13,11 @@ from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
 # Binding ids, most needed first. `pane` only exists in the one-pane layout (check_action hides it elsewhere).
-RANK = ("step", "play", "reset", "block_size.up", "pane", "help", "quit", "baseline", "drafter", "draft_mode",
+RANK = ("step", "play", "reset", "block_size.up", "pane", "help", "quit", "scroll.down", "baseline", "drafter", "draft_mode",
         "verify_mode", "tree", "stats", "position.left", "browse.earlier", "chart", "prompt", "save", "speed",
         "screenshot", "guide")
 # Pairs shown as one entry: (key shown, description).
-PAIRED = {"block_size.up": ("+/-", "k±1"), "position.left": ("←/→", "Position"), "browse.earlier": ("[/]", "Browse")}
+PAIRED = {"block_size.up": ("+/-", "k±1"), "scroll.down": ("PgDn/Up", "Scroll"), "position.left": ("←/→", "Position"), "browse.earlier": ("[/]", "Browse")}
 ESSENTIAL = {"step", "play", "reset", "block_size.up", "pane", "help", "quit"}  # kept for tests and docs
 
 
@@ -30,8 +30,12 @@ class KeyFooter(Footer):
             if binding.id in RANK and enabled and binding.id not in offered:
                 offered[binding.id] = (binding, tooltip)
         room = (self.app.size.width or 80) - 1
+        rank = list(RANK)
+        if not self.app.has_class("-compact"):  # PgDn/PgUp matter where panes are cut short, not beside the stats
+            rank.remove("scroll.down")
+            rank.append("scroll.down")
         chosen = []
-        for binding_id in RANK:
+        for binding_id in rank:
             if binding_id not in offered:
                 continue
             binding, tooltip = offered[binding_id]
@@ -41,7 +45,7 @@ class KeyFooter(Footer):
                 continue  # a shorter entry further down may still fit
             room -= width
             chosen.append((binding_id, binding, key, description, tooltip))
-        chosen.sort(key=lambda entry: RANK.index(entry[0]))
+        chosen.sort(key=lambda entry: rank.index(entry[0]))
         self.styles.grid_size_columns = max(1, len(chosen))
         for _id, binding, key, description, tooltip in chosen:
             yield FooterKey(binding.key, key, description, binding.action, tooltip=tooltip or binding.tooltip
