@@ -348,3 +348,54 @@ def test_sweep_rows_with_the_same_work_get_a_noise_note():
     row = {"k": 2, "drafter": "ngram", "acceptance_rate": 0.5, "drafted": 10, "tokens_per_verifier_call": 1.5}
     assert _same_work(dict(row, k=3), [row]) is row
     assert _same_work(dict(row, k=3, drafted=12), [row]) is None
+
+
+# -- items 2 and 3: out of play after the stop; the inspector says why -------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_after_the_first_mismatch_the_columns_are_out_of_play():
+    from specdec_tui.widgets.comparison_row import ComparisonRow
+
+    app = SpecDecApp(replay=str(DATA / "greedy.jsonl"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await press(pilot, "n")  # step 1: a mismatch at the first draft
+        summary = text(app.query_one(ComparisonRow)).splitlines()[-1]
+        assert "■ stops at 1" in summary and "later predictions discarded" in summary
+        assert "· discarded" in text(app.query_one(ComparisonRow))
+        content = app.query_one(VerifierRow).content
+        later = app.snap.steps[0].positions[1].verifier_piece.replace(" ", "·")
+        struck = [str(s.style) for s in content.spans if later in content.plain[s.start:s.end]]
+        assert struck and all("strike" in style for style in struck)
+
+
+@pytest.mark.anyio
+async def test_the_inspector_lists_the_draft_and_the_pick_even_outside_the_top_5():
+    from engine import Alternative
+    from specdec_tui.widgets.position_inspector import PositionInspector
+
+    def outside(step):
+        first = step.positions[0]
+        others = tuple(Alternative(900 + i, f" other{i}", 0.1) for i in range(5))
+        return dataclasses.replace(step, positions=(dataclasses.replace(first, draft_top=others, verifier_top=others),
+                                                    *step.positions[1:]))
+
+    app = SpecDecApp(driver=EditedReplay(DATA / "greedy.jsonl", outside))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await press(pilot, "n")
+        shown = text(app.query_one(PositionInspector))
+        first = app.snap.steps[0].positions[0]
+        assert shown.startswith("Mismatch: the verifier's first choice is ' the'")
+        assert "below its top 5" in shown
+        assert f"•{first.draft_piece.replace(' ', '·')}" in shown and f"▸{first.verifier_piece.replace(' ', '·')}" in shown
+
+
+@pytest.mark.anyio
+async def test_at_80x24_the_stats_scroll_with_page_down():
+    app = SpecDecApp(replay=str(DATA / "greedy.jsonl"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "n", "n", "n", "n", "w", "m")
+        panel = app.query_one(StatsPanel)
+        assert panel.max_scroll_y > 0  # the full stats do not fit the pane
+        await press(pilot, "pagedown")
+        assert panel.scroll_y > 0

@@ -41,14 +41,15 @@ def _rank(alternatives: tuple[Alternative, ...], token: int | None) -> str:
     return f"below its top {len(alternatives)}" if alternatives else "not among its listed tokens"
 
 
-def greedy_why(decision: Decision, draft_piece, draft_id, p_draft, pick_piece, p_pick, verifier_top) -> str:
+def greedy_why(decision: Decision, draft_piece, draft_id, p_draft, pick_piece, p_pick, verifier_top,
+               tree: bool = False) -> str:
     """Greedy verification in one sentence: where the draft ranks in the verifier's list."""
     if decision is Decision.ACCEPTED:
         return f"Accepted: the draft {quote(draft_piece)} is the verifier's first choice (p {num(p_pick)})."
     if decision is Decision.REJECTED:
         return (f"Mismatch: the verifier's first choice is {quote(pick_piece)} (p {num(p_pick)}); the draft "
                 f"{quote(draft_piece)} is {_rank(verifier_top, draft_id)} (p {num(p_draft)}), so "
-                f"{quote(pick_piece)} is taken and the block stops here.")
+                + ("this branch is not taken." if tree else f"{quote(pick_piece)} is taken and the block stops here."))
     return ""
 
 
@@ -125,7 +126,7 @@ class PositionInspector(Static):
             why = sampling_why(rule, node.decision, None, verifier_piece)
         elif node.decision in (Decision.ACCEPTED, Decision.REJECTED):
             why = greedy_why(node.decision, node.piece, node.token_id, node.p_verifier_of_draft, verifier_piece,
-                             p_verifier, verifier_top)
+                             p_verifier, verifier_top, tree=True)
         else:
             why = other_why(node.decision, result, verifier_piece, p_verifier)
         draft = (Alternative(node.token_id, node.piece, node.q_drafter),

@@ -77,7 +77,7 @@ class StatsPanel(Vertical):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.border_title = "Stats (m: more)"
+        self.border_title = "Stats (m: full stats)"
         self.chart = "histogram"
         self.expert = False
         self.snap: Snapshot | None = None

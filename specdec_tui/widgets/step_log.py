@@ -34,7 +34,7 @@ class StepLog(DataTable):
                 f"{result.accepted}/{result.drafted}",
                 f"{100 * accepted / drafted:.1f}%" if drafted else "n/a",
                 str(len(result.emitted)),
-                Text(fit(visible(result.emitted_text), max(20, self.size.width - 68)).rstrip()),  # wide terminals: more text; a str cell would be parsed as markup
+                Text(fit(visible(result.emitted_text), max(8, self.size.width - 64)).rstrip()),  # wide terminals: more text; a str cell would be parsed as markup
                 f"{result.draft_s:.3f}",
                 f"{result.verify_s:.3f}",
             )
