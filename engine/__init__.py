@@ -9,6 +9,8 @@ from .errors import ConfigError, EngineError, ModelLoadError, PromptError, Token
 from .results import (Alternative, BaselineResult, Comparison, Decision, Position, Source, SpeedCheck, Stats, StepResult,
                       Token, TreeNode, TreeStep)
 from .safe_text import from_argv, json_line, shown
+from .precheck import check_drafter_spec
+from .theory import expected_speedup
 from .summary import RunSummary, Theory, measured_block_size
 from .trace import Trace, TraceWriter, check_target, read_trace, unique_path, write_trace
 from .trace import header as trace_header
@@ -46,5 +48,5 @@ __all__ = [
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
     "SCHEDULES", "RunSummary", "Theory", "measured_block_size", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
     "plain_step_seconds", "pass_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",
-    "parse_tree", "DraftTree", "verify_inputs", "ROOT", "planned",
+    "parse_tree", "DraftTree", "verify_inputs", "ROOT", "planned", "check_drafter_spec", "expected_speedup",
 ]

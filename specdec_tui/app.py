@@ -276,7 +276,9 @@ class SpecDecApp(App):
     def baseline_done(self, message: BaselineDone) -> None:
         if self.current(message):
             self.show(message.value)
-            self.status.say(f"speed check: {message.value.baseline_note}", "ok")
+            # The first parts fit the status line; the stats panel shows every part on its own line.
+            parts = message.value.baseline_note.split(" · ")
+            self.status.say(f"speed check: {' · '.join(parts[:3])} (all of it in the stats)", "ok")
 
     @on(Saved)
     def saved(self, message: Saved) -> None:

@@ -93,7 +93,7 @@ class EngineDriver:
     def load(self, progress: Progress) -> None:
         from engine import Session  # imports torch: only in the worker, never at app start-up
 
-        from .precheck import check_drafter_spec
+        from engine import check_drafter_spec
 
         check_drafter_spec(self.config)  # before the verifier loads: a bad drafter fails at once
         with self.lock:
@@ -215,7 +215,7 @@ class EngineDriver:
     def load(self, progress: Progress) -> None:
         from engine import Session  # imports torch: only in the worker, never at app start-up
 
-        from .precheck import check_drafter_spec
+        from engine import check_drafter_spec
 
         check_drafter_spec(self.config)  # before the verifier loads: a bad drafter fails at once
         with self.lock:
@@ -331,7 +331,7 @@ class EngineDriver:
     def load(self, progress: Progress) -> None:
         from engine import Session  # imports torch: only in the worker, never at app start-up
 
-        from .precheck import check_drafter_spec
+        from engine import check_drafter_spec
 
         check_drafter_spec(self.config)  # before the verifier loads: a bad drafter fails at once
         with self.lock:

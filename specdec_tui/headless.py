@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
-from engine import EngineError, RunSummary, Session, SpecConfig, TraceWriter, check_target, json_line, shown, trace_header
+from engine import (EngineError, RunSummary, Session, SpecConfig, TraceWriter, check_drafter_spec, check_target, json_line,
+                    shown, trace_header)
 
 from .narration import narrate, notebook_lines
 from .options import config_from_args, parse_sweep
-from .precheck import check_drafter_spec
 from .stopping import Stopped, signals_stop
 
 

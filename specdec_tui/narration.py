@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import Decision, Position, StepResult, TreeNode, shown
+from engine import Decision, Position, Source, StepResult, TreeNode, expected_speedup, shown
 
 DISCARDED_NOTE = "verifier predictions after a rejected draft are discarded (they assumed the rejected token)"
 MATCH_TOLERANCE = 1e-4  # how close min(1, p/q) from the recovered p and q must come to the recorded ratio
@@ -256,7 +256,7 @@ def _narrate_tree(result: StepResult) -> str:
         text += f"It accepted the branch {quote(path)} ({drafts(len(tree.path))}"
         text += f"; {tried - len(tree.path)} other candidate{'s' if tried - len(tree.path) != 1 else ''} tried and refused). "
     else:
-        text += f"It refused every first candidate ({tried} tried). "
+        text += f"It refused every candidate for the first token ({tried} tried). "
     last = result.emitted[-1] if result.emitted else None
     if last is not None and len(result.emitted) > len(tree.path):
         where = "bonus token after the branch" if last.source.value == "bonus" else "its own token where the branch stops"
@@ -272,6 +272,8 @@ def _narrate_tree(result: StepResult) -> str:
 def notebook_lines(result: StepResult) -> list[str]:
     """`[0] draft=' the' vs greedy=' the' -> ACCEPT`, then `MISMATCH -> take greedy and STOP`, as the seed notebook
     prints them (sampling: the draw against min(1, p/q) instead of the match)."""
+    if result.tree is not None:
+        return _tree_notebook_lines(result)
     lines = []
     sampling = result.verify_mode == "sampling"
     for p in result.positions:
@@ -312,8 +314,6 @@ def path_acceptance(stats) -> float | None:
 def break_even(k: int, c: float, r: float = 1.0) -> float | None:
     """The acceptance rate at which drafting k tokens matches plain decoding (speed-up 1) by the formula; None when
     it cannot pay at k even with every draft accepted."""
-    from engine.theory import expected_speedup
-
     if expected_speedup(1.0, k, c, r) < 1.0:
         return None
     low, high = 0.0, 1.0
@@ -337,4 +337,44 @@ def verdict_lines(theory, acceptance: float | None, timed: bool) -> list[str]:
         lines.append(f"at k={theory.k} it cannot pay even at 100%")
     else:
         lines.append(f"at k={theory.k} it needs about {100 * need:.0f}% to pay")
+    return lines
+
+
+def _tree_notebook_lines(result: StepResult) -> list[str]:
+    """A tree step as the notebook would print it: every candidate tried, in the order the rule tried them."""
+    tree = result.tree
+    sampling = result.verify_mode == "sampling"
+    mode = "sample" if sampling else "greedy"
+    lines = []
+    tried = []  # level by level along the accepted path: every child of the path's node, in drafting order
+    parent = -1
+    while True:
+        children = tree.children(parent)
+        tried += children
+        kept = next((c for c in children if c.decision in (Decision.ACCEPTED, Decision.STOPPED)), None)
+        if kept is None:
+            break
+        parent = kept.index
+    for node in tried:
+        if node.decision not in (Decision.ACCEPTED, Decision.REJECTED, Decision.STOPPED):
+            continue
+        _, piece, _, _ = tree.verifier_before(node)
+        rule = node_rule(result, node) if sampling else None
+        head = f"[{node.depth - 1}] draft={quote(node.piece)}"
+        if node.decision is Decision.STOPPED:
+            lines.append(f"{head} -> past the end of the text")
+        elif node.decision is Decision.ACCEPTED:
+            tail = f"u={rule.shown_u()} < {rule.shown_ratio_for_u()} -> ACCEPT" if rule else f"vs {mode}={quote(piece)} -> ACCEPT"
+            lines.append(f"{head} {tail}" if rule else f"{head} {tail}")
+        else:
+            tail = (f"u={rule.shown_u()} >= {rule.shown_ratio_for_u()} -> REJECT, try the next sibling" if rule
+                    else f"vs {mode}={quote(piece)} -> MISMATCH")
+            lines.append(f"{head} {tail}")
+    last = result.emitted[-1] if result.emitted else None
+    if last is not None and len(result.emitted) > len(tree.path):
+        if last.source is Source.BONUS:
+            lines.append(f"[{len(tree.path)}] end of the branch -> bonus: take {mode}={quote(last.piece)}")
+        else:
+            where = "draw from the leftover max(0, p - q)" if sampling else "take greedy"
+            lines.append(f"[{len(tree.path)}] no candidate left -> {where}={quote(last.piece)} and STOP")
     return lines

@@ -172,3 +172,31 @@ def test_a_wrong_q_is_caught():
 
 def test_the_discarded_note_is_on_screen_words():
     assert "discarded" in DISCARDED_NOTE
+
+
+def test_tree_notebook_lines_list_every_candidate_tried_level_by_level():
+    lines = notebook_lines(steps("tree.jsonl")[1])
+    assert lines[:3] == ["[0] draft=' of' vs greedy=' has' -> MISMATCH", "[0] draft=' is' vs greedy=' has' -> MISMATCH",
+                         "[0] draft=',' vs greedy=' has' -> MISMATCH"]
+    assert lines[-1] == "[0] no candidate left -> take greedy=' has' and STOP"
+    assert notebook_lines(steps("tree.jsonl")[0])[0] == "[0] draft=' the' vs greedy=' the' -> ACCEPT"
+
+
+def test_headless_explain_prints_the_notebook_lines_and_the_narration(tiny, capsys):
+    import json
+
+    from specdec_tui.cli import main
+
+    args = ["--headless", "--verifier", tiny["verifier"], "--drafter", "same", "-k", "3", "--max-new-tokens", "6",
+            "--prompt", "The drafter proposes"]
+    assert main([*args, "--explain"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    first = out.index(next(line for line in out if line.startswith("[step 1]")))
+    assert out[first + 1].startswith("    [0] draft=") and " -> " in out[first + 1]
+    assert any(line.startswith("    The drafter guessed") for line in out)
+    assert main([*args, "--explain", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert record["positions"][0].startswith("[0] draft=") and record["narration"].startswith("The drafter guessed")
+    assert main(args) == 0  # without --explain: one line per step, as before
+    assert not any(line.startswith("    ") for line in capsys.readouterr().out.split("text:")[0].splitlines())
+    assert main(["--explain"]) == 2  # only with --headless, as --json

@@ -23,7 +23,7 @@ LEGEND = Content.assemble(
     ("draft", SOURCE_STYLE[Source.DRAFT]), "  ",
     ("correction", SOURCE_STYLE[Source.CORRECTION]), "  ",
     ("bonus", SOURCE_STYLE[Source.BONUS]), "  ",
-    ("plain (no drafts)", SOURCE_STYLE[Source.PLAIN]), "  ",
+    ("plain", SOURCE_STYLE[Source.PLAIN]), "  ",
     ("control token", CONTROL_STYLE), "  ",
     ("newest step", "reverse"),
 )

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import ModelLoadError, SpecConfig
+from .config import SpecConfig
+from .errors import ModelLoadError
 
 
 def check_drafter_spec(config: SpecConfig) -> None:
     """Raise ModelLoadError (the message load_model would give) for a drafter model that cannot be loaded."""
-    from engine.drafters import BUILT_IN_DRAFTERS
-    from engine.hub import cached_locally, hub_reachable
-    from engine.models import EMBEDDED, _explain_missing
+    from .drafters import BUILT_IN_DRAFTERS
+    from .hub import cached_locally, hub_reachable
+    from .models import EMBEDDED, _explain_missing
 
     spec = config.drafter.strip()
     name, _, argument = spec.partition(":")
