@@ -250,20 +250,21 @@ def _narrate_tree(result: StepResult) -> str:
     tree = result.tree
     path = "".join(tree.nodes[i].piece for i in tree.path)
     tried = sum(n.decision is not Decision.NOT_REACHED for n in tree.nodes)
-    text = (f"The drafter proposed a tree of {len(tree.nodes)} candidate tokens ({tree.depth} deep); the verifier "
-            f"checked them all in one pass. ")
+    refused = tried - len(tree.path)
+    text = f"A tree of {len(tree.nodes)} candidates ({tree.depth} deep), all checked in one verifier pass: "
     if tree.path:
-        text += f"It accepted the branch {quote(path)} ({drafts(len(tree.path))}"
-        text += f"; {tried - len(tree.path)} other candidate{'s' if tried - len(tree.path) != 1 else ''} tried and refused). "
+        text += (f"the branch {quote(path)} was kept ({drafts(len(tree.path))}; {refused} other"
+                 f"{'s' if refused != 1 else ''} tried and refused)")
     else:
-        text += f"It refused every candidate for the first token ({tried} tried). "
+        text += f"every candidate for the first token was refused ({tried} tried)"
     last = result.emitted[-1] if result.emitted else None
     if last is not None and len(result.emitted) > len(tree.path):
-        where = "bonus token after the branch" if last.source.value == "bonus" else "its own token where the branch stops"
-        if result.verify_mode == "sampling" and last.source.value != "bonus":
-            where += ", drawn from the leftover max(0, p − q)"
-        text += f"Then it added {quote(last.piece)} ({where}). "
-    return f"{text}{_count(result)}{_ending(result)}"
+        if last.source.value == "bonus":
+            text += f", then {quote(last.piece)} as a bonus"
+        else:
+            drawn = ", drawn from the leftover max(0, p − q)" if result.verify_mode == "sampling" else ""
+            text += f", then {quote(last.piece)} from the verifier{drawn}"
+    return f"{text}. {_count(result)}{_ending(result)}"
 
 
 # -- the notebook's per-position lines (headless) ------------------------------------------------------------------

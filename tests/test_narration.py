@@ -61,7 +61,7 @@ def test_sampling_says_probability_draw_and_leftover():
 
 def test_tree_says_branch_and_one_pass():
     line = narrate(steps("tree.jsonl")[0])
-    assert "tree of 21 candidate tokens" in line and "one pass" in line and "accepted the branch ' the'" in line
+    assert "A tree of 21 candidates" in line and "one verifier pass" in line and "the branch ' the' was kept" in line
 
 
 def test_a_step_with_no_drafts():

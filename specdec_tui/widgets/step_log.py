@@ -17,7 +17,7 @@ class StepLog(DataTable):
         self.border_title = "Step log"
 
     def on_mount(self) -> None:
-        self.add_columns("step", "k", "accepted", "acc so far", "new", "emitted text", "draft s", "verify s")
+        self.add_columns("step", "k", "kept", "acc so far", "new", "emitted text", "draft s", "verify s")
 
     def show(self, steps: tuple[StepResult, ...], browsing: bool = False) -> None:
         """The steps up to the one shown; when browsing an earlier step (`[`), its row is highlighted."""
