@@ -366,7 +366,7 @@ def _tree_notebook_lines(result: StepResult) -> list[str]:
             lines.append(f"{head} -> past the end of the text")
         elif node.decision is Decision.ACCEPTED:
             tail = f"u={rule.shown_u()} < {rule.shown_ratio_for_u()} -> ACCEPT" if rule else f"vs {mode}={quote(piece)} -> ACCEPT"
-            lines.append(f"{head} {tail}" if rule else f"{head} {tail}")
+            lines.append(f"{head} {tail}")
         else:
             tail = (f"u={rule.shown_u()} >= {rule.shown_ratio_for_u()} -> REJECT, try the next sibling" if rule
                     else f"vs {mode}={quote(piece)} -> MISMATCH")
@@ -376,6 +376,7 @@ def _tree_notebook_lines(result: StepResult) -> list[str]:
         if last.source is Source.BONUS:
             lines.append(f"[{len(tree.path)}] end of the branch -> bonus: take {mode}={quote(last.piece)}")
         else:
-            where = "draw from the leftover max(0, p - q)" if sampling else "take greedy"
-            lines.append(f"[{len(tree.path)}] no candidate left -> {where}={quote(last.piece)} and STOP")
+            take = (f"draw {quote(last.piece)} from the leftover max(0, p - q)" if sampling
+                    else f"take greedy={quote(last.piece)}")
+            lines.append(f"[{len(tree.path)}] no candidate left -> {take} and STOP")
     return lines
