@@ -277,8 +277,9 @@ class SpecDecApp(App):
         if self.current(message):
             self.show(message.value)
             # The first parts fit the status line; the stats panel shows every part on its own line.
-            parts = message.value.baseline_note.split(" · ")
-            self.status.say(f"speed check: {' · '.join(parts[:3])} (all of it in the stats)", "ok")
+            parts = (message.value.baseline_note or "done").split(" · ")
+            more = " (all of it in the stats)" if len(parts) > 3 else ""
+            self.status.say(f"speed check: {' · '.join(parts[:3])}{more}", "ok")
 
     @on(Saved)
     def saved(self, message: Saved) -> None:
