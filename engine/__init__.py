@@ -9,6 +9,8 @@ from .errors import ConfigError, EngineError, ModelLoadError, PromptError, Serve
 from .results import (Alternative, BaselineResult, Comparison, Decision, Position, Source, SpeedCheck, Stats, StepResult,
                       Token, TreeNode, TreeStep)
 from .safe_text import from_argv, json_line, shown
+from .precheck import check_drafter_spec
+from .theory import expected_speedup
 from .summary import RunSummary, Theory, measured_block_size
 from .trace import Trace, TraceWriter, check_target, read_trace, unique_path, write_trace
 from .trace import header as trace_header
@@ -42,5 +44,5 @@ __all__ = [
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
     "SCHEDULES", "RunSummary", "Theory", "measured_block_size", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
     "plain_step_seconds", "pass_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",
-    "parse_tree",
+    "parse_tree", "check_drafter_spec", "expected_speedup",
 ]

@@ -245,11 +245,18 @@ def resolve_spec(spec: str, verifier_name: str) -> str:
     return spec
 
 
+def built_in(spec: str) -> Builder | None:
+    """The builder of a built-in drafter spec (same, ngram, early-exit:N, head[:PATH], ngram+head[:PATH]); None for a
+    model spec (`same:x` and `ngram:x` are model names too)."""
+    name, _, argument = spec.strip().partition(":")
+    builder = _BUILDERS.get(name)
+    return None if builder is None or (argument and name in ("same", "ngram")) else builder
+
+
 def build_drafter(config: "SpecConfig", verifier: "LoadedModel", progress: "Progress | None" = None) -> Drafter:
     """The drafter `config.drafter` names, for `verifier`. Raises ConfigError / ModelLoadError with a clear message."""
     spec = resolve_spec(config.drafter, verifier.name)
-    name, _, argument = spec.partition(":")
-    builder = _BUILDERS.get(name)
-    if builder is None or (argument and name in ("same", "ngram")):
+    builder = built_in(spec)
+    if builder is None:
         return _model(spec, config, verifier, progress)
-    return builder(argument, config, verifier, progress)
+    return builder(spec.partition(":")[2], config, verifier, progress)

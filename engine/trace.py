@@ -211,7 +211,9 @@ def read_trace(path) -> Trace:
         if len(data) > MAX_TRACE_BYTES:
             raise TraceError(too_big)
         lines = data.decode("utf-8").split("\n")  # not splitlines: U+2028 or \x85 inside a string is no line end
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise TraceError(f"{path} is not a specdec-tui trace (not UTF-8 text: a binary file?)") from error
+    except OSError as error:
         raise TraceError(f"cannot read trace {path}: {error}") from error
     numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     if not numbered:
@@ -225,6 +227,9 @@ def read_trace(path) -> Trace:
                 # A run killed mid-write leaves a truncated last line: keep everything before it.
                 warnings.append(f"the last line ({number}) was truncated and skipped")
                 break
+            if count == 1:  # not even the first line is JSON: some other file, not a damaged trace
+                raise TraceError(f"{path} is not a specdec-tui trace (its first line is not JSON: a trace is "
+                                 "JSON Lines, written by --trace or s)") from error
             raise TraceError(f"trace {path} is corrupt at line {number}: {getattr(error, 'msg', error)}") from error
     head = records[0][1]
     if not isinstance(head, dict) or head.get("type") != "header":
@@ -378,6 +383,7 @@ def _check_position(position, index: int, drafted: int) -> str:
     _number(position, "p_verifier", 0.0, 1.0)
     _number(position, "accept_prob", 0.0, 1.0, optional=True)
     _number(position, "draw", 0.0, 1.0, optional=True)
+    _number(position, "residual_mass", 0.0, 1.0, optional=True)
     decision = position.get("decision")
     if decision not in {d.value for d in Decision}:
         raise _Bad(f"unknown decision {_short(decision)} at position {index + 1}")

@@ -29,9 +29,11 @@ from .view_model import Snapshot, ViewModel
 from .widgets.comparison_row import ComparisonRow
 from .widgets.context_view import ContextView
 from .widgets.draft_row import DraftRow
+from .widgets.guide_screen import GuideScreen, should_show
 from .widgets.help_screen import HelpScreen
 from .widgets.key_footer import KeyFooter
 from .widgets.loading_bar import LoadingBar
+from .widgets.narration_line import NarrationLine
 from .widgets.position_inspector import PositionInspector
 from .widgets.prompt_bar import PromptBar
 from .widgets.stats_panel import StatsPanel
@@ -68,6 +70,8 @@ class SpecDecApp(App):
         Binding("w", "next_pane", "Pane", id="pane",
                 tooltip="small terminals: next pane under the chips (context, stats, log, position)"),
         Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="this help (every key)"),
+        Binding("h", "guide", "Guide", show=False, id="guide",
+                tooltip="the guided start again: drafter, verifier, one pass for k tokens, accepted and speed-up"),
         Binding("q", "quit", "Quit", id="quit", tooltip="quit"),
         Binding("ctrl+p", "command_palette", "Commands", show=False, id="palette", key_display="Ctrl+P",
                 tooltip="command palette: search every action by name"),
@@ -78,8 +82,10 @@ class SpecDecApp(App):
                 tooltip="next drafter: the one you chose, ngram+head (lookup, else the head), head (the trained draft head), same, ngram, early-exit (half the layers); restarts"),
         Binding("e", "toggle_tree", "Tree", show=False, id="tree",
                 tooltip="chain <-> tree drafts (your --tree shape, else 3,2,1,1) with the same drafter"),
-        Binding("b", "baseline", "Baseline", id="baseline",
+        Binding("b", "baseline", "Speed check", id="baseline",
                 tooltip="speed check: plain and speculative decoding of this prompt, each timed without pauses: identical output? real speed-up?"),
+        Binding("m", "toggle_stats", "More stats", show=False, id="stats",
+                tooltip="stats: plain view (acceptance, tokens per verifier call, a verdict) <-> full stats (c, r, formula, chart)"),
         Binding("s", "save", "Save", id="save", tooltip="save the steps as a JSON Lines trace (replay with --replay FILE)"),
         Binding("left", "select(-1)", "Position", show=False, id="position.left", key_display="←",
                 tooltip="pick a position: the drafter's and verifier's top-5 side by side"),
@@ -88,11 +94,16 @@ class SpecDecApp(App):
         Binding("left_square_bracket", "browse(-1)", "Earlier step", show=False, id="browse.earlier", key_display="[",
                 tooltip="browse earlier steps (view only; n continues from the latest)"),
         Binding("right_square_bracket", "browse(1)", "Later step", show=False, id="browse.later", key_display="]",
-                tooltip="browse earlier steps (view only; n continues from the latest)"),
+                tooltip="back toward the latest step while browsing (view only; n continues from the latest)"),
         Binding("a", "toggle_chart", "Chart", show=False, id="chart",
                 tooltip="stats chart: accepted-drafts histogram <-> acceptance over the steps"),
         Binding("p", "focus_prompt", "Prompt", id="prompt",
                 tooltip="edit the prompt: Enter restarts from it, Ctrl+J adds a line, Escape cancels the edit"),
+        Binding("tab,shift+tab", "tab", "Tab", show=False, priority=True, id="tab"),
+        Binding("pagedown", "scroll_pane(1)", "Scroll down", show=False, id="scroll.down", key_display="PgDn",
+                tooltip="scroll the stats (small terminals: the pane shown under the chips)"),
+        Binding("pageup", "scroll_pane(-1)", "Scroll up", show=False, id="scroll.up", key_display="PgUp",
+                tooltip="scroll the stats (small terminals: the pane shown under the chips)"),
         Binding("x", "screenshot", "Picture", show=False, id="screenshot",
                 tooltip="save a picture of the screen (SVG, named like a saved trace)"),
     ]
@@ -108,6 +119,7 @@ class SpecDecApp(App):
         self.delay_index = 1
         self.pane = PANES[0]
         self.tree_shape = DEFAULT_TREE  # the last tree shape used, for `e`
+        self.load_failed = False  # the first load failed: every key but q says so
 
     # -- layout -------------------------------------------------------------------------------------------
 
@@ -121,6 +133,7 @@ class SpecDecApp(App):
                 yield VerifierRow(id="verifier-row")
                 yield ComparisonRow(id="comparison-row")
                 yield TreeView(id="tree-view")
+                yield NarrationLine(id="narration")
                 yield ContextView(id="context")
             with Vertical(id="right"):
                 yield StatsPanel(id="stats")
@@ -133,12 +146,15 @@ class SpecDecApp(App):
 
     def on_mount(self) -> None:
         self.query_one(StepLog).can_focus = False
+        self.query_one(StatsPanel).can_time = self.driver.has_models  # a replay has no speed check: no hint for b
         self.query_one(PromptBar).cursor_blink = False if self.is_headless else True
         self.sub_title = safe_text(self.driver.title, keep="")
         self.query_one("#loading").add_class("-visible")
         self.status.say("loading models in the background…")
         self.apply_size_class(self.size.width, self.size.height)
         self.run_operation(self.scheduler.start(ops.Load(self.prompt_text)))
+        if should_show():  # the first launch: the models load behind the guide
+            self.push_screen(GuideScreen())
 
     def on_resize(self, event) -> None:
         self.apply_size_class(event.size.width, event.size.height)
@@ -215,7 +231,10 @@ class SpecDecApp(App):
         self.query_one("#loading").remove_class("-visible")
         self.show(message.value)
         if not self.driver.can_configure:
-            self.query_one(PromptBar).value = self.driver.prompt
+            bar = self.query_one(PromptBar)
+            bar.value = self.driver.prompt
+            bar.border_title = "Prompt (recorded in the trace)"  # p does not edit a replay: no hint for it
+            bar.can_focus = False
         hint = "models ready" if self.driver.has_models else "replay loaded"
         notes = " · ".join(self.driver.warnings)
         if notes:  # e.g. the model cache could not be written: said once, where the user looks
@@ -238,7 +257,8 @@ class SpecDecApp(App):
             again = "press r to start again, p to edit the prompt" if self.driver.can_configure else "press r to replay it"
             self.status.say(f"finished ({snap.finished.replace('_', ' ')}): {again}", "ok")
         else:
-            self.status.say(f"step {result.step}: kept {result.accepted}/{result.drafted} drafts, +{len(result.emitted)} tokens")
+            new = len(result.emitted)
+            self.status.say(f"step {result.step}: kept {result.accepted}/{result.drafted} drafts, +{new} token{'s' if new != 1 else ''}")
 
     @on(ResetDone)
     def reset_done(self, message: ResetDone) -> None:
@@ -256,7 +276,10 @@ class SpecDecApp(App):
     def baseline_done(self, message: BaselineDone) -> None:
         if self.current(message):
             self.show(message.value)
-            self.status.say(f"speed check: {message.value.baseline_note}", "ok")
+            # The first parts fit the status line; the stats panel shows every part on its own line.
+            parts = (message.value.baseline_note or "done").split(" · ")
+            more = " (all of it in the stats)" if len(parts) > 3 else ""
+            self.status.say(f"speed check: {' · '.join(parts[:3])}{more}", "ok")
 
     @on(Saved)
     def saved(self, message: Saved) -> None:
@@ -272,7 +295,9 @@ class SpecDecApp(App):
         if isinstance(message.ticket.operation, ops.Load):
             self.query_one("#loading").remove_class("-visible")
             if not self.driver.loaded:
-                self.status.say(f"cannot start: {text} (q quits)", "error")
+                self.load_failed = True
+                self.query_one(NarrationLine).error(text)  # the whole message, where the eye is
+                self.status.say("cannot start: the message is above; press q to quit", "error")
                 return
             self.scheduler.ready = True  # models loaded, only the prompt was refused: edit it and press Enter
         self.scheduler.drop_steps()
@@ -301,8 +326,9 @@ class SpecDecApp(App):
         else:
             self.query_one(PositionInspector).show_node(latest, node)
         self.query_one(TreeView).show(latest, node)
+        self.query_one(NarrationLine).show(latest)
         self.query_one(ContextView).show(shown.prompt_pieces, shown.steps, shown.finished)
-        self.query_one(StatsPanel).show(shown)
+        self.query_one(StatsPanel).show(shown, self.view.next_block_size, self.view.pending)
         self.query_one(StepLog).show(shown.steps, browsing=self.view.view_index is not None)
         self.update_header()
 
@@ -317,8 +343,12 @@ class SpecDecApp(App):
     # -- actions ------------------------------------------------------------------------------------------
 
     def not_ready(self) -> bool:
+        if self.load_failed:
+            self.status.say("cannot start: the models did not load (the message is above); press q to quit", "error")
+            return True
         if not self.scheduler.ready:
-            self.status.say("still loading: this key works once the models are ready", "warning")
+            self.status.say("still loading: this key works once the models are ready (n and space are kept "
+                            "for then)", "warning")
             return True
         return False
 
@@ -327,7 +357,7 @@ class SpecDecApp(App):
         if action in CONFIGURING and not self.driver.can_configure:
             return "this is a replay: its settings and prompt are fixed by the trace"
         if action == "baseline" and not self.driver.has_models:
-            return "the baseline needs the models; a replay has none (run without --replay)"
+            return "the speed check needs the models; a replay has none (run without --replay)"
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -369,7 +399,16 @@ class SpecDecApp(App):
             self.status.say(f"viewing step {index + 1} of {count} (] later, n continues from the latest)")
         self.render_view()
 
+    def loading(self) -> bool:
+        """Still loading (not failed): n and space are kept and run once the models are ready."""
+        return not self.scheduler.ready and not self.load_failed
+
     def action_step(self) -> None:
+        if self.loading():
+            self.scheduler.submit(ops.Step())
+            self.status.say(f"still loading: {self.scheduler.queued_steps} step(s) queued, they run once the models "
+                            "are ready", "warning")
+            return
         if self.not_ready():
             return
         if self.view.view_index is not None:
@@ -381,6 +420,11 @@ class SpecDecApp(App):
         self.enqueue(ops.Step())
 
     def action_play(self) -> None:
+        if self.loading():
+            self.playing = not self.playing
+            self.status.say(f"still loading: auto-play {'starts once the models are ready' if self.playing else 'off'}",
+                            "warning")
+            return
         if self.not_ready():
             return
         self.playing = not self.playing
@@ -444,7 +488,7 @@ class SpecDecApp(App):
         """Pending settings show in the header and the stats panel before the step that uses them."""
         self.update_header()
         if self.snap:
-            self.query_one(StatsPanel).show(self.view.shown(), self.view.next_block_size)
+            self.query_one(StatsPanel).show(self.view.shown(), self.view.next_block_size, self.view.pending)
 
     def action_next_drafter(self) -> None:
         if self.not_ready():
@@ -467,7 +511,17 @@ class SpecDecApp(App):
             self.enqueue(ops.Save())
 
     def action_focus_prompt(self) -> None:
-        self.query_one(PromptBar).focus()
+        bar = self.query_one(PromptBar)
+        bar.focus()
+        bar.move_cursor(bar.document.end)  # typing continues the prompt, it does not prepend
+        self.status.say("editing the prompt: Enter restarts from it, Ctrl+J adds a line, Escape cancels")
+
+    def action_tab(self) -> None:
+        """Tab would move focus into the prompt silently, and the next key would be typed into it."""
+        if isinstance(self.focused, PromptBar):
+            self.status.say("Tab does not leave the prompt: Enter applies the edit, Escape cancels it", "warning")
+        elif self.screen is self.screen_stack[0]:
+            self.status.say("Tab does nothing here: p edits the prompt, ? lists every key", "warning")
 
     def action_screenshot(self) -> None:
         path = self.save_screenshot(filename=f"specdec-screen-{datetime.now():%Y%m%d-%H%M%S}.svg")
@@ -482,6 +536,15 @@ class SpecDecApp(App):
                 yield SystemCommand(f"{binding.description} ({binding.key_display or binding.key})", binding.tooltip,
                                     partial(self.run_action, binding.action))
 
+    def action_scroll_pane(self, direction: int) -> None:
+        """PageDown/PageUp scroll the stats, or in the one-pane layout the pane shown, with no focus to move."""
+        widget = {"context": ContextView, "stats": StatsPanel, "log": StepLog, "position": PositionInspector}
+        target = self.query_one(widget[self.pane] if self.has_class("-compact") else StatsPanel)
+        if direction > 0:
+            target.scroll_page_down(animate=False)
+        else:
+            target.scroll_page_up(animate=False)
+
     def action_next_pane(self) -> None:
         self.show_pane(PANES[(PANES.index(self.pane) + 1) % len(PANES)])
 
@@ -489,11 +552,19 @@ class SpecDecApp(App):
         for name in PANES:
             self.set_class(name == pane and name != PANES[0], f"-pane-{name}")
         self.pane = pane
-        self.status.say(f"showing the {dict(context='accepted context', stats='stats', log='step log', position='position inspector')[pane]} (w: next pane)")
+        self.status.say(f"showing the {dict(context='accepted context', stats='stats', log='step log', position='position inspector')[pane]} (w: next pane, PgDn/PgUp scroll it)")
+
+    def action_toggle_stats(self) -> None:
+        expert = self.query_one(StatsPanel).toggle_expert()
+        self.status.say("stats: full view (c, r, formula, chart; a toggles the chart)" if expert
+                        else "stats: plain view (m: full stats)")
 
     def action_toggle_chart(self) -> None:
         chart = self.query_one(StatsPanel).toggle_chart()
         self.status.say("chart: accepted drafts per step" if chart == "histogram" else "chart: acceptance over the steps")
+
+    def action_guide(self) -> None:
+        self.push_screen(GuideScreen())
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen([b for b in self.BINDINGS if self.refusal(b.action.partition("(")[0]) is None]))

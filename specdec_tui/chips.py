@@ -16,7 +16,7 @@ DECISION_STYLE = {
     Decision.REJECTED: ("✗ MISMATCH", "bold $text on $error-muted"),
     Decision.BONUS: ("+ BONUS", "bold $text on $accent-muted"),
     Decision.PLAIN: ("= PLAIN", "bold $text on $panel"),
-    Decision.NOT_REACHED: ("· unreached", "$text-muted"),
+    Decision.NOT_REACHED: ("· discarded", "strike $text-muted"),  # after the block stopped: out of play
     Decision.STOPPED: ("■ past end", "$text-muted"),
 }
 
@@ -86,8 +86,12 @@ def probability(value: float | None) -> str:
     if value >= 0.995:
         return "1.00"
     if value < 0.005:
-        return f"{value:.0e}" if value > 0 else "0"
+        return "<.01" if value > 0 else "0"  # fits the narrowest column, where "4e-03" was cut to "4e-…"
     return f"{value:.2f}"
+
+
+# Chips after the first mismatch: out of play, so dimmed and struck through on every row.
+OUT_OF_PLAY = "strike $text-muted"
 
 
 def drafter_probability(position) -> float | None:

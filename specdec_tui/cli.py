@@ -10,7 +10,7 @@ from engine import from_argv, shown
 
 from .options import config_from_args, parser
 
-HEADLESS_ONLY = ("json", "trace", "compare_baseline", "sweep")
+HEADLESS_ONLY = ("json", "trace", "compare_baseline", "sweep", "explain")
 
 
 def refuse_headless_only(args) -> None:

@@ -91,8 +91,9 @@ class EngineDriver:
             return self.snapshot()
 
     def load(self, progress: Progress) -> None:
-        from engine import Session  # imports torch: only in the worker, never at app start-up
+        from engine import Session, check_drafter_spec  # imports torch: only in the worker, never at app start-up
 
+        check_drafter_spec(self.config)  # before the verifier loads: a bad drafter fails at once
         with self.lock:
             self.session = Session.from_config(self.config, progress=progress)
 
@@ -133,14 +134,24 @@ class EngineDriver:
         s, check = self.session, self.speed_check
         if check is None:
             return None
-        comparison = s.compare(check.plain)
-        if s.config.verify == "greedy":
-            same = "identical" if comparison.lossless else f"DIFFERS at token {comparison.first_difference}"
-            note = f"{same} to plain decoding over {comparison.compared_tokens} tokens"
+        # The live run against plain decoding (recomputed after every step); before any live step (after `r`),
+        # the speed check's own run, so the note never says "identical over 0 tokens".
+        live = s.compare(check.plain)
+        if live.compared_tokens:
+            n, differ, whose = live.compared_tokens, live.first_difference, "of this run"
         else:
-            note = "sampling: compare distributions, not texts"
-        return (note + f" · speed-up {check.speedup:.2f}x ({check.speculative_tokens_per_s:.1f} vs "
-                f"{check.plain.tokens_per_s:.1f} tok/s, {len(check.speculative_token_ids)} tokens each way, no pauses)")
+            spec = list(check.speculative_token_ids)
+            plain = list(check.plain.token_ids[len(check.plain.token_ids) - check.plain.new_tokens:])
+            n, whose = min(len(spec), len(plain)), "of the check"
+            differ = next((i for i in range(n) if spec[i] != plain[i]), None)
+        if s.config.verify == "greedy":
+            same = "identical to plain decoding" if differ is None else f"DIFFERS from plain at token {differ}"
+            same += f" · over {n} tokens {whose}"
+        else:
+            same = "sampling: compare distributions, not texts"
+        # Parts joined by " · ": the stats panel puts each on its own line, the status bar on one.
+        return (f"speed-up {check.speedup:.2f}x, no pauses · {check.speculative_tokens_per_s:.1f} vs "
+                f"{check.plain.tokens_per_s:.1f} tok/s, {len(check.speculative_token_ids)} tokens each · {same}")
 
     def reset(self, prompt: str) -> Snapshot:
         with self.lock:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-from engine import EngineError, Session, SpecConfig, TraceWriter, check_target, json_line, shown, trace_header
+from engine import (EngineError, Session, SpecConfig, TraceWriter, check_drafter_spec, check_target, json_line, shown,
+                    trace_header)
 
+from .narration import narrate, notebook_lines
 from .options import config_from_args, parse_sweep
 from .stopping import Stopped, signals_stop
 
@@ -18,8 +21,19 @@ def _error(message: object) -> None:
     print(f"specdec-tui: {shown(message, keep='')}", file=sys.stderr, flush=True)
 
 
+class PipeClosed(Exception):
+    """The reader of stdout went away (`--headless --json | head -3`): stop quietly, as the reader wanted."""
+
+
 def _emit(args, record: dict, text: str) -> None:
-    print(json_line(record) if args.json else text, flush=True)
+    try:
+        print(json_line(record) if args.json else text, flush=True)
+    except BrokenPipeError:
+        # Everything printed from here on (the summary, Python's own flush at exit) goes nowhere, not into a
+        # BrokenPipeError traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise PipeClosed from None
 
 
 def summary(session: Session, comparison=None, plain_step_s: float | None = None) -> dict:
@@ -38,7 +52,11 @@ def summary(session: Session, comparison=None, plain_step_s: float | None = None
 def run_headless(args) -> int:
     # SIGTERM and SIGHUP stop the run as Ctrl+C does: the trace is finished and the summary printed.
     with signals_stop():
-        return _run(args)
+        try:
+            return _run(args)
+        except (BrokenPipeError, PipeClosed):  # a header or summary line written after the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
 
 
 def _run(args) -> int:
@@ -55,6 +73,7 @@ def _run(args) -> int:
         config = config_from_args(args)
         if args.trace:
             check_target(args.trace, overwrite=args.force)  # before the models load, not after the run
+        check_drafter_spec(config)  # a drafter that cannot load fails before the verifier loads
         session = Session.from_config(config, progress=None if args.json else _progress)
         for warning in session.warnings:
             _error(f"warning: {warning}")
@@ -79,9 +98,15 @@ def _run(args) -> int:
             record = {"type": "step", "step": result.step, "drafted": result.drafted, "accepted": result.accepted,
                       "emitted_text": result.emitted_text, "acceptance_rate_so_far": session.stats.acceptance_rate,
                       "step_s": result.step_s, "plan": result.plan, "cpu_busy": result.cpu_busy}
+            if args.explain:  # the notebook's per-position lines, then the step in plain words
+                positions = notebook_lines(result)
+                record.update(positions=positions, narration=narrate(result))
+                line = "\n".join([line, *(f"    {p}" for p in positions), f"    {narrate(result)}"])
             _emit(args, record, line)
     except KeyboardInterrupt as stop:
         code = Stopped.exit_code(stop)
+    except PipeClosed:
+        code = -1  # finish the trace; nothing more to print or measure
     except EngineError as error:
         _error(error)
         code = 1
@@ -107,6 +132,8 @@ def _run(args) -> int:
             except (OSError, EngineError) as error:
                 trace_error, code = error, code or 1
         try:
+            if code == -1:
+                return 0
             if code > 128:
                 _error(f"interrupted ({Stopped.name(code)}); summary so far:")
             if trace_error:
@@ -173,19 +200,26 @@ def run_sweep(args) -> int:
     warm_up = Session(base_config, verifier, built[drafters[0]])
     warm_up.reset(args.prompt)
     warm_up.baseline(max_new_tokens=4)  # the first forward passes of a process are slow: keep them out of the table
-    baselines = []
+    baselines, done = [], []
     try:
         for drafter_spec in drafters:
             for k in sizes:
                 row = _sweep_cell(args, verifier, built[drafter_spec], drafter_spec, k)
                 baselines.append(row["baseline_tokens_per_s"])
-                _emit(args, row, _sweep_line(row))
+                twin = _same_work(row, done)
+                if twin is not None:  # the same work timed twice: what differs is the machine, not the method
+                    row["note"] = f"same work as k={twin['k']} {twin['drafter']}: the speed-up gap is timing noise"
+                done.append(row)
+                _emit(args, row, _sweep_line(row) + (f"  ({shown(row['note'], keep='')})" if twin else ""))
+    except PipeClosed:
+        return 0
     except KeyboardInterrupt:
         print("specdec-tui: sweep interrupted; the rows above are complete", file=sys.stderr)
         return 130
     if not args.json:
         low, high = min(baselines), max(baselines)
         print(f"plain = plain greedy decoding of the verifier, measured just before each cell ({low:.1f}-{high:.1f} tokens/s)")
+        print("speed-ups move by 0.1-0.3 between runs on a shared CPU (timing noise); acceptance and tok/call do not")
     return 0
 
 
@@ -202,6 +236,15 @@ def _sweep_cell(args, verifier, drafter, drafter_spec: str, k: int) -> dict:
             "drafted": stats.drafted, "tokens_per_verifier_call": stats.tokens_per_verifier_call,
             "tokens_per_s": stats.tokens_per_s, "baseline_tokens_per_s": baseline.tokens_per_s,
             "speedup": comparison.speedup, "lossless": comparison.lossless if config.verify == "greedy" else None}
+
+
+def _same_work(row: dict, done: list[dict]) -> dict | None:
+    """An earlier row with the same acceptance and tokens per verifier call: the same accepted drafts, step by step."""
+    for other in done:
+        if (other["acceptance_rate"] == row["acceptance_rate"] and other["drafted"] == row["drafted"]
+                and other["tokens_per_verifier_call"] == row["tokens_per_verifier_call"]):
+            return other
+    return None
 
 
 def _sweep_line(r: dict) -> str:

@@ -59,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-remote-code", action="store_true", help="allow models that ship their own Python code")
     p.add_argument("--headless", action="store_true", help="no UI: print one line per step, then the text")
     p.add_argument("--json", action="store_true", help="with --headless: JSON Lines instead of text")
+    p.add_argument("--explain", action="store_true",
+                   help="with --headless: under each step, the seed notebook's line per position "
+                        "([0] draft=' the' vs greedy=' the' -> ACCEPT) and what the step did in plain words")
     p.add_argument("--trace", metavar="FILE", help="with --headless: write every step to a JSON Lines trace")
     p.add_argument("--force", action="store_true", help="with --trace: replace an existing trace file")
     p.add_argument("--compare-baseline", action="store_true", help="with --headless: also decode plainly and compare")

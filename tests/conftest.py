@@ -10,6 +10,7 @@ os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 # The fp32 matmul layout is chosen by timing in a real run (engine/matmul.py): a noisy moment could flip it between
 # runs and so the last bits of a verify pass. Tests pin it; test_greedy_lossless.py runs the other layout too.
 os.environ.setdefault("SPECDEC_MATMUL", "linear")
+os.environ.setdefault("SPECDEC_NO_GUIDE", "1")  # apps started by tests open on the main screen (test_guide shows it)
 
 import pytest
 

@@ -89,7 +89,18 @@ def test_too_small_terminal(snap_compare):
 
 
 def test_acceptance_plot(snap_compare):
-    assert snap_compare(replay(), run_before=keys("n", "n", "n", "n", "n", "n", "a"), terminal_size=(120, 40))
+    # m: the full stats (the chart lives there), a: the acceptance plot instead of the histogram.
+    assert snap_compare(replay(), run_before=keys("n", "n", "n", "n", "n", "n", "m", "a"), terminal_size=(120, 40))
+
+
+def test_full_stats_view(snap_compare):
+    # Issue 26: the plain stats by default; m shows c, r, the formula, per-position acceptance and the histogram.
+    assert snap_compare(replay(), run_before=keys("n", "n", "n", "n", "m"), terminal_size=(120, 40))
+
+
+def test_guided_start(snap_compare):
+    # h (and the first launch) opens the guide's first panel; at 80x24 it must fit.
+    assert snap_compare(replay(), run_before=keys("h"), terminal_size=(80, 24))
 
 
 def test_tree_step_with_a_node_inspected(snap_compare):

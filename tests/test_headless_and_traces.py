@@ -85,8 +85,15 @@ def test_trace_errors(tmp_path):
         read_trace(tmp_path / "missing.jsonl")
     with pytest.raises(TraceError, match="empty"):
         read_trace(_write(tmp_path / "empty.jsonl", []))
-    with pytest.raises(TraceError, match="corrupt at line 1"):
-        read_trace(_write(tmp_path / "corrupt.jsonl", ["{not json", '{"type": "step"}']))
+    with pytest.raises(TraceError, match="corrupt at line 2"):
+        read_trace(_write(tmp_path / "corrupt.jsonl", ['{"type": "header", "format": 1}', "{not json", '{"type": "step"}']))
+    # A first line that is not JSON is some other file (issue 26: `--replay /etc/passwd`), not a damaged trace.
+    with pytest.raises(TraceError, match="is not a specdec-tui trace .its first line is not JSON"):
+        read_trace(_write(tmp_path / "passwd", ["root:x:0:0:root:/root:/bin/bash", "daemon:x:1:1::/:/bin/sh"]))
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\x7fELF\xd0\xff\x00")
+    with pytest.raises(TraceError, match="not a specdec-tui trace .not UTF-8"):
+        read_trace(binary)
     with pytest.raises(TraceError, match="format 99"):
         read_trace(_write(tmp_path / "newer.jsonl", ['{"type": "header", "format": 99}']))
     with pytest.raises(TraceError, match="not a specdec-tui trace"):

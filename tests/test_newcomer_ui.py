@@ -88,6 +88,7 @@ async def test_the_theory_verdict_follows_one_rule():
                       draft_s=0.6 * 16 * 10 * 0.1, verify_s=10 * 0.1)
         snap = dataclasses.replace(app.view.snap.upto(1), stats=stats, block_size=16)
         snap = dataclasses.replace(snap, steps=tuple(dataclasses.replace(s, block_size=16) for s in snap.steps))
+        app.query_one(StatsPanel).expert = True  # the formula's verdict is in the full stats (m)
         app.query_one(StatsPanel).show(snap)
         await pilot.pause()
         shown = stats_text(app)
@@ -109,9 +110,9 @@ async def test_the_draft_row_shows_the_drafters_probability_not_a_greedy_point_m
     async with app.run_test(size=(120, 40)) as pilot:
         await press(pilot, "n")
         q_line = text(app.query_one(DraftRow)).splitlines()[1]
-        assert q_line.split()[1] == "0.17"  # the inspector's 17.4%, not q = 1.00
+        assert q_line.split()[1] == "0.17"  # greedy verification uses no q: the inspector's 17.4%, for information
         await press(pilot, "question_mark")
-        assert "greedy draft is kept by argmax, not by q" in " ".join(screen_text(app).split())
+        assert "a greedy draft is a sure pick, so its q is 1" in " ".join(screen_text(app).split())
 
 
 @pytest.mark.anyio
@@ -131,7 +132,7 @@ async def test_accepted_drafts_have_a_scale_from_0_to_k():
 async def test_stats_show_r_c_the_formula_and_the_histogram(tiny):
     app = tiny_app(tiny, block_size=3, draft_mode="greedy")
     async with app.run_test(size=(120, 40)) as pilot:
-        await press(pilot, "n", "n", "n")
+        await press(pilot, "n", "n", "n", "m")  # m: the full stats
         assert app.view.snap.plain_step_s > 0  # one plain decoding step, measured after loading
         shown = stats_text(app)
         assert "r=" in shown and "(live steps; b: no pauses)" in shown
@@ -158,7 +159,7 @@ async def test_a_sampling_rejection_says_u_over_p_q_and_the_residual():
         row = app.query_one(ComparisonRow)
         assert "✗ REJECTED" in text(row) and "MISMATCH" not in text(row)
         assert "u < min(1, p(x)/q(x))" in row.border_title
-        assert "resampled from max(0, p−q), normalised" in text(row)
+        assert "drawn from max(0, p−q)" in text(row)
 
 
 @pytest.mark.anyio
@@ -177,7 +178,7 @@ async def test_the_inspector_shows_the_residual_at_a_sampling_rejection(tiny):
         for _ in range(rejected[0].index):
             await press(pilot, "right")
         inspector = app.query_one(PositionInspector)
-        assert "residual top-5" in text(inspector) and "REJECTED" in inspector.border_title
+        assert "leftover top-5" in text(inspector) and "REJECTED" in inspector.border_title
 
 
 # ---- sizes --------------------------------------------------------------------------------------------------
@@ -221,7 +222,7 @@ async def test_step_log_marks_cut_text_and_the_browsed_step():
     async with app.run_test(size=(120, 40)) as pilot:
         await press(pilot, "n", "n", "n", "n", "n", "n")
         log = app.query_one(StepLog)
-        cells = [str(log.get_row_at(i)[4]) for i in range(log.row_count)]
+        cells = [str(log.get_row_at(i)[5]) for i in range(log.row_count)]  # after "acc so far"
         long = [c for c, s in zip(cells, app.view.snap.steps) if len(s.emitted_text) > 20]
         assert long and all(c.endswith("…") for c in long)
         assert not log.show_cursor
@@ -261,7 +262,7 @@ async def test_help_has_a_legend_of_every_colour_and_short_word():
         await press(pilot, "question_mark")
         assert isinstance(app.screen, HelpScreen)
         shown = text(app.screen.query_one("#help-text"))
-        for word in ("✓ ACCEPT", "✓ ok", "✗ MISMATCH", "✗ no", "+ BONUS", "= PLAIN", "· unreached", "■ past end",
+        for word in ("✓ ACCEPT", "✓ ok", "✗ MISMATCH", "✗ no", "+ BONUS", "= PLAIN", "· discarded", "■ past end",
                      "correction", "newest step"):
             assert word in shown, word
 

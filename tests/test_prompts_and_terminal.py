@@ -190,4 +190,5 @@ async def test_the_stats_panel_shows_the_thread_count(tiny, restore_threads):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+        await pilot.press("m")  # the full stats (the plain view leaves threads out)
         assert "threads 1" in str(app.query_one("#stats-text").render())

@@ -76,11 +76,13 @@ async def test_e_switches_between_chain_and_tree(tiny):
         # What the branches cost: a verify pass over the 21 nodes + 1, against the chain of depth 4 (+ 1), measured.
         assert [tokens for tokens, _ in app.snap.tree_pass_s] == [22, 5]
         assert all(seconds > 0 for _, seconds in app.snap.tree_pass_s)
+        await pilot.press("m")  # the full stats
         assert "verify r " in str(app.query_one("#stats-text").render())
         await pilot.press("e", "n")
         await settle(pilot)
         assert app.snap.steps[-1].tree is None
         assert app.snap.stats.tree_steps == 1 and app.snap.stats.steps == 3
+        assert "verify r " not in str(app.query_one("#stats-text").render())  # the tree's costs left with the tree
 
 
 @pytest.mark.anyio

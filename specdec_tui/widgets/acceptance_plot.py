@@ -9,11 +9,14 @@ from engine import StepResult
 
 LEVELS = " ▁▂▃▄▅▆▇█"
 ROWS = 4
+# The • scale, on the right: row r holds rates in [r/4, (r+1)/4), so a 20% rate sits on the bottom row, labelled
+# for what it is, not by the left axis's "0" (which counts tokens).
+RIGHT = (" <25%", " 25%+", " 50%+", " 75%+")
 
 
 def plot_lines(steps: tuple[StepResult, ...], width: int) -> list[Content]:
     """The latest steps that fit in `width` columns; y: tokens per step on 0..max(k)+1, • = acceptance so far."""
-    shown = steps[-max(1, width - 5):]
+    shown = steps[-max(1, width - 5 - len(RIGHT[0])):]
     top = max(s.block_size for s in steps) + 1
     drafted = accepted = 0
     rates = []
@@ -30,6 +33,7 @@ def plot_lines(steps: tuple[StepResult, ...], width: int) -> list[Content]:
             char = LEVELS[max(0, min(8, eighths))]
             dot = rate is not None and min(ROWS - 1, int(rate * ROWS)) == row
             parts.append(("•", "bold $text-warning") if dot else (char, "$text-success"))
+        parts.append((RIGHT[row], "$text-warning"))
         lines.append(Content.assemble(*parts))
     first, last = str(shown[0].step), str(shown[-1].step)
     end = 4 + len(shown)  # the column after the last bar
@@ -53,8 +57,8 @@ class AcceptancePlot(Static):
         self.redraw()
 
     def redraw(self) -> None:
-        title = Content.assemble(("▇", "$text-success"), (" tokens/step  ", "$text-muted"), ("•", "bold $text-warning"),
-                                 (" acceptance so far 0-100%", "$text-muted"))
+        title = Content.assemble(("▇", "$text-success"), (" tokens/step (left)  ", "$text-muted"),
+                                 ("•", "bold $text-warning"), (" acceptance (right)", "$text-muted"))
         if not self.steps:
             self.update(Content("\n").join([title, Content.styled("  no steps yet", "$text-muted")]))
             return

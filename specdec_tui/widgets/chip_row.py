@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from engine import StepResult
 
-from ..chips import column_at
+from ..chips import LABEL_WIDTH, column_at, column_width
 from ..messages import PositionClicked
 
 
@@ -23,10 +23,24 @@ class ChipRow(Static):
     def show(self, result: StepResult | None, selected: int = 0) -> None:
         self.result = result
         self.selected = selected
-        self.refresh_content()
+        self.redraw()
 
     def on_resize(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
         self.refresh_content()
+        self.mark_hidden()
+
+    def mark_hidden(self) -> None:
+        """Columns that do not fit (large k on a narrow pane) are said to be there, never silently cut."""
+        columns = len(self.result.positions) if self.result is not None and self.result.drafted else 0
+        total = self.content_size.width
+        if not columns or not total:
+            self.border_subtitle = ""
+            return
+        fits = max(0, (total - LABEL_WIDTH) // column_width(total, columns))
+        self.border_subtitle = f"▸ columns {fits + 1}-{columns} hidden (←/→: inspector)" if fits < columns else ""
 
     def on_click(self, event: Click) -> None:
         offset = event.get_content_offset(self)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
@@ -11,12 +13,18 @@ from engine import shown
 
 from ..chips import SOURCE_STYLE
 
+# A control token the model emitted (end of turn, end of text): one piece that is a whole marker. The same text typed
+# in a prompt is encoded as several plain pieces, so it never matches, and keeps the prompt's style.
+CONTROL = re.compile(r"<\|[^|<>]{1,40}\|>|</?s>|<(?:eos|bos|pad|unk)>")
+CONTROL_STYLE = "italic bold $text-error"
+
 LEGEND = Content.assemble(
     ("prompt", SOURCE_STYLE[Source.PROMPT]), "  ",
     ("draft", SOURCE_STYLE[Source.DRAFT]), "  ",
     ("correction", SOURCE_STYLE[Source.CORRECTION]), "  ",
     ("bonus", SOURCE_STYLE[Source.BONUS]), "  ",
-    ("plain (no drafts)", SOURCE_STYLE[Source.PLAIN]), "  ",
+    ("plain", SOURCE_STYLE[Source.PLAIN]), "  ",
+    ("control token", CONTROL_STYLE), "  ",
     ("newest step", "reverse"),
 )
 
@@ -41,7 +49,8 @@ class ContextView(VerticalScroll):
             newest = result is steps[-1]
             for token in result.emitted:
                 piece = _text(token.piece)
-                style = SOURCE_STYLE[token.source] + (" reverse" if newest else "")
+                control = CONTROL.fullmatch(token.piece.strip()) is not None
+                style = (CONTROL_STYLE if control else SOURCE_STYLE[token.source]) + (" reverse" if newest else "")
                 parts.append((piece, style))
         if finished:
             parts.append((f"  ■ finished: {shown(finished.replace('_', ' '), keep='')}", "italic $text-muted"))

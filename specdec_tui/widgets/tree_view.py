@@ -10,6 +10,7 @@ from engine import Decision, StepResult
 from engine import TreeNode, TreeStep
 
 from ..chips import probability, visible
+from ..narration import node_rule, num
 
 MARK = {
     Decision.ACCEPTED: ("✓", "bold $text on $success-muted"),
@@ -19,7 +20,7 @@ MARK = {
 }
 
 
-def tree_lines(tree: TreeStep, selected: int | None = None) -> list[Content]:
+def tree_lines(tree: TreeStep, selected: int | None = None, result: StepResult | None = None) -> list[Content]:
     """One line per node, depth first, under a root line for the context; the inspected node marked ◀."""
     lines = [
         Content.assemble(
@@ -32,21 +33,23 @@ def tree_lines(tree: TreeStep, selected: int | None = None) -> list[Content]:
         children = tree.children(parent)
         for i, node in enumerate(children):
             last = i == len(children) - 1
-            lines.append(_node_line(node, indent + ("└─" if last else "├─"), node.index == selected))
+            rule = node_rule(result, node) if result is not None and result.verify_mode == "sampling" else None
+            lines.append(_node_line(node, indent + ("└─" if last else "├─"), node.index == selected, rule))
             walk(node.index, indent + ("  " if last else "│ "))
 
     walk(-1, "")
     return lines
 
 
-def _node_line(node: TreeNode, branch: str, selected: bool = False) -> Content:
+def _node_line(node: TreeNode, branch: str, selected: bool = False, rule=None) -> Content:
     mark, style = MARK[node.decision]
     dim = node.decision in (Decision.NOT_REACHED, Decision.STOPPED)
     piece_style = "$text-muted" if dim else style if node.decision is Decision.ACCEPTED else "$text"
-    parts = [(branch, "$text-muted"), (mark, style), " ", (visible(node.piece), piece_style),
-             (f" q {probability(node.q_drafter)}", "$text-muted")]
-    if node.accept_prob is not None:  # sampling: the draw against min(1, p/q), p being the residual there
-        parts.append((f" u {node.draw:.2f}/{node.accept_prob:.2f}", "$text-muted"))
+    # Sampling: the q the rule used (1 for a top-k child), else the drafter's softmax for information.
+    q = num(rule.q) if rule is not None else probability(node.q_drafter)
+    parts = [(branch, "$text-muted"), (mark, style), " ", (visible(node.piece), piece_style), (f" q {q}", "$text-muted")]
+    if rule is not None:  # the draw against min(1, p/q), p being the residual after refused siblings
+        parts.append((f" u {rule.shown_u()}{'<' if rule.kept else '≥'}{rule.shown_ratio_for_u()}", "$text-muted"))
     parts += [(" → ", "$text-muted"), (visible(node.verifier_piece), "$text-muted" if dim else "$text"),
               (f" p {probability(node.p_verifier)}", "$text-muted")]
     if selected:
@@ -74,7 +77,7 @@ class TreeView(Static):
         if tree is None:
             return
         self.border_title = tree_title(result)
-        lines = tree_lines(tree, selected)
+        lines = tree_lines(tree, selected, result)
         room = self._room()
         self.border_subtitle = ""
         if selected is not None and len(lines) > room:  # keep the inspected node in view in a short box

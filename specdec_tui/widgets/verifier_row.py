@@ -7,7 +7,8 @@ from textual.content import Content
 from engine import Decision
 
 from .chip_row import ChipRow
-from ..chips import column_width, probability, row, visible
+from ..chips import OUT_OF_PLAY, column_width, probability, row, visible
+from ..narration import num
 
 
 class VerifierRow(ChipRow):
@@ -22,12 +23,16 @@ class VerifierRow(ChipRow):
         label = "greedy" if result.verify_mode == "greedy" else "sample"
         tokens, p_own, p_draft = [], [], []
         for p in result.positions:
-            style = "$text-muted" if p.decision in (Decision.NOT_REACHED, Decision.STOPPED) else "bold $text"
+            # After the first mismatch the verifier predicted from a rejected draft: out of play.
+            style = OUT_OF_PLAY if p.decision is Decision.NOT_REACHED else "$text-muted" if p.decision is Decision.STOPPED else "bold $text"
             if p.decision is Decision.REJECTED:
                 style = "bold $text on $warning-muted"
             tokens.append((visible(p.verifier_piece), style))
-            p_own.append((probability(p.p_verifier), "$text-muted"))
-            p_draft.append((probability(p.p_verifier_of_draft) if p.draft_id is not None else "bonus", "$text-muted"))
+            dim = OUT_OF_PLAY if p.decision is Decision.NOT_REACHED else "$text-muted"
+            p_own.append((probability(p.p_verifier), dim))
+            # Sampling: p(draft) is the rule's p, shown with the digits that let p/q be recomputed.
+            shown_p = num if result.verify_mode == "sampling" else probability
+            p_draft.append((shown_p(p.p_verifier_of_draft) if p.draft_id is not None else "bonus", dim))
         self.update(
             Content("\n").join([
                 row(label, tokens, width),
