@@ -258,7 +258,9 @@ class SpecDecApp(App):
             self.status.say(f"finished ({snap.finished.replace('_', ' ')}): {again}", "ok")
         else:
             new = len(result.emitted)
-            self.status.say(f"step {result.step}: kept {result.accepted}/{result.drafted} drafts, +{new} token{'s' if new != 1 else ''}")
+            busy = " · CPU busy: timings unreliable" if result.cpu_busy else ""
+            self.status.say(f"step {result.step}: kept {result.accepted}/{result.drafted} drafts, +{new} token{'s' if new != 1 else ''}"
+                            f"{busy}", "warning" if busy else "info")
 
     @on(ResetDone)
     def reset_done(self, message: ResetDone) -> None:
@@ -337,7 +339,9 @@ class SpecDecApp(App):
             return
         c, k = self.view.config, self.view.next_block_size
         play = "▶ playing · " if self.playing else ""  # first, so a narrow header never cuts it off
-        self.sub_title = safe_text(f"{play}{f'tree {c.tree}' if c.tree else f'k={k}'} · {c.draft_mode} drafts · {c.verify} verify"
+        auto = self.view.pending.get("block_size_schedule", c.block_size_schedule) == "auto"
+        shape = f"tree {c.tree}" if c.tree and c.tree != "auto" else "k=auto" if auto else f"k={k}"
+        self.sub_title = safe_text(f"{play}{shape} · {c.draft_mode} drafts · {c.verify} verify"
                                    f"{' · k adaptive' if c.block_size_schedule == 'heuristic' else ''} · {self.driver.title}", keep="")
 
     # -- actions ------------------------------------------------------------------------------------------
@@ -459,8 +463,14 @@ class SpecDecApp(App):
             self.status.say(f"block size stays {current}: it must be between 1 and {MAX_BLOCK_SIZE}", "warning")
             return
         self.view.pending["block_size"] = wanted
+        fixed = ""
+        if self.view.config.block_size_schedule == "auto":  # a k chosen by hand replaces the automatic choice
+            self.view.pending["block_size_schedule"] = "constant"
+            if self.view.config.tree == "auto":
+                self.view.pending["tree"] = None
+            fixed = " (fixed: auto off)"
         self.refresh_stats()
-        self.status.say(f"block size k={wanted} from the next step")
+        self.status.say(f"block size k={wanted} from the next step{fixed}")
 
     def action_toggle_draft(self) -> None:
         self.toggle("draft_mode", DRAFT_MODES, "drafting")
@@ -473,6 +483,9 @@ class SpecDecApp(App):
         if self.not_ready():
             return
         self.tree_shape = self.view.config.tree or self.tree_shape
+        schedule = self.view.pending.get("block_size_schedule", self.view.config.block_size_schedule)
+        if self.tree_shape == "auto" and schedule != "auto":  # --tree auto needs -k auto; a fixed k gets a fixed tree
+            self.tree_shape = DEFAULT_TREE
         self.toggle("tree", (None, self.tree_shape), "drafts")
 
     def toggle(self, field: str, values: tuple[str, ...], what: str) -> None:

@@ -150,8 +150,10 @@ class EngineDriver:
         else:
             same = "sampling: compare distributions, not texts"
         # Parts joined by " · ": the stats panel puts each on its own line, the status bar on one.
-        return (f"speed-up {check.speedup:.2f}x, no pauses · {check.speculative_tokens_per_s:.1f} vs "
+        note = (f"speed-up {check.speedup:.2f}x, no pauses · {check.speculative_tokens_per_s:.1f} vs "
                 f"{check.plain.tokens_per_s:.1f} tok/s, {len(check.speculative_token_ids)} tokens each · {same}")
+        # A busy CPU during one run makes the ratio meaningless: say so first, where it cannot be missed.
+        return f"CPU busy: {check.busy} · {note}" if check.busy else note
 
     def reset(self, prompt: str) -> Snapshot:
         with self.lock:

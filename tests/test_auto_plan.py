@@ -116,3 +116,57 @@ def test_headless_summary_shows_the_choice(tiny, capsys):
     with pytest.raises(SystemExit, match="2"):
         main(["--headless", "--verifier", tiny["verifier"], "-k", "many"])
     assert "a block size is a number 1..16 or auto, got 'many'" in capsys.readouterr().err
+
+
+def _stats_text(app) -> str:
+    from textual.widgets import Static
+
+    return str(app.query_one("#stats-text", Static).content)
+
+
+@pytest.mark.anyio
+async def test_the_app_shows_the_choice_and_a_key_fixes_k(tiny):
+    from conftest import settle
+    from specdec_tui.app import SpecDecApp
+    from specdec_tui.widgets.status_bar import StatusBar
+
+    app = SpecDecApp(config=SpecConfig(verifier=tiny["verifier"], drafter=tiny["drafter"], max_new_tokens=24,
+                                       block_size_schedule="auto"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert "k=auto" in app.sub_title
+        await pilot.press("n")
+        await settle(pilot)
+        assert "auto: chain k=" in _stats_text(app) and "expected" in _stats_text(app)
+        await pilot.press("plus")
+        assert "(fixed: auto off)" in app.query_one(StatusBar).message.plain
+        await pilot.press("n")
+        await settle(pilot)
+        assert "auto:" not in _stats_text(app) and app.snap.steps[-1].plan is None
+        assert "k=auto" not in app.sub_title
+
+
+@pytest.mark.anyio
+async def test_the_app_says_when_the_cpu_is_busy(tiny, monkeypatch):
+    import test_cpu_load
+
+    from conftest import settle
+    from engine import cpu_load
+    from specdec_tui.app import SpecDecApp
+    from specdec_tui.widgets.status_bar import StatusBar
+
+    scripted = test_cpu_load.ScriptedCpu(others=1.0)
+    monkeypatch.setattr(cpu_load.os, "sysconf", lambda name: 100)
+    monkeypatch.setattr(cpu_load.Sample, "now", classmethod(lambda cls: scripted()))
+    app = SpecDecApp(config=SpecConfig(verifier=tiny["verifier"], drafter="ngram", max_new_tokens=24, threads=1))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        assert "CPU busy: timings unreliable" in app.query_one(StatusBar).message.plain
+        assert "CPU busy: timings unreliable" in _stats_text(app)
+        assert "other processes used 1.0 cores" in _stats_text(app)
+        await pilot.press("b")  # the speed check's two runs, both under the same load: not comparable
+        await settle(pilot)
+        assert "CPU busy: not comparable: other processes used 1.0 cores during the plain run" in \
+            app.query_one(StatusBar).message.plain

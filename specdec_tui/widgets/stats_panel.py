@@ -106,7 +106,7 @@ class StatsPanel(Vertical):
                                 (f"{theory.k if s.steps else following}", "bold"))
         if s.steps and changing:
             head = Content.assemble(head, (f" ({changing} from the next step)", "$text-warning"))
-        lines = [head]
+        lines = [head, *auto_and_load_lines(snap)]
         lines += self.expert_lines(snap, theory, following, changing) if self.expert else self.plain_lines(snap, theory, changing)
         self.border_title = "Stats (m: plain view)" if self.expert else "Stats (m: full stats)"
         self.query_one("#stats-text", Static).update(Content("\n").join(lines))
@@ -180,6 +180,19 @@ class StatsPanel(Vertical):
         self.query_one(AcceptedHistogram).display = self.expert and self.chart == "histogram"
         self.query_one(AcceptancePlot).display = self.expert and self.chart == "plot"
         return self.chart
+
+
+def auto_and_load_lines(snap: Snapshot) -> list[Content]:
+    """The latest step's auto choice and why (-k auto), and whether the CPU was busy (its timings then mean little)."""
+    latest = snap.steps[-1] if snap.steps else None
+    lines = []
+    if latest is not None and latest.plan:
+        shape, _, why = latest.plan.partition("; ")
+        lines += [Content.assemble((shape, "bold")), Content.styled(f"  {why}", "$text-muted")]
+    if latest is not None and latest.cpu_busy:
+        lines += [Content.styled("CPU busy: timings unreliable", "bold $text-warning"),
+                  Content.styled(f"  {latest.cpu_busy}", "$text-muted")]
+    return lines
 
 
 def _changing(snap: Snapshot, following: int, pending: dict) -> str | None:
