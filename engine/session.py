@@ -262,12 +262,13 @@ class Session:
             raise EngineError("no prompt yet: call reset(prompt) first")
         if self.finished:
             raise EngineError(f"decoding has finished ({self.finish_reason}): reset to start again")
-        start = time.perf_counter()
         context = self.tokens
         remaining = self.config.max_new_tokens - len(self.new_token_ids)
         room = self.context_window - len(context) - 1  # the verify pass must fit in the context window
         limit = max(0, min(remaining, room))
+        # Before the clock starts: the first auto step times the verify costs (start-up work, not drafting).
         self.plan = self._choose(context, limit) if self.config.block_size_schedule == "auto" else None
+        start = time.perf_counter()
         if self.plan is not None:
             self.block_size = max(1, self.plan.block_size)
         shape = parse_tree(self.plan.tree if self.plan is not None else self.config.tree)

@@ -102,8 +102,9 @@ class StatsPanel(Vertical):
         following = snap.block_size if next_block_size is None else next_block_size
         pending = pending or {}
         changing = _changing(snap, following, pending)
+        auto = snap.config.block_size_schedule == "auto" and "block_size" not in pending
         head = Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   k=", "$text-muted"),
-                                (f"{theory.k if s.steps else following}", "bold"))
+                                (f"{theory.k if s.steps else 'auto' if auto else following}", "bold"))
         if s.steps and changing:
             head = Content.assemble(head, (f" ({changing} from the next step)", "$text-warning"))
         lines = [head, *auto_and_load_lines(snap)]
