@@ -3,7 +3,7 @@
     .venv/bin/python bench/ab.py REV [--rounds 3] [--max-new-tokens 64]
 
 Makes a git worktree of REV (in a temporary folder), then alternates rounds: a process running this file's
-`--measure` in REV's checkout, then one in this checkout, each timing the same configurations on the bench's
+`--measure` in REV's checkout and one in this checkout, in ABBA order, each timing the same configurations on the bench's
 open-ended prompts (medians of 3 runs after a warm-up) and plain decoding in the same process as its baseline.
 Prints per configuration the tokens/s of both and the ratio (medians over rounds), writes bench/results/ab-latest.json.
 For refactors that must not cost speed (the one loop of chains and trees: docs/benchmarks.md).
@@ -82,8 +82,11 @@ def main() -> int:
             prompts = Path(folder) / "prompts.json"  # this checkout's prompts: the other may predate bench/prompts.py
             prompts.write_text(json.dumps({name: ALL[name] for name in PROMPTS}))
             rounds = {"other": [], "this": []}
-            for _ in range(args.rounds):
-                for side, root in (("other", other), ("this", HERE)):
+            for index in range(args.rounds):
+                # ABBA: the second process of a pair ran slower here (plain decoding too, whose code is the same
+                # in both), so each side goes first in every other round.
+                pair = (("other", other), ("this", HERE))
+                for side, root in pair if index % 2 == 0 else pair[::-1]:
                     run = subprocess.run([python, str(script), "--measure", str(prompts), "--max-new-tokens",
                                           str(args.max_new_tokens)], cwd=root, capture_output=True, text=True,
                                          check=True, env={**os.environ, "PYTHONPATH": str(root)})
