@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
-CONFIGS = {"ngram+head k=2": ("ngram+head", 2), "head k=1": ("head", 1), "ngram k=4": ("ngram", 4),
-           "same k=2": ("same", 2)}
+CONFIGS = {"ngram+head k=2": ("ngram+head", 2), "head k=1": ("head", 1), "ngram k=4": ("ngram", 4)}
 PROMPTS = ("open-ended", "open-ended (essay)")
 
 
