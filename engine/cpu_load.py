@@ -2,8 +2,9 @@
 
 On a small machine another process halves or worse every timing here (2 cores: a verify pass went from 64 ms to
 2,399 ms while another process held one core), and c, r and the speed-up read as if drafting had stopped paying.
-Two signals, both cheap enough for every step (two small file reads, no sleep):
-- other processes' CPU time since the previous step (/proc/stat minus this process's own), in cores;
+Two signals, cheap enough for every step (no sleep):
+- other processes' CPU time since the previous look (/proc/stat minus this process's own), in cores, looked at
+  once per SAMPLE_EVERY_S (reading /proc costs ~0.4 ms, a tenth of a step's bookkeeping, and a busy spell lasts);
 - this step's verify pass against the fastest pass of the same size seen so far in this run.
 """
 
@@ -18,6 +19,7 @@ BUSY_CORES = 0.5  # others kept at least half a core busy on average since the l
 SLOWDOWN = 3.0  # a verify pass took 3x the fastest one of its size in this run
 MIN_EXCESS_S = 0.02  # ...and at least this much longer: sub-millisecond passes (tiny models) jitter by 3x for nothing
 CALM_STEPS = 3  # steps without either signal before the flag clears (one calm step is no proof)
+SAMPLE_EVERY_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,10 @@ class LoadWatch:
 
     def check(self, rows: int, verify_s: float) -> str | None:
         """After a step whose verify pass fed `rows` tokens in `verify_s`: the flag's reason, or None."""
-        sample = Sample.now()
-        self.busy_cores = busy_cores_between(self.last, sample)
-        self.last = sample
+        if self.last is None or time.monotonic() - self.last.at >= SAMPLE_EVERY_S:
+            sample = Sample.now()
+            self.busy_cores = busy_cores_between(self.last, sample)
+            self.last = sample
         fastest = self.fastest.get(rows)
         slowdown = verify_s / fastest if fastest and verify_s - fastest >= MIN_EXCESS_S else None
         if verify_s > 0 and (fastest is None or verify_s < fastest):
