@@ -156,14 +156,19 @@ def main() -> int:
     print(f"cpu: {cpu_name()}; torch threads {torch.get_num_threads()}; {len(methods)} methods x {len(prompts)} "
           f"prompts x {args.repeats} repeats", flush=True)
     rows = []
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+
+    def write(verdicts: list[dict] | None) -> None:  # after every prompt too: a 45-minute run may be cut short
+        Path(args.out).write_text(json.dumps({"settings": vars(args), "cpu": cpu_name(), "torch": torch.__version__,
+                                              "torch_threads": torch.get_num_threads(), "forwards": forwards,
+                                              "complete": verdicts is not None, "rows": rows,
+                                              "verdicts": verdicts or []}, indent=1))
+
     for name, prompt in prompts.items():
         rows += run_prompt(verifier, name, prompt, methods, args)
+        write(None)
         print(f"  done: {name}", flush=True)
-    verdicts = report(rows)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"settings": vars(args), "cpu": cpu_name(), "torch": torch.__version__,
-                                          "torch_threads": torch.get_num_threads(), "forwards": forwards,
-                                          "rows": rows, "verdicts": verdicts}, indent=1))
+    write(report(rows))
     print(f"wrote {args.out}")
     return 0
 
