@@ -37,7 +37,7 @@ docs: $(STAMP)
 	$(PY) docs/keys.py --write
 	$(PY) docs/make_screenshot.py
 
-# The draft head (engine/heads/smollm2-135m): data from the verifier itself, then training; both resume if killed.
+# The draft head (engine/drafting/heads/smollm2-135m): data from the verifier itself, then training; both resume if killed.
 # 67 min measured on 2 cores: six data parts in bf16 (28 min), then one distillation run over all of them with its
 # preparation and held-out evaluation (38.5 min). `make train-head DATA=... ARGS="--out FOLDER"` keeps the shipped head.
 # TAPS=2,15 (with a DATA folder of its own) also records the inputs of verifier layers 2 and 15 and trains a head

@@ -3,7 +3,7 @@
     .venv/bin/python bench/auto.py [--repeats 3] [--max-new-tokens 64] [--prompt NAME ...] [--quick]
 
 Grid: each drafter's chains k = 1..6 and trees 2, 3, 4, 8, 4,2 and dynamic:8 (k = 3), in fp32, and in bf16 where
-the probe finds bf16 exact on this CPU (engine/bf16_probe.py). Against them: the default (ngram+head, -k auto) and
+the probe finds bf16 exact on this CPU (engine/forward/bf16_probe.py). Against them: the default (ngram+head, -k auto) and
 -k auto --tree auto. Plain greedy decoding with the engine's own loop is the baseline, in the same round robin.
 Every method's output is checked against plain decoding. Each timed auto run starts with no acceptance learnt (the
 verify costs it timed at its first step are kept, as the matmul plan is: start-up, not decoding).

@@ -1,4 +1,4 @@
-"""The two layouts of a few-row product timed on SmolLM2-135M's matrix shapes (engine/matmul.py picks per machine).
+"""The two layouts of a few-row product timed on SmolLM2-135M's matrix shapes (engine/forward/matmul.py picks per machine).
 
     .venv/bin/python bench/matmul_layouts.py [--repeats 7]
 

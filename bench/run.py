@@ -56,7 +56,7 @@ def main() -> int:
     parser.add_argument("--also-head", action="append", default=[], metavar="PATH",
                         help="also rows for this trained head (head:PATH) at --head-ks, e.g. the previous version")
     parser.add_argument("--bf16", action="store_true",
-                        help="also the head rows and the engine's plain baseline with --forward bf16 (engine/fast_llama.py)")
+                        help="also the head rows and the engine's plain baseline with --forward bf16 (engine/forward/fast_llama.py)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
     args = parser.parse_args()
     if args.quick:

@@ -24,8 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import Session, SpecConfig, parse_tree  # noqa: E402
-from engine.matmul import planned  # noqa: E402  (the matmul layout chosen per row count)
-from engine.tree import ROOT, DraftTree, verify_inputs  # noqa: E402
+from engine.forward.matmul import planned  # noqa: E402  (the matmul layout chosen per row count)
+from engine.drafting.tree import ROOT, DraftTree, verify_inputs  # noqa: E402
 
 DEFAULT_SHAPES = ("3,2,1,1", "2,2,2,2", "dynamic:12")
 NODE_COUNTS = (1, 2, 3, 4, 8, 12, 16, 32)  # tree nodes in a timed verify pass (each + the pending token)

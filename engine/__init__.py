@@ -6,26 +6,26 @@ Light imports (config, results, traces) load without torch, so the app can repla
 
 from .config import DEFAULT_PROMPT, DRAFT_MODES, FORWARDS, MAX_BLOCK_SIZE, SCHEDULES, VERIFY_MODES, SpecConfig
 from .errors import ConfigError, EngineError, ModelLoadError, PromptError, ServerError, TokenizerMismatchError, TraceError
-from .results import (Alternative, BaselineResult, Comparison, Decision, Position, Source, SpeedCheck, Stats, StepResult,
+from .records.results import (Alternative, BaselineResult, Comparison, Decision, Position, Source, SpeedCheck, Stats, StepResult,
                       Token, TreeNode, TreeStep)
-from .safe_text import from_argv, json_line, shown
-from .precheck import check_drafter_spec
-from .theory import expected_speedup
-from .summary import RunSummary, Theory, measured_block_size
-from .trace import Trace, TraceWriter, check_target, read_trace, unique_path, write_trace
-from .trace import header as trace_header
+from .records.safe_text import from_argv, json_line, shown
+from .models.precheck import check_drafter_spec
+from .records.theory import expected_speedup
+from .records.summary import RunSummary, Theory, measured_block_size
+from .records.trace import Trace, TraceWriter, check_target, read_trace, unique_path, write_trace
+from .records.trace import header as trace_header
 
 _LAZY = {
     "Session": ".session",
-    "load_model": ".models",
-    "LoadedModel": ".models",
-    "Drafter": ".drafters",
-    "build_drafter": ".drafters",
-    "drafter_choices": ".drafters",
-    "resolve_spec": ".drafters",
-    "plain_step_seconds": ".costs",
-    "pass_seconds": ".costs",
-    "parse_tree": ".tree_shape",
+    "load_model": ".models.loading",
+    "LoadedModel": ".models.loading",
+    "Drafter": ".drafting.drafters",
+    "build_drafter": ".drafting.drafters",
+    "drafter_choices": ".drafting.drafters",
+    "resolve_spec": ".drafting.drafters",
+    "plain_step_seconds": ".forward.costs",
+    "pass_seconds": ".forward.costs",
+    "parse_tree": ".drafting.tree_shape",
 }
 
 

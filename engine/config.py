@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .tree_shape import AUTO_TREE, parse_tree
+from .drafting.tree_shape import AUTO_TREE, parse_tree
 
 MAX_BLOCK_SIZE = 16
 DRAFT_MODES = ("greedy", "sampled")
@@ -46,23 +46,23 @@ class SpecConfig:
     device: str = "cpu"
     bonus: bool = True
     # "constant": every step drafts block_size; "heuristic": transformers' +2/-1 rule; "auto": each step's k (and with
-    # tree="auto", its tree shape) chosen by measured verify costs and acceptance (engine/auto_plan.py). The app and
+    # tree="auto", its tree shape) chosen by measured verify costs and acceptance (engine/planning/auto_plan.py). The app and
     # the command line default to auto; a library caller who sets block_size gets that k.
     block_size_schedule: str = "constant"
     ngram_max: int = 3
     trust_remote_code: bool = False
-    # "auto": the lean Llama forward (engine/fast_llama.py) where it applies; "transformers": always the model's own;
+    # "auto": the lean Llama forward (engine/forward/fast_llama.py) where it applies; "transformers": always the model's own;
     # "bf16": the lean forward with bf16 weight matrices (a Llama verifier on the CPU only), refused where this CPU's
-    # bf16 kernels are not batch-invariant (engine/bf16_probe.py), so that its output is always plain bf16 decoding's.
+    # bf16 kernels are not batch-invariant (engine/forward/bf16_probe.py), so that its output is always plain bf16 decoding's.
     forward: str = "auto"
     # None: a chain of block_size drafts. "3,2,1,1": a tree, top-3 at depth 1, top-2 under each, ...;
-    # "dynamic:N": the N most probable nodes (EAGLE-2), as deep as block_size. See engine/tree_shape.py.
+    # "dynamic:N": the N most probable nodes (EAGLE-2), as deep as block_size. See engine/drafting/tree_shape.py.
     # "auto" (with the auto schedule): a chain or a small tree, whichever is expected faster at each step.
     tree: str | None = None
     # Prompts are plain text (special-token strings are encoded as text); chat=True wraps the prompt in the
     # verifier's chat template as one user message, for instruct models.
     chat: bool = False
-    # torch's intra-op threads for this process; None: one per core that other processes leave idle (engine/threads.py).
+    # torch's intra-op threads for this process; None: one per core that other processes leave idle (engine/models/threads.py).
     threads: int | None = None
 
     def __post_init__(self) -> None:

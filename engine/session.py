@@ -1,6 +1,6 @@
 """A speculative-decoding session: prefill, then steps of draft -> verify -> accept -> commit, with KV caches.
 
-One loop for chains and trees: a chain is a tree with one branch (engine/tree.py), verified by a plain causal
+One loop for chains and trees: a chain is a tree with one branch (engine/drafting/tree.py), verified by a plain causal
 pass; a tree is verified in one pass with a tree mask. One verifier forward pass per step scores every draft; both
 caches keep the context plus the accepted path. The phases are flat functions (gpt-fast's shape); the accept rules
 live in acceptance.py, the display records in positions.py, plain decoding in baseline.py, the drafters in
@@ -14,27 +14,27 @@ from typing import Callable
 
 import torch
 
-from .acceptance import accept, verifier_distribution
-from .auto_plan import MEASURED_PASSES, AutoPlanner, Plan, VerifyCosts
-from .baseline import compare, plain_decode
-from .bf16_probe import require_exact_bf16
-from .cached_lm import DecodingStream, open_cached_lm, require_lean_forward
+from .verification.acceptance import accept, verifier_distribution
+from .planning.auto_plan import MEASURED_PASSES, AutoPlanner, Plan, VerifyCosts
+from .verification.baseline import compare, plain_decode
+from .forward.bf16_probe import require_exact_bf16
+from .forward.cached_lm import DecodingStream, open_cached_lm, require_lean_forward
 from .config import SpecConfig
-from .costs import pass_seconds
-from .cpu_load import BUSY_CORES, LoadWatch, Sample, busy_cores_between
-from .drafters import ModelDrafter, build_drafter
-from .drafting import DraftKnobs, Drafter, TreeDraft, chain_tree
+from .forward.costs import pass_seconds
+from .forward.cpu_load import BUSY_CORES, LoadWatch, Sample, busy_cores_between
+from .drafting.drafters import ModelDrafter, build_drafter
+from .drafting.protocol import DraftKnobs, Drafter, TreeDraft, chain_tree
 from .errors import ConfigError, EngineError, PromptError
-from .models import LoadedModel, Progress, load_model
-from .pieces import PieceDecoder
-from .positions import step_records
-from .prompting import encode_prompt_text
-from .results import BaselineResult, Comparison, SpeedCheck, Stats, StepResult
-from .schedule import next_block_size
-from .summary import RunSummary
-from .threads import apply_threads, rechoose_threads
-from .tree import DraftTree, verify_inputs
-from .tree_shape import AUTO_TREE, TreeShape, parse_tree
+from .models.loading import LoadedModel, Progress, load_model
+from .records.pieces import PieceDecoder
+from .records.positions import step_records
+from .models.prompting import encode_prompt_text
+from .records.results import BaselineResult, Comparison, SpeedCheck, Stats, StepResult
+from .planning.schedule import next_block_size
+from .records.summary import RunSummary
+from .models.threads import apply_threads, rechoose_threads
+from .drafting.tree import DraftTree, verify_inputs
+from .drafting.tree_shape import AUTO_TREE, TreeShape, parse_tree
 
 __all__ = ["Session", "prefill", "draft", "verify", "accept", "commit", "build_drafter", "next_block_size"]
 

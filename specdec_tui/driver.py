@@ -59,7 +59,7 @@ class EngineDriver:
         self.session = None
         self.lock = threading.Lock()
         self.speed_check = None  # SpeedCheck of the current prompt and settings, once `b` ran it
-        self.plain_step_s: float | None = None  # measured once, after loading (engine.costs)
+        self.plain_step_s: float | None = None  # measured once, after loading (engine.forward.costs)
         self.pass_s: dict[int, float] = {}  # tokens -> seconds of a verify pass that size, measured once each
 
     @property

@@ -7,7 +7,7 @@ import os
 # Tests never reach the model hub; without this an unknown name retries the network for ~50 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
-# The fp32 matmul layout is chosen by timing in a real run (engine/matmul.py): a noisy moment could flip it between
+# The fp32 matmul layout is chosen by timing in a real run (engine/forward/matmul.py): a noisy moment could flip it between
 # runs and so the last bits of a verify pass. Tests pin it; test_greedy_lossless.py runs the other layout too.
 os.environ.setdefault("SPECDEC_MATMUL", "linear")
 os.environ.setdefault("SPECDEC_NO_GUIDE", "1")  # apps started by tests open on the main screen (test_guide shows it)
@@ -133,7 +133,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_verifier(tiny):
-    from engine.models import load_model
+    from engine.models.loading import load_model
 
     return load_model(tiny["verifier"])
 
@@ -141,7 +141,7 @@ def tiny_verifier(tiny):
 def make_session(verifier, drafter_spec="same", **config):
     """A Session over an already loaded verifier (fast: no reload per test)."""
     from engine import Session, SpecConfig
-    from engine.drafters import build_drafter
+    from engine.drafting.drafters import build_drafter
 
     cfg = SpecConfig(verifier=verifier.name, drafter=drafter_spec, **config).validated()
     drafter = build_drafter(cfg, verifier)
@@ -164,7 +164,7 @@ def plain_greedy(verifier, prompt_ids, n):
 
 @pytest.fixture(scope="session")
 def embedded():
-    from engine.models import load_model
+    from engine.models.loading import load_model
 
     return load_model("smollm2-135m")
 
@@ -188,8 +188,8 @@ def vllm_server(request, tmp_path_factory):
     stopped at the end of the session. Skips, with the reason, where that environment is absent.
     """
     from bench.vllm_server import DEFAULT_NAME, missing_environment, running_server
-    from engine.server_client import ServerClient
-    from engine.vllm_export import export_for_vllm
+    from engine.models.server_client import ServerClient
+    from engine.models.vllm_export import export_for_vllm
 
     url = os.environ.get("SPECDEC_VLLM_URL")
     if url:

@@ -6,7 +6,7 @@ import itertools
 import json
 from pathlib import Path
 
-from engine.safe_text import json_line
+from engine.records.safe_text import json_line
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import settle
 from engine import SpecConfig
-from engine.trace import read_trace
+from engine.records.trace import read_trace
 from specdec_tui.app import SpecDecApp
 from specdec_tui.driver import ReplayDriver
 from specdec_tui.widgets.help_screen import HelpScreen

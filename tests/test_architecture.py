@@ -9,22 +9,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def module_imports(folder: Path, package: str) -> dict[str, set[str]]:
-    """Module -> the sibling modules it imports anywhere (in functions too: a lazy import is still a dependency),
-    outside TYPE_CHECKING blocks."""
+    """Module (dotted, under `package`) -> the modules of the same package it imports anywhere (in functions too: a
+    lazy import is still a dependency), outside TYPE_CHECKING blocks. Subpackages are walked."""
+    names = {".".join((package, *p.relative_to(folder).with_suffix("").parts)).removesuffix(".__init__"): p
+             for p in sorted(folder.rglob("*.py"))}
     graph = {}
-    for path in sorted(folder.glob("*.py")):
-        name = path.stem
+    for name, path in names.items():
+        here = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
         found = set()
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
                 continue  # annotations only
             for sub in ast.walk(node):
-                if isinstance(sub, ast.ImportFrom):
-                    if sub.level == 1 and sub.module:
-                        found.add(sub.module.split(".")[0])
-                    elif sub.module and sub.module.startswith(f"{package}."):
-                        found.add(sub.module.split(".")[1])
-        graph[name] = found & {p.stem for p in folder.glob("*.py")}
+                if not isinstance(sub, ast.ImportFrom):
+                    continue
+                if sub.level:
+                    base = ".".join(here.split(".")[: len(here.split(".")) - sub.level + 1])
+                    target = f"{base}.{sub.module}" if sub.module else base
+                else:
+                    target = sub.module or ""
+                # `from pkg import mod` names a module; `from mod import name` the module itself
+                candidates = [f"{target}.{a.name}" for a in sub.names] + [target]
+                found |= {c for c in candidates if c in names and c != name}
+        graph[name] = found
     return graph
 
 
@@ -55,6 +62,18 @@ def cycle(graph: dict[str, set[str]]) -> list[str] | None:
 @pytest.mark.parametrize("folder, package", [("engine", "engine"), ("bench", "bench"), ("training", "training")])
 def test_no_import_cycles(folder, package):
     assert cycle(module_imports(ROOT / folder, package)) is None
+
+
+def test_the_import_graph_sees_relative_imports_across_subpackages():
+    graph = module_imports(ROOT / "engine", "engine")
+    assert "engine.verification.acceptance" in graph["engine.session"]
+    assert "engine.drafting.tree" in graph["engine.verification.acceptance"]  # `from ..drafting.tree import ...`
+
+
+def test_engine_modules_live_in_subpackages():
+    """The engine's folders show its architecture: only the session, its config and errors sit at the top."""
+    top = sorted(p.name for p in (ROOT / "engine").glob("*.py"))
+    assert top == ["__init__.py", "config.py", "errors.py", "session.py"]
 
 
 def test_the_cycle_finder_finds_one():

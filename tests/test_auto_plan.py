@@ -1,11 +1,11 @@
-"""-k auto / --tree auto (engine/auto_plan.py): the choice follows measured costs and acceptance, and stays lossless."""
+"""-k auto / --tree auto (engine/planning/auto_plan.py): the choice follows measured costs and acceptance, and stays lossless."""
 
 import pytest
 
 from conftest import make_session, plain_greedy
 from engine import ConfigError, SpecConfig
-from engine.auto_plan import Acceptance, AutoPlanner, VerifyCosts
-from engine.results import Alternative, Decision, Position, StepResult
+from engine.planning.auto_plan import Acceptance, AutoPlanner, VerifyCosts
+from engine.records.results import Alternative, Decision, Position, StepResult
 
 FLAT = {1: 0.050, 2: 0.051, 3: 0.052, 4: 0.053, 5: 0.054, 7: 0.056, 9: 0.058, 13: 0.062}  # bf16 on AMX: near free
 STEEP = {1: 0.050, 2: 0.065, 3: 0.080, 4: 0.095, 5: 0.110, 7: 0.140, 9: 0.170, 13: 0.230}  # fp32 on 2 cores
@@ -151,7 +151,7 @@ async def test_the_app_says_when_the_cpu_is_busy(tiny, monkeypatch):
     import test_cpu_load
 
     from conftest import settle
-    from engine import cpu_load
+    from engine.forward import cpu_load
     from specdec_tui.app import SpecDecApp
     from specdec_tui.widgets.status_bar import StatusBar
 

@@ -1,5 +1,5 @@
-"""--forward bf16: where this CPU's bf16 kernels are batch-invariant (probed at run time, engine/bf16_probe.py),
-speculative output equals plain decoding at that precision bit for bit, for chains and trees (engine/fast_llama.py);
+"""--forward bf16: where this CPU's bf16 kernels are batch-invariant (probed at run time, engine/forward/bf16_probe.py),
+speculative output equals plain decoding at that precision bit for bit, for chains and trees (engine/forward/fast_llama.py);
 where they are not, a bf16 session is refused. Each exactness test checks whichever of the two the probe found, so
 the suite passes on both kinds of CPU and still fails if exactness breaks where the probe claims it."""
 
@@ -8,9 +8,9 @@ import torch
 
 from conftest import make_session
 from engine import EngineError
-from engine.bf16_probe import batch_variance
-from engine.fast_llama import FastLlamaLM, bf16_product
-from engine.tree import DraftTree, ROOT, verify_inputs
+from engine.forward.bf16_probe import batch_variance
+from engine.forward.fast_llama import FastLlamaLM, bf16_product
+from engine.drafting.tree import DraftTree, ROOT, verify_inputs
 
 PROMPTS = ["In a distant future,", "def add(a, b):", "a"]
 NOT_EXACT = "--forward bf16 is not exact on this CPU: bf16 products here depend on the batch size"
@@ -110,7 +110,7 @@ def test_bf16_keeps_the_model_fp32_and_shares_one_bf16_copy(embedded):
 
 
 def test_bf16_refuses_a_verifier_the_lean_forward_cannot_run(tiny):
-    from engine.models import load_model
+    from engine.models.loading import load_model
 
     verifier = load_model(tiny["verifier"])
     verifier.model.to(torch.float16)  # not fp32: the lean forward does not take it
@@ -120,8 +120,8 @@ def test_bf16_refuses_a_verifier_the_lean_forward_cannot_run(tiny):
 
 def test_bf16_falls_back_for_a_drafter_the_lean_forward_cannot_run(tiny):
     """A drafter's precision does not matter for exactness: it keeps transformers' forward instead of failing."""
-    from engine.cached_lm import CachedLM, open_cached_lm
-    from engine.models import load_model
+    from engine.forward.cached_lm import CachedLM, open_cached_lm
+    from engine.models.loading import load_model
 
     drafter = load_model(tiny["drafter"], lean=False)
     drafter.model.to(torch.float16)
@@ -156,7 +156,7 @@ def test_the_probe_finds_a_pass_whose_rows_depend_on_the_batch_size(tiny_verifie
 
 def test_an_inexact_cpu_refuses_bf16_with_the_reason_and_keeps_fp32(tiny_verifier, monkeypatch):
     """The refusal path, checked on every CPU (on an AMX Xeon the probe passes, so the tests above never reach it)."""
-    import engine.bf16_probe as probe
+    import engine.forward.bf16_probe as probe
 
     monkeypatch.setattr(probe, "batch_variance", lambda lm: "a decoder layer's pass of 8 rows differs")
     with pytest.raises(EngineError, match=NOT_EXACT + r" \(a decoder layer's pass of 8 rows differs\).*--forward auto"):

@@ -1,4 +1,4 @@
-"""A busy CPU is noticed (engine/cpu_load.py): steps and the speed check say their timings are unreliable, and the
+"""A busy CPU is noticed (engine/forward/cpu_load.py): steps and the speed check say their timings are unreliable, and the
 thread count follows the other processes' load. /proc is replaced by a scripted clock so the tests do not depend on
 what else this machine runs."""
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from conftest import make_session
-from engine import cpu_load, threads
-from engine.cpu_load import CALM_STEPS, LoadWatch, Sample, busy_reason
+from engine.forward import cpu_load
+from engine.models import threads
+from engine.forward.cpu_load import CALM_STEPS, LoadWatch, Sample, busy_reason
 
 
 class ScriptedCpu:

@@ -8,8 +8,8 @@ import torch
 
 from conftest import make_session, plain_greedy
 from engine import ConfigError, ModelLoadError
-from engine.draft_head import LAYER_NAMES, HeadDrafter, load_head, tapped_rows
-from engine.fast_llama import FastLlamaLM, rms_norm
+from engine.drafting.draft_head import LAYER_NAMES, HeadDrafter, load_head, tapped_rows
+from engine.forward.fast_llama import FastLlamaLM, rms_norm
 from engine.session import prefill
 from training.head_training import Batch, TrainableHead, pass_mask, shift
 
@@ -82,7 +82,7 @@ def tapped_head(tiny_verifier, tmp_path_factory):
 
 @pytest.mark.parametrize("forward", ["lean", "transformers"])
 def test_a_head_on_fused_layer_features_trains_and_drafts_losslessly(tapped_head, tiny_verifier, tiny, forward):
-    from engine.models import load_model
+    from engine.models.loading import load_model
 
     folder, losses = tapped_head
     assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:5]) / 5

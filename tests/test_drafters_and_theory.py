@@ -2,9 +2,9 @@
 
 import pytest
 
-from engine.drafters import NgramDrafter
-from engine.schedule import next_block_size
-from engine.theory import best_k, expected_speedup, expected_tokens_per_step
+from engine.drafting.drafters import NgramDrafter
+from engine.planning.schedule import next_block_size
+from engine.records.theory import best_k, expected_speedup, expected_tokens_per_step
 from conftest import make_session, plain_greedy
 
 

@@ -146,7 +146,7 @@ def test_speed_check_times_the_whole_run_and_puts_the_live_run_back(tiny_verifie
 
 def test_emoji_and_cjk_pieces_are_never_mojibake(embedded):
     """Byte-level BPE splits emoji across tokens: pieces must join to the real text, with no U+FFFD."""
-    from engine.pieces import PieceDecoder
+    from engine.records.pieces import PieceDecoder
 
     text = "Rocket 🚀 to 東京 and back 🌍!"
     ids = embedded.tokenizer(text, add_special_tokens=False).input_ids

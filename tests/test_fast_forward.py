@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import make_session
-from engine import fast_llama
-from engine.cached_lm import CachedLM, open_cached_lm
-from engine.drafters import early_exit_view
+from engine.forward import fast_llama
+from engine.forward.cached_lm import CachedLM, open_cached_lm
+from engine.drafting.drafters import early_exit_view
 
 IDS = [5, 17, 42, 9, 101, 7, 64, 33, 2, 250, 11, 19]
 

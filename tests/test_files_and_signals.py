@@ -15,7 +15,7 @@ import pytest
 
 from conftest import headless_run_past_first_step
 from engine import TraceError
-from engine.trace import check_target, read_trace
+from engine.records.trace import check_target, read_trace
 from specdec_tui.cli import main
 from specdec_tui.driver import ReplayDriver
 
@@ -105,9 +105,9 @@ def test_crafted_traces_are_refused_with_the_line_number(tmp_path, name):
 
 
 def test_oversized_traces_are_refused_unread(tmp_path, monkeypatch):
-    import engine.trace
+    import engine.records.trace
 
-    monkeypatch.setattr(engine.trace, "MAX_TRACE_BYTES", 1000)
+    monkeypatch.setattr(engine.records.trace, "MAX_TRACE_BYTES", 1000)
     with pytest.raises(TraceError, match="the most a trace is read up to"):
         read_trace(DATA / "greedy.jsonl")
 
@@ -137,7 +137,7 @@ def fake_gguf(tmp_path, monkeypatch, tiny):
     """A .gguf path whose 'dequantization' yields the tiny model (real dequantizing takes ~30 s), a private cache."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import engine.models
+    import engine.models.loading
 
     calls = []
 
@@ -145,7 +145,7 @@ def fake_gguf(tmp_path, monkeypatch, tiny):
         calls.append(path)
         return AutoModelForCausalLM.from_pretrained(tiny["verifier"]), AutoTokenizer.from_pretrained(tiny["verifier"])
 
-    monkeypatch.setattr(engine.models, "_dequantize", dequantize)
+    monkeypatch.setattr(engine.models.loading, "_dequantize", dequantize)
     monkeypatch.setenv("SPECDEC_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "tiny.gguf"
     path.write_bytes(b"GGUF")
@@ -161,7 +161,7 @@ def test_a_full_disk_while_caching_means_no_cache_this_time(fake_gguf, monkeypat
     import safetensors.torch
     from safetensors import SafetensorError
 
-    from engine.models import _gguf_cache_dir, load_model
+    from engine.models.loading import _gguf_cache_dir, load_model
 
     def full_disk(*args, **kwargs):  # what safetensors raises on ENOSPC (not an OSError)
         raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
@@ -175,7 +175,7 @@ def test_a_full_disk_while_caching_means_no_cache_this_time(fake_gguf, monkeypat
 
 
 def test_an_unwritable_cache_folder_is_said_once_and_not_called_first_start(fake_gguf, tmp_path, monkeypatch):
-    from engine.models import load_model
+    from engine.models.loading import load_model
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -203,7 +203,7 @@ def test_the_app_and_headless_show_the_cache_warning(fake_gguf, monkeypatch, cap
     lambda config: config.update(vocab_size="many"),
 ])
 def test_a_damaged_cached_config_is_rebuilt(fake_gguf, damage):
-    from engine.models import _gguf_cache_dir, load_model
+    from engine.models.loading import _gguf_cache_dir, load_model
 
     path, calls = fake_gguf
     load_model(str(path))
@@ -217,7 +217,7 @@ def test_a_damaged_cached_config_is_rebuilt(fake_gguf, damage):
 
 
 def test_stale_staging_folders_are_removed_at_the_next_start(fake_gguf):
-    from engine.models import _gguf_cache_dir, load_model
+    from engine.models.loading import _gguf_cache_dir, load_model
 
     path, _ = fake_gguf
     parent = _gguf_cache_dir(path).parent
@@ -236,7 +236,7 @@ def test_stale_staging_folders_are_removed_at_the_next_start(fake_gguf):
 
 def test_the_same_gguf_installed_twice_shares_one_cache_entry(fake_gguf, tmp_path):
     """Every fresh virtual environment has its own copy of the embedded GGUF: it must not add another ~520 MB."""
-    from engine.models import _gguf_cache_dir, load_model
+    from engine.models.loading import _gguf_cache_dir, load_model
 
     path, calls = fake_gguf
     load_model(str(path))
@@ -252,7 +252,7 @@ def test_the_same_gguf_installed_twice_shares_one_cache_entry(fake_gguf, tmp_pat
 
 
 def test_a_new_cache_entry_removes_the_same_models_entries_unused_for_two_weeks(fake_gguf):
-    from engine.models import _gguf_cache_dir, load_model
+    from engine.models.loading import _gguf_cache_dir, load_model
 
     path, _ = fake_gguf
     parent = _gguf_cache_dir(path).parent

@@ -3,7 +3,7 @@
 In fp32 a token's logits differ in the last bits between a 1-row pass and an n-row verify pass (the kernels sum in
 another order), so "token for token" rests on no near-tie between the top two logits along these paths: the last
 test below checks that margin, so a failure here from a tie would show as such. The matmul layout, chosen by timing
-in a real run (engine/matmul.py), is pinned by conftest.py; the w-first layout gets its own run here.
+in a real run (engine/forward/matmul.py), is pinned by conftest.py; the w-first layout gets its own run here.
 """
 
 import pytest
@@ -75,7 +75,7 @@ def test_no_bonus_reproduces_the_notebook_counts(tiny_verifier):
 
 @pytest.mark.parametrize("drafter_spec", ["drafter", "ngram"])
 def test_greedy_output_equals_plain_greedy_in_the_other_matmul_layout(tiny, tiny_verifier, drafter_spec, monkeypatch):
-    import engine.matmul as matmul
+    import engine.forward.matmul as matmul
 
     monkeypatch.setenv("SPECDEC_MATMUL", "w-first")
     monkeypatch.setattr(matmul, "_W_FIRST", {})

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import headless_run_past_first_step
 from engine import TraceError
-from engine.trace import read_trace
+from engine.records.trace import read_trace
 from specdec_tui.cli import main
 
 SUMMARY_KEYS = {
@@ -109,7 +109,7 @@ def test_truncated_last_line_is_skipped_with_a_warning(tmp_path):
 
 
 def test_saving_into_an_unwritable_folder_is_a_clear_error(tmp_path):
-    from engine.trace import write_trace
+    from engine.records.trace import write_trace
 
     with pytest.raises(TraceError, match="cannot write trace"):
         write_trace(tmp_path / "no" / "such" / "dir" / "t.jsonl", {"type": "header", "format": 1}, [])

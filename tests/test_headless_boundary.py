@@ -9,13 +9,13 @@ def run(code: str) -> str:
 
 
 def test_import_engine_does_not_import_textual_or_rich():
-    out = run("import sys, engine, engine.session, engine.trace, engine.theory; print(sorted(m for m in ('textual', 'rich') if m in sys.modules))")
+    out = run("import sys, engine, engine.session, engine.records.trace, engine.records.theory; print(sorted(m for m in ('textual', 'rich') if m in sys.modules))")
     assert out == "[]"
 
 
 def test_light_engine_imports_do_not_need_torch():
     # Replaying a trace needs no model: config, results and traces import without torch.
-    out = run("import sys, engine, engine.trace, engine.theory; print('torch' in sys.modules)")
+    out = run("import sys, engine, engine.records.trace, engine.records.theory; print('torch' in sys.modules)")
     assert out == "False"
 
 
@@ -39,7 +39,7 @@ def test_app_modules_never_import_torch_or_transformers_directly():
 
 def test_scheduler_operations_view_model_and_drivers_import_neither_textual_nor_torch():
     out = run("import sys, specdec_tui.scheduler, specdec_tui.operations, specdec_tui.view_model, specdec_tui.driver, "
-              "engine.summary; print(sorted(m for m in ('textual', 'rich', 'torch') if m in sys.modules))")
+              "engine.records.summary; print(sorted(m for m in ('textual', 'rich', 'torch') if m in sys.modules))")
     assert out == "[]"
 
 

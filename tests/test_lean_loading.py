@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from conftest import make_session
-from engine.lean_llama import LeanLlamaForCausalLM, can_load
-from engine.lean_tokenizer import LeanTokenizer
-from engine.models import load_model
+from engine.models.lean_llama import LeanLlamaForCausalLM, can_load
+from engine.models.lean_tokenizer import LeanTokenizer
+from engine.models.loading import load_model
 
 PROBES = ["In a distant future,", "def add(a, b):\n    return a + b", "Ünïcödé 🚀 東京\tand  spaces", ""]
 

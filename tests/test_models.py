@@ -3,7 +3,7 @@
 import pytest
 
 from engine import ModelLoadError, Session, SpecConfig, TokenizerMismatchError
-from engine.models import load_model
+from engine.models.loading import load_model
 
 
 def test_local_folder_loads(tiny):
@@ -60,7 +60,7 @@ def test_gguf_cache_round_trip(tmp_path, monkeypatch, embedded):
     """The embedded GGUF loads, and its dequantized cache (loaded both ways) reproduces the same logits."""
     import torch
 
-    from engine.models import _gguf_cache_dir, embedded_gguf
+    from engine.models.loading import _gguf_cache_dir, embedded_gguf
 
     cached = _gguf_cache_dir(embedded_gguf("smollm2-135m"))
     assert (cached / "model.safetensors").exists()

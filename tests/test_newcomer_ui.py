@@ -397,7 +397,7 @@ async def test_a_long_silent_loading_phase_shows_elapsed_time_not_a_stuck_percen
 def test_an_unknown_drafter_fails_fast_without_a_network(monkeypatch, capsys):
     import time
 
-    from engine.hub import hub_reachable
+    from engine.models.hub import hub_reachable
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # as a user's shell has it: transformers would retry
     if hub_reachable():

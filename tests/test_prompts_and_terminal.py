@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from engine import ConfigError, PromptError, SpecConfig
-from engine.lean_tokenizer import LeanTokenizer
-from engine.prompting import chat_frame, encode_prompt_text
+from engine.models.lean_tokenizer import LeanTokenizer
+from engine.models.prompting import chat_frame, encode_prompt_text
 from conftest import make_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +59,7 @@ def test_chat_wraps_the_prompt_and_keeps_the_users_text_plain(tiny):
 def test_embedded_model_prompt_and_chat_template(embedded):
     from transformers import AutoTokenizer
 
-    from engine.models import _gguf_cache_dir, embedded_gguf
+    from engine.models.loading import _gguf_cache_dir, embedded_gguf
 
     session = make_session(embedded, "same", max_new_tokens=4)
     session.reset("<|im_start|>user\nhi<|im_end|>")
@@ -147,8 +147,8 @@ def test_threads_are_applied_and_reported_in_the_headless_summary(tiny, restore_
 
 
 def test_the_default_thread_count_leaves_cores_to_busy_processes():
-    """Measured (engine/threads.py): a second thread is 1.6x alone and 7x slower beside another busy process."""
-    from engine.threads import auto_threads
+    """Measured (engine/models/threads.py): a second thread is 1.6x alone and 7x slower beside another busy process."""
+    from engine.models.threads import auto_threads
 
     assert auto_threads(cores=2, busy=0.1) == 2
     assert auto_threads(cores=2, busy=0.9) == 1
@@ -162,7 +162,7 @@ def test_a_busy_process_is_seen_and_our_own_work_is_not():
     import threading
     import time
 
-    from engine.threads import busy_elsewhere
+    from engine.models.threads import busy_elsewhere
 
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from engine import SpecConfig, Stats
-from engine.trace import read_trace
+from engine.records.trace import read_trace
 from specdec_tui import operations as ops
 from specdec_tui.scheduler import Scheduler
 from specdec_tui.view_model import Snapshot, ViewModel

@@ -1,4 +1,4 @@
-"""engine/server_client.py against a stand-in server on the loopback (no vLLM): it reads vLLM's answer shapes, and
+"""engine/models/server_client.py against a stand-in server on the loopback (no vLLM): it reads vLLM's answer shapes, and
 every failure is one clear sentence naming the server, never a hang or a traceback from urllib."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from engine.errors import ServerError
-from engine.server_client import ServerClient
+from engine.models.server_client import ServerClient
 
 # vLLM 0.32's answer to {"prompt": [7, 8, 9], "max_tokens": 1, "prompt_logprobs": 2, "logprobs": 2,
 # "return_tokens_as_token_ids": true}, trimmed to what the client reads: position 1's token (8) is outside the

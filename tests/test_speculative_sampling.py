@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from engine.acceptance import accept_probability, accept_sampled, residual
-from engine.drafting import Proposal, chain_tree
+from engine.verification.acceptance import accept_probability, accept_sampled, residual
+from engine.drafting.protocol import Proposal, chain_tree
 from conftest import make_session
 
 

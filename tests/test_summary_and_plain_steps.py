@@ -7,7 +7,7 @@ import pytest
 
 from conftest import make_session
 from engine import Decision, Source, SpecConfig
-from engine.trace import read_trace, step_record
+from engine.records.trace import read_trace, step_record
 from specdec_tui.app import SpecDecApp
 from specdec_tui.driver import EngineDriver
 from specdec_tui.headless import summary

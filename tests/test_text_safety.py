@@ -13,7 +13,7 @@ import pytest
 from textual.geometry import Region
 
 from engine import SpecConfig
-from engine.safe_text import json_line, shown
+from engine.records.safe_text import json_line, shown
 from hostile import HOSTILE, RAW_CONTROL, hostile_trace
 from specdec_tui.app import SpecDecApp
 from specdec_tui.cli import main

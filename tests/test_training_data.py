@@ -14,7 +14,7 @@ PROMPTS = ["In a distant future,", "def add(a, b):\n    return", "The drafter pr
 
 @pytest.fixture(scope="module")
 def tiny_transformers(tiny):
-    from engine.models import load_model
+    from engine.models.loading import load_model
 
     loaded = load_model(tiny["verifier"], lean=False)
     loaded.tokenizer.pad_token = loaded.tokenizer.eos_token  # the tiny tokenizer has none; batches are left-padded
@@ -70,8 +70,8 @@ def test_train_head_prepares_shards_and_trains_in_bf16_on_its_packed_fp16_rows(t
     import argparse
 
     from training import train_head
-    from engine.fast_llama import FastLlamaLM
-    from engine.draft_head import tapped_rows
+    from engine.forward.fast_llama import FastLlamaLM
+    from engine.drafting.draft_head import tapped_rows
 
     model, tokenizer = tiny_transformers
     data = tmp_path / "data"

@@ -6,10 +6,10 @@ import torch
 
 from conftest import make_session, plain_greedy
 from engine import ConfigError, Decision, SpecConfig
-from engine.acceptance import accept_greedy
-from engine.tree import ROOT, DraftTree, verify_inputs
-from engine.tree_draft import _most_probable, ngram_continuations
-from engine.tree_shape import parse_tree
+from engine.verification.acceptance import accept_greedy
+from engine.drafting.tree import ROOT, DraftTree, verify_inputs
+from engine.drafting.tree_draft import _most_probable, ngram_continuations
+from engine.drafting.tree_shape import parse_tree
 
 PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes, the verifier", "a"]
 
@@ -135,7 +135,7 @@ def test_tree_step_records(tiny, tiny_verifier):
 
 
 def test_tree_steps_survive_a_trace(tiny, tiny_verifier, tmp_path):
-    from engine.trace import step_from_record, step_record
+    from engine.records.trace import step_from_record, step_record
 
     session = make_session(tiny_verifier, tiny["drafter"], tree="2,2", verify="sampling", max_new_tokens=10)
     session.reset("In a distant future,")
@@ -179,7 +179,7 @@ def test_ngram_offers_several_earlier_matches():
 def test_a_tree_from_lookup_keeps_the_chains_shortest_match():
     """ngram+head's lookup copies only after a 2-token match, in a tree as in a chain: the 1-token match of `2`
     (followed by 7) is no branch there, while plain ngram (1-token matches allowed) offers it."""
-    from engine.drafters import LookupHeadDrafter, NgramDrafter
+    from engine.drafting.drafters import LookupHeadDrafter, NgramDrafter
 
     context = [1, 2, 3, 9, 5, 2, 7, 6, 1, 2]
     shape = parse_tree("3")

@@ -3,9 +3,9 @@
 import torch
 
 from conftest import make_session
-from engine.acceptance import accept_sampled, residual
-from engine.tree import ROOT, DraftTree
-from engine.sampling import one_hot
+from engine.verification.acceptance import accept_sampled, residual
+from engine.drafting.tree import ROOT, DraftTree
+from engine.drafting.sampling import one_hot
 from test_speculative_sampling import P, Q, chi_square_p_value
 
 SIBLINGS = 3

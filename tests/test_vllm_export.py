@@ -1,4 +1,4 @@
-"""engine/vllm_export.py: the folder written for a vLLM server loads with transformers, strictly, and computes the
+"""engine/models/vllm_export.py: the folder written for a vLLM server loads with transformers, strictly, and computes the
 engine's logits. No vllm here: tests/test_vllm_server.py serves the exported embedded model for real."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ IDS = [5, 17, 42, 3, 99, 150, 7, 64, 200, 11]
 
 
 def test_an_untied_model_exports_both_matrices_and_the_same_logits(tiny_verifier, tmp_path):
-    from engine.vllm_export import export_for_vllm
+    from engine.models.vllm_export import export_for_vllm
 
     out = export_for_vllm(tiny_verifier, tmp_path / "served")
     config = json.loads((out / "config.json").read_text())
@@ -53,7 +53,7 @@ def tied_cache(tmp_path_factory):
     head is tied to its embeddings, as SmolLM2's is: `architectures` is null, the tied matrix stored once."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from engine.models import _write_dequantized
+    from engine.models.loading import _write_dequantized
 
     root = tmp_path_factory.mktemp("tied")
     build_tokenizer(root / "tok", CORPUS, 320)
@@ -79,10 +79,10 @@ def test_the_engine_cache_layout_is_what_vllm_cannot_serve(tied_cache):
 
 @pytest.mark.parametrize("source", ["folder", "lean model"])
 def test_a_tied_cache_exports_its_embeddings_and_the_engine_logits(tied_cache, tmp_path, source):
-    from engine.lean_llama import LeanLlamaForCausalLM
-    from engine.lean_tokenizer import LeanTokenizer
-    from engine.models import LoadedModel
-    from engine.vllm_export import export_for_vllm
+    from engine.models.lean_llama import LeanLlamaForCausalLM
+    from engine.models.lean_tokenizer import LeanTokenizer
+    from engine.models.loading import LoadedModel
+    from engine.models.vllm_export import export_for_vllm
 
     engine_model = LeanLlamaForCausalLM.from_folder(tied_cache)  # how the engine loads its cache
     if source == "folder":
@@ -103,7 +103,7 @@ def test_a_tied_cache_exports_its_embeddings_and_the_engine_logits(tied_cache, t
 
 def test_a_model_that_is_not_llama_is_refused_with_the_reason(tmp_path):
     from engine.errors import ModelLoadError
-    from engine.vllm_export import servable_config
+    from engine.models.vllm_export import servable_config
 
     state = {"model.embed_tokens.weight": torch.zeros(2, 2)}
     with pytest.raises(ModelLoadError, match="'gpt2' model"):
@@ -113,7 +113,7 @@ def test_a_model_that_is_not_llama_is_refused_with_the_reason(tmp_path):
 
 def test_untied_weights_without_an_output_head_are_refused():
     from engine.errors import ModelLoadError
-    from engine.vllm_export import servable_state
+    from engine.models.vllm_export import servable_state
 
     with pytest.raises(ModelLoadError, match="lm_head.weight is missing"):
         servable_state({"model.embed_tokens.weight": torch.zeros(2, 2)}, tied=False)

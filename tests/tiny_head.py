@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from engine.draft_head import HeadShape, save_head, tapped_rows
-from engine.fast_llama import FastLlamaLM, rms_norm
+from engine.drafting.draft_head import HeadShape, save_head, tapped_rows
+from engine.forward.fast_llama import FastLlamaLM, rms_norm
 from training.head_training import IGNORE, TrainableHead, collate, head_loss, pack
 
 PROMPTS = ["In a distant future,", "def add(a, b):", "The drafter proposes,", "Speculative decoding", "print(",

@@ -1,4 +1,4 @@
-"""Training a draft head (engine/draft_head.py) on the verifier's own features: the model, the masks, the loss.
+"""Training a draft head (engine/drafting/draft_head.py) on the verifier's own features: the model, the masks, the loss.
 
 Sequences are packed into rows of fixed length. Each training step unrolls D drafting passes (HASS / EAGLE-3
 "training-time test"): pass 1 reads the verifier's real features, pass m reads the head's own outputs of pass
@@ -6,8 +6,8 @@ m - 1, exactly as drafting position m does at inference. The attention mask repr
 depth m sees at inference: the head's cache entries made from real features up to the position drafting
 started from, then one entry from each earlier pass, then its own.
 
-The maths is the inference path's own (engine/fast_llama.py's norm, rotary frequencies and rotation; the head's
-format from engine/draft_head.py); a test checks pass-1 logits against the drafter.
+The maths is the inference path's own (engine/forward/fast_llama.py's norm, rotary frequencies and rotation; the head's
+format from engine/drafting/draft_head.py); a test checks pass-1 logits against the drafter.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.draft_head import LAYER_NAMES, HeadShape, head_state
-from engine.fast_llama import apply_rotary as rotate, inverse_frequencies, rms_norm as rms
+from engine.drafting.draft_head import LAYER_NAMES, HeadShape, head_state
+from engine.forward.fast_llama import apply_rotary as rotate, inverse_frequencies, rms_norm as rms
 
 IGNORE = -100
 

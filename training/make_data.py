@@ -26,12 +26,13 @@ from pathlib import Path
 
 import torch
 
+from engine.forward.cached_lm import feature_hooks
 from training.parts import PARTS, help_text as parts_help
 
 
 def load_verifier(spec: str):
     """The verifier through transformers (batched `generate` with padding), from the engine's dequantized cache."""
-    from engine.models import load_model
+    from engine.models.loading import load_model
 
     loaded = load_model(spec, lean=False)  # makes sure the cache exists; its folder holds config + tokenizer
     return loaded.model, loaded.tokenizer
@@ -89,15 +90,12 @@ def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, te
     and the input of each tapped layer."""
     captured: list[torch.Tensor] = []
     tapped: dict[int, list[torch.Tensor]] = {index: [] for index in taps}
-    hooks = [model.model.norm.register_forward_hook(lambda module, args, output: captured.append(args[0].detach()))]
-    for index in taps:
-        hooks.append(model.model.layers[index].register_forward_pre_hook(
-            lambda module, args, kwargs, index=index: tapped[index].append(
-                (args[0] if args else kwargs["hidden_states"]).detach()), with_kwargs=True))
     eos_ids = model.generation_config.eos_token_id
     eos = torch.tensor(eos_ids if isinstance(eos_ids, list) else [eos_ids])
     precision = {torch.bfloat16: "bf16", torch.float32: "fp32"}.get(model.dtype, str(model.dtype))
-    try:
+    # The engine's own hooks (engine/forward/cached_lm.py), so training reads the features inference hands over.
+    with feature_hooks(model, taps, lambda states: captured.append(states.detach()),
+                       lambda index, states: tapped[index].append(states.detach())):
         tokenizer.padding_side = "left"
         batch = tokenizer(prompts, return_tensors="pt", padding=True)
         mask = batch.attention_mask
@@ -116,9 +114,6 @@ def generate_shard(model, tokenizer, prompts: list[str], max_new_tokens: int, te
                 break
             ids, positions = token[:, None], positions[:, -1:] + 1
             mask = torch.cat((mask, torch.ones(len(prompts), 1, dtype=mask.dtype)), dim=-1)
-    finally:
-        for hook in hooks:
-            hook.remove()
     # captured[0]: the prompt pass [B, P, H]; then one [B, 1, H] per generated token fed back (the last is not fed).
     features = torch.cat(captured, dim=1)
     layer_inputs = torch.stack([torch.cat(tapped[index], dim=1) for index in taps], dim=2) if taps else None

@@ -3,7 +3,7 @@
     .venv/bin/python -m training.train_head [--data training/work/data-v5] [--vocab 8192] [--epochs 2] [--depth 3]
 
 Phases, each resumable: prepare (labels and the head's vocabulary from the shards), train (a checkpoint every
-few steps in training/work/), export (engine/heads/<verifier>/: head.safetensors + card.json) and evaluate
+few steps in training/work/), export (engine/drafting/heads/<verifier>/: head.safetensors + card.json) and evaluate
 (greedy speculative decoding with the new head on the held-out prompts, through the engine itself).
 `make train-head` runs make_data.py then this script.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from engine.draft_head import HEADS_DIR, HeadShape, save_head, tapped_rows
-from engine.fast_llama import rms_norm
+from engine.drafting.draft_head import HEADS_DIR, HeadShape, save_head, tapped_rows
+from engine.forward.fast_llama import rms_norm
 from training.head_training import IGNORE, TrainableHead, collate, head_loss, learning_rate, pack
 from training.make_data import TIMING
 from training.parts import PARTS
@@ -144,7 +144,7 @@ def train(args, verifier, prepared: dict) -> dict:
     head = TrainableHead(shape, embed, model.get_output_embeddings().weight[vocab_ids], seed=args.seed,
                          taps=len(prepared["tap_layers"]))
     if args.init:  # warm start: fc and the layer do not depend on the draft vocabulary
-        from engine.draft_head import LAYER_NAMES, load_head
+        from engine.drafting.draft_head import LAYER_NAMES, load_head
 
         start = load_head(args.init, verifier)
         with torch.no_grad():
@@ -227,9 +227,9 @@ def held_out_slice(limit: int, rest: bool = False) -> list[str]:
 def evaluate(folder: Path, verifier_spec: str, k: int, max_new_tokens: int, limit: int, rest: bool = False,
              tree: str | None = None) -> dict:
     """Greedy speculative decoding with the exported head on held-out prompts, through the engine: chains of k, or
-    the `tree` shape (engine/tree_shape.py) k deep."""
+    the `tree` shape (engine/drafting/tree_shape.py) k deep."""
     from engine import Session, SpecConfig
-    from engine.models import load_model
+    from engine.models.loading import load_model
 
     from training.prompts import for_engine
 
@@ -264,7 +264,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verifier", default="smollm2-135m")
     parser.add_argument("--data", default=str(WORK / "data-v5"))
-    parser.add_argument("--out", default=None, help="head folder (default engine/heads/<verifier>)")
+    parser.add_argument("--out", default=None, help="head folder (default engine/drafting/heads/<verifier>)")
     parser.add_argument("--vocab", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--depth", type=int, default=3, help="drafting passes unrolled in training")
@@ -301,7 +301,7 @@ def main() -> int:
                           args.eval_tree)
         print(json.dumps(result))
         return 0
-    from engine.models import load_model
+    from engine.models.loading import load_model
 
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -1,0 +1,189 @@
+"""`-k auto` and `--tree auto`: before each step, the chain length or tree shape with the most expected tokens per
+second on this machine, from what this machine and this run measured.
+
+The anchors are Sequoia (choose the tree from the hardware's verify cost and the drafter's acceptance by rank) and
+EAGLE-2 (acceptance read from the drafts as they run). A fixed k cannot be right everywhere: which is fastest moved
+between an Intel Xeon with AMX (chains of 2) and an AMD EPYC (a top-3 tree at depth 1), and within one text a lookup
+that keeps hitting wants long blocks while the draft head wants short ones. Two measured inputs:
+- the verify cost r(N): a pass of N tokens against a 1-token pass, timed once in a tight loop when the run starts
+  (N = 1..13, the sizes the candidates need), then scaled as a whole by how the running steps compare with it
+  (idle pauses between live steps and a busy CPU slow every size alike, so they change no ranking);
+- acceptance by depth and by rank: at every position the verifier reached, where its token stood in the drafter's
+  top 5 (rank 1: a greedy chain keeps the draft; within the top w: a width-w tree level holds it), and each drafting
+  pass's seconds, kept apart for each part of a combined drafter (lookup and head in `ngram+head`).
+Expected tokens per call of widths (w_1..w_D) are 1 + sum_d prod_{j<=d} hit_j(w_j) (a chain is widths 1,...,1); a
+step costs D drafting passes plus the pass over N = nodes + 1 tokens; the candidate with the best ratio runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..records.results import Decision, StepResult
+
+CHAIN_LENGTHS = tuple(range(1, 9))
+TREE_SHAPES = ("2", "3", "4", "8", "4,2")
+MEASURED_PASSES = (1, 2, 3, 4, 5, 7, 9, 13)  # verify pass sizes timed at start; others are interpolated
+RANKS = 5  # the records keep the drafter's top 5
+PRIOR_WEIGHT = 2.0  # pseudo-observations behind each acceptance estimate, so a few steps do not swing it to 0 or 1
+FIRST_PRIOR = 0.4  # rank-1 acceptance assumed at depth 1 before anything is seen
+SMOOTHING = 0.2  # weight of the newest step in the running cost scale and drafting pass seconds
+
+
+@dataclass(frozen=True)
+class Plan:
+    block_size: int  # the chain's k, or the tree's depth
+    tree: str | None  # the tree spec, or None for a chain
+    expected_tokens: float  # per verifier call
+    expected_speedup: float  # expected tokens/s over plain decoding's, both at this run's measured costs
+    reason: str  # one line for the screen and the summary
+    source: str | None = None  # the part of a combined drafter it was made for (its estimates are kept apart)
+
+    @property
+    def label(self) -> str:
+        return f"tree {self.tree}" if self.tree else f"k={self.block_size}"
+
+
+def widths_of(tree: str | None, k: int) -> tuple[int, ...]:
+    return tuple(int(w) for w in tree.split(",")) if tree else (1,) * k
+
+
+def nodes_of(widths: tuple[int, ...]) -> int:
+    total, level = 0, 1
+    for width in widths:
+        level *= width
+        total += level
+    return total
+
+
+class VerifyCosts:
+    """Seconds of a verify pass of N tokens: the tight-loop curve measured at start times a running scale."""
+
+    def __init__(self, seconds: dict[int, float]):
+        self.curve = dict(sorted(seconds.items()))
+        self.scale = 1.0
+
+    def base(self, n: int) -> float:
+        """The measured curve at n: linear between measured sizes, extended by the last slope past them."""
+        sizes = list(self.curve)
+        if n in self.curve:
+            return self.curve[n]
+        lower = max((s for s in sizes if s < n), default=sizes[0])
+        upper = min((s for s in sizes if s > n), default=None)
+        if upper is None:  # past the largest: extend the last segment's slope
+            upper, lower = sizes[-1], sizes[-2] if len(sizes) > 1 else sizes[-1]
+        if upper == lower:
+            return self.curve[lower]
+        t = (n - lower) / (upper - lower)
+        return self.curve[lower] + t * (self.curve[upper] - self.curve[lower])
+
+    def __call__(self, n: int) -> float:
+        return self.base(n) * self.scale
+
+    def ratio(self, n: int) -> float:
+        """r(n): a pass of n tokens in 1-token passes."""
+        return self.base(n) / self.base(1)
+
+    def observe(self, n: int, seconds: float) -> None:
+        if seconds > 0:
+            self.scale += SMOOTHING * (seconds / self.base(n) - self.scale)
+
+
+class Acceptance:
+    """Per depth: how often the verifier's token was the drafter's rank-1..5 candidate, where the verifier got there."""
+
+    def __init__(self) -> None:
+        self.reached: list[int] = []
+        self.at_rank: list[list[int]] = []  # [depth][rank - 1]
+        self.pass_s: float | None = None  # seconds of one drafting pass
+
+    def observe(self, result: StepResult) -> None:
+        sampling = result.verify_mode == "sampling"
+        if not result.drafted and result.positions:  # the drafter had nothing (a lookup miss): a miss at depth 1
+            self._count(0, None)
+        for depth, position in enumerate(result.positions):
+            if position.draft_id is None:
+                break  # the bonus slot: nothing drafted there
+            if sampling:  # a draw decides, not a rank: count kept drafts as rank 1 (chains only under sampling)
+                rank = 1 if position.decision is Decision.ACCEPTED else None
+            else:
+                ranks = [a.token_id for a in position.draft_top]
+                rank = ranks.index(position.verifier_id) + 1 if position.verifier_id in ranks else None
+                if rank is None and position.decision is Decision.ACCEPTED:
+                    rank = 1  # a drafter without a top list (or a draft outside it) that was kept
+            self._count(depth, rank)
+            if position.decision is not Decision.ACCEPTED:
+                break
+        if result.depth and result.draft_s > 0:
+            seconds = result.draft_s / result.depth
+            self.pass_s = seconds if self.pass_s is None else self.pass_s + SMOOTHING * (seconds - self.pass_s)
+
+    def _count(self, depth: int, rank: int | None) -> None:
+        while len(self.reached) <= depth:
+            self.reached.append(0)
+            self.at_rank.append([0] * RANKS)
+        self.reached[depth] += 1
+        if rank is not None:
+            self.at_rank[depth][rank - 1] += 1
+
+    def hit(self, depth: int, width: int) -> float:
+        """P(the verifier's token is among the drafter's top `width` at `depth` (0-based) | the verifier got there)."""
+        if width > RANKS:  # beyond the recorded top 5: extend the last rank's gain, no further than certainty
+            top, below = self.hit(depth, RANKS), self.hit(depth, RANKS - 1)
+            return min(1.0, top + (top - below) * (width - RANKS))
+        if depth == 0:  # wider levels catch more, with diminishing returns (top-4: 0.64, top-8: 0.76)
+            prior = 1.0 - (1.0 - FIRST_PRIOR) ** (width ** 0.5)
+        else:
+            prior = self.hit(depth - 1, width)  # deeper than seen: as deep as seen (head v5: 0.45-0.47 at depths 1-4)
+        if depth >= len(self.reached):
+            return prior
+        hits = sum(self.at_rank[depth][:width])
+        return (hits + PRIOR_WEIGHT * prior) / (self.reached[depth] + PRIOR_WEIGHT)
+
+    def expected_tokens(self, widths: tuple[int, ...]) -> float:
+        total, reach = 1.0, 1.0
+        for depth, width in enumerate(widths):
+            reach *= self.hit(depth, width)
+            total += reach
+        return total
+
+
+class AutoPlanner:
+    """Chooses each step's shape; `observe` every step's record to keep its estimates current."""
+
+    def __init__(self, costs: VerifyCosts, chain_lengths=CHAIN_LENGTHS, tree_shapes=TREE_SHAPES):
+        self.costs = costs
+        self.chains = [(k, None) for k in chain_lengths]
+        self.trees = [(len(widths_of(t, 0)), t) for t in tree_shapes]
+        self.by_source: dict[str | None, Acceptance] = {}
+
+    def acceptance(self, source: str | None) -> Acceptance:
+        return self.by_source.setdefault(source, Acceptance())
+
+    def observe(self, result: StepResult, source: str | None) -> None:
+        self.costs.observe(result.drafted + 1, result.verify_s)
+        self.acceptance(source).observe(result)
+
+    def choose(self, source: str | None, limit: int, trees: bool = False) -> Plan:
+        """The best chain (or, with `trees`, chain or tree) at most `limit` deep (tokens left, room in the context)."""
+        acceptance = self.acceptance(source)
+        pass_s = acceptance.pass_s or 0.0  # before any step of this source: drafting assumed free
+        plain_s = self.costs(1)
+        best = None
+        for depth, tree in self.chains + (self.trees if trees else []):
+            if depth > limit:
+                continue
+            widths = widths_of(tree, depth)
+            n = nodes_of(widths) + 1
+            tokens = acceptance.expected_tokens(widths)
+            speedup = tokens * plain_s / (depth * pass_s + self.costs(n))
+            if best is None or speedup > best[0] + 1e-9:
+                best = (speedup, depth, tree, tokens, n)
+        if best is None:
+            return Plan(max(0, limit), None, 1.0, 1.0, "auto: no room to draft", source)
+        speedup, depth, tree, tokens, n = best
+        shape = f"tree {tree} at depth {depth}" if tree else f"chain k={depth}"
+        who = f" ({source} drafts)" if source else ""
+        reason = (f"auto: {shape}{who}; r({n}) = {self.costs.ratio(n):.2f}, expected {tokens:.1f} tokens/call, "
+                  f"{speedup:.2f}x plain")
+        return Plan(depth, tree, tokens, speedup, reason, source)
