@@ -13,14 +13,14 @@ from typing import Iterable
 
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Static
 
-from engine import DEFAULT_PROMPT, DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, EngineError, SpecConfig
+from engine import DEFAULT_PROMPT, DRAFT_MODES, VERIFY_MODES, EngineError, SpecConfig
 from engine import shown as safe_text
 
 from . import operations as ops
+from .bindings import BINDINGS, refusal
 from .driver import Driver, EngineDriver, ReplayDriver
 from .messages import (BaselineDone, DrafterSwitched, Loaded, LoadProgress, OperationFailed, Outcome, PositionClicked,
                        ResetDone, Saved, Stepped, outcome)
@@ -42,13 +42,10 @@ from .widgets.step_log import StepLog
 from .widgets.tree_view import TreeView
 from .widgets.verifier_row import VerifierRow
 
-PLAY_DELAYS = (0.0, 0.3, 1.0)  # seconds between auto-play steps; `t` cycles through them
 COMPACT_BELOW = (100, 32)  # width, height: below either, the one-pane layout
 WIDE_FROM = (180, 45)
 SMALLEST = (60, 18)  # below this no layout can show a step: a notice instead
 PANES = ("context", "stats", "log", "position")  # what `w` cycles through in the one-pane layout
-CONFIGURING = {"block_size", "toggle_draft", "toggle_verify", "toggle_tree", "next_drafter", "focus_prompt"}  # need can_configure
-DEFAULT_TREE = "3,2,1,1"  # what `e` switches to when no --tree shape was given
 
 
 class SpecDecApp(App):
@@ -56,57 +53,7 @@ class SpecDecApp(App):
     TITLE = "specdec-tui"
     COMMAND_PALETTE_BINDING = "ctrl+p"
     AUTO_FOCUS = None  # keys belong to the app until the user edits the prompt
-    # The tooltip is the line the help screen shows for the key.
-    BINDINGS = [
-        Binding("n", "step", "Step", id="step", tooltip="one speculative step (draft -> verify -> accept)"),
-        Binding("space", "play", "Play", id="play", tooltip="play / pause auto-stepping"),
-        Binding("t", "speed", "Play speed", show=False, id="speed",
-                tooltip="auto-play speed: no pause, 0.3 s, 1 s between steps"),
-        Binding("r", "reset", "Reset", id="reset", tooltip="reset to the prompt"),
-        Binding("plus,equals_sign", "block_size(1)", "k+1", id="block_size.up", key_display="+",
-                tooltip=f"block size k (drafted tokens per step), 1..{MAX_BLOCK_SIZE}"),
-        Binding("minus", "block_size(-1)", "k-1", id="block_size.down", key_display="-",
-                tooltip=f"block size k (drafted tokens per step), 1..{MAX_BLOCK_SIZE}"),
-        Binding("w", "next_pane", "Pane", id="pane",
-                tooltip="small terminals: next pane under the chips (context, stats, log, position)"),
-        Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="this help (every key)"),
-        Binding("h", "guide", "Guide", show=False, id="guide",
-                tooltip="the guided start again: drafter, verifier, one pass for k tokens, accepted and speed-up"),
-        Binding("q", "quit", "Quit", id="quit", tooltip="quit"),
-        Binding("ctrl+p", "command_palette", "Commands", show=False, id="palette", key_display="Ctrl+P",
-                tooltip="command palette: search every action by name"),
-        Binding("g", "toggle_draft", "Draft", id="draft_mode",
-                tooltip="drafting: greedy <-> sampled (temperature, top-k, top-p, penalties)"),
-        Binding("v", "toggle_verify", "Verify", id="verify_mode", tooltip="verification: greedy <-> speculative sampling"),
-        Binding("d", "next_drafter", "Drafter", id="drafter",
-                tooltip="next drafter: the one you chose, ngram+head (lookup, else the head), head (the trained draft head), same, ngram, early-exit (half the layers); restarts"),
-        Binding("e", "toggle_tree", "Tree", show=False, id="tree",
-                tooltip="chain <-> tree drafts (your --tree shape, else 3,2,1,1) with the same drafter"),
-        Binding("b", "baseline", "Speed check", id="baseline",
-                tooltip="speed check: plain and speculative decoding of this prompt, each timed without pauses: identical output? real speed-up?"),
-        Binding("m", "toggle_stats", "More stats", show=False, id="stats",
-                tooltip="stats: plain view (acceptance, tokens per verifier call, a verdict) <-> full stats (c, r, formula, chart)"),
-        Binding("s", "save", "Save", id="save", tooltip="save the steps as a JSON Lines trace (replay with --replay FILE)"),
-        Binding("left", "select(-1)", "Position", show=False, id="position.left", key_display="←",
-                tooltip="pick a position: the drafter's and verifier's top-5 side by side"),
-        Binding("right", "select(1)", "Position", show=False, id="position.right", key_display="→",
-                tooltip="pick a position: the drafter's and verifier's top-5 side by side"),
-        Binding("left_square_bracket", "browse(-1)", "Earlier step", show=False, id="browse.earlier", key_display="[",
-                tooltip="browse earlier steps (view only; n continues from the latest)"),
-        Binding("right_square_bracket", "browse(1)", "Later step", show=False, id="browse.later", key_display="]",
-                tooltip="back toward the latest step while browsing (view only; n continues from the latest)"),
-        Binding("a", "toggle_chart", "Chart", show=False, id="chart",
-                tooltip="stats chart: accepted-drafts histogram <-> acceptance over the steps"),
-        Binding("p", "focus_prompt", "Prompt", id="prompt",
-                tooltip="edit the prompt: Enter restarts from it, Ctrl+J adds a line, Escape cancels the edit"),
-        Binding("tab,shift+tab", "tab", "Tab", show=False, priority=True, id="tab"),
-        Binding("pagedown", "scroll_pane(1)", "Scroll down", show=False, id="scroll.down", key_display="PgDn",
-                tooltip="scroll the stats (small terminals: the pane shown under the chips)"),
-        Binding("pageup", "scroll_pane(-1)", "Scroll up", show=False, id="scroll.up", key_display="PgUp",
-                tooltip="scroll the stats (small terminals: the pane shown under the chips)"),
-        Binding("x", "screenshot", "Picture", show=False, id="screenshot",
-                tooltip="save a picture of the screen (SVG, named like a saved trace)"),
-    ]
+    BINDINGS = BINDINGS
 
     def __init__(self, config: SpecConfig | None = None, prompt: str = DEFAULT_PROMPT, replay: str | None = None,
                  driver: Driver | None = None):
@@ -115,10 +62,7 @@ class SpecDecApp(App):
         self.prompt_text = prompt
         self.scheduler = Scheduler()
         self.view = ViewModel()
-        self.playing = False
-        self.delay_index = 1
         self.pane = PANES[0]
-        self.tree_shape = DEFAULT_TREE  # the last tree shape used, for `e`
         self.load_failed = False  # the first load failed: every key but q says so
 
     # -- layout -------------------------------------------------------------------------------------------
@@ -198,11 +142,11 @@ class SpecDecApp(App):
             operation = ops.Step(self.view.take_pending())  # settings changed while it waited apply now
         if operation is not None:
             self.run_operation(self.scheduler.start(operation))
-        elif self.playing and not self.scheduler.busy and not self.view.finished:
-            self.set_timer(max(PLAY_DELAYS[self.delay_index], 0.01), self.auto_step)  # a 0 s timer divides by zero
+        elif (delay := self.scheduler.play_delay(bool(self.view.finished))) is not None:
+            self.set_timer(delay, self.auto_step)
 
     def auto_step(self) -> None:
-        if self.playing and not self.scheduler.busy and not self.scheduler.queue:
+        if self.scheduler.play_delay(bool(self.view.finished)) is not None:  # still playing, nothing else to run
             self.enqueue(ops.Step())
 
     def enqueue(self, operation: ops.Operation) -> None:
@@ -229,7 +173,7 @@ class SpecDecApp(App):
     def loaded(self, message: Loaded) -> None:
         self.scheduler.ready = True
         self.query_one("#loading").remove_class("-visible")
-        self.show(message.value)
+        self.show(message.snap)
         if not self.driver.can_configure:
             bar = self.query_one(PromptBar)
             bar.value = self.driver.prompt
@@ -241,17 +185,16 @@ class SpecDecApp(App):
             self.status.say(f"{notes} · {hint}: press n to step", "warning")
         else:
             self.status.say(f"{hint}: press n to step, space to play, ? for help", "ok")
-        for warning in message.value.warnings:  # text from the trace: shown literally
+        for warning in message.snap.warnings:  # text from the trace: shown literally
             self.notify(safe_text(warning, keep=""), title="trace", severity="warning", timeout=10, markup=False)
 
     @on(Stepped)
     def stepped(self, message: Stepped) -> None:
         if not self.current(message):
             return
-        result, snap = message.value
+        result, snap = message.result, message.snap
         if snap.finished:
-            self.playing = False  # before show(): the header must not say "playing" after the end
-            self.scheduler.drop_steps()
+            self.scheduler.stop()  # before show(): the header must not say "playing" after the end
         self.show(snap)
         if snap.finished:
             again = "press r to start again, p to edit the prompt" if self.driver.can_configure else "press r to replay it"
@@ -265,34 +208,34 @@ class SpecDecApp(App):
     @on(ResetDone)
     def reset_done(self, message: ResetDone) -> None:
         if self.current(message):
-            self.show(message.value)
+            self.show(message.snap)
             self.status.say("reset: press n to step", "ok")
 
     @on(DrafterSwitched)
     def drafter_switched(self, message: DrafterSwitched) -> None:
         if self.current(message):
-            self.show(message.value)
-            self.status.say(f"drafter {message.value.config.drafter}: press n to step", "ok")
+            self.show(message.snap)
+            self.status.say(f"drafter {message.snap.config.drafter}: press n to step", "ok")
 
     @on(BaselineDone)
     def baseline_done(self, message: BaselineDone) -> None:
         if self.current(message):
-            self.show(message.value)
+            self.show(message.snap)
             # The first parts fit the status line; the stats panel shows every part on its own line.
-            parts = (message.value.baseline_note or "done").split(" · ")
+            parts = (message.snap.baseline_note or "done").split(" · ")
             more = " (all of it in the stats)" if len(parts) > 3 else ""
             self.status.say(f"speed check: {' · '.join(parts[:3])}{more}", "ok")
 
     @on(Saved)
     def saved(self, message: Saved) -> None:
-        self.status.say(f"trace saved to {message.value}", "ok")
+        self.status.say(f"trace saved to {message.path}", "ok")
 
     @on(OperationFailed)
     def operation_failed(self, message: OperationFailed) -> None:
         if not self.current(message):
             return
-        error = message.value
-        self.playing = False
+        error = message.error
+        self.scheduler.play.on = False
         text = str(error) if isinstance(error, EngineError) else f"{type(error).__name__}: {error}"
         if isinstance(message.ticket.operation, ops.Load):
             self.query_one("#loading").remove_class("-visible")
@@ -313,13 +256,9 @@ class SpecDecApp(App):
 
     def render_view(self) -> None:
         shown = self.view.shown()
-        latest = shown.latest
-        selected = self.view.select(self.view.selected)
-        node = None
+        selection = self.view.selection()
+        latest, selected, node = selection.step, selection.column, selection.node
         self.set_class(latest is not None and latest.tree is not None, "-tree-step")
-        if latest is not None and latest.tree is not None and latest.tree.nodes:  # ←/→ walk the tree's nodes
-            node = latest.tree.drawn_order()[selected]
-            selected = latest.tree.path.index(node) if node in latest.tree.path else -1  # its chain column, if any
         self.query_one(DraftRow).show(latest, selected)
         self.query_one(VerifierRow).show(latest, selected)
         self.query_one(ComparisonRow).show(latest, selected)
@@ -338,7 +277,7 @@ class SpecDecApp(App):
         if not self.snap:
             return
         c, k = self.view.config, self.view.next_block_size
-        play = "▶ playing · " if self.playing else ""  # first, so a narrow header never cuts it off
+        play = "▶ playing · " if self.scheduler.play.on else ""  # first, so a narrow header never cuts it off
         auto = self.view.pending.get("block_size_schedule", c.block_size_schedule) == "auto"
         shape = f"tree {c.tree}" if c.tree and c.tree != "auto" else "k=auto" if auto else f"k={k}"
         self.sub_title = safe_text(f"{play}{shape} · {c.draft_mode} drafts · {c.verify} verify"
@@ -358,11 +297,7 @@ class SpecDecApp(App):
 
     def refusal(self, action: str) -> str | None:
         """Why this driver cannot do `action`, or None. Such keys are hidden from the footer and the help."""
-        if action in CONFIGURING and not self.driver.can_configure:
-            return "this is a replay: its settings and prompt are fixed by the trace"
-        if action == "baseline" and not self.driver.has_models:
-            return "the speed check needs the models; a replay has none (run without --replay)"
-        return None
+        return refusal(action, self.driver.can_configure, self.driver.has_models)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_pane":
@@ -384,12 +319,7 @@ class SpecDecApp(App):
             self.render_view()
 
     def on_position_clicked(self, message: PositionClicked) -> None:
-        shown = self.view.shown()
-        tree = shown.latest.tree if shown is not None and shown.latest is not None else None
-        if tree is not None and message.index < len(tree.path):  # a chain column of a tree step: its path node
-            self.view.select(tree.drawn_order().index(tree.path[message.index]))
-        else:
-            self.view.select(message.index)
+        self.view.click(message.index)
         self.render_view()
 
     def action_browse(self, delta: int) -> None:
@@ -424,30 +354,29 @@ class SpecDecApp(App):
         self.enqueue(ops.Step())
 
     def action_play(self) -> None:
+        play = self.scheduler.play
         if self.loading():
-            self.playing = not self.playing
-            self.status.say(f"still loading: auto-play {'starts once the models are ready' if self.playing else 'off'}",
+            play.on = not play.on
+            self.status.say(f"still loading: auto-play {'starts once the models are ready' if play.on else 'off'}",
                             "warning")
             return
         if self.not_ready():
             return
-        self.playing = not self.playing
-        if self.playing and self.view.finished:
-            self.playing = False
+        if not play.on and self.view.finished:
             self.status.say("finished: press r to start again, then space to play", "warning")
             return
-        self.status.say(f"auto-play {'on' if self.playing else 'paused'} ({PLAY_DELAYS[self.delay_index]} s between steps, t changes it)")
+        play.on = not play.on
+        self.status.say(f"auto-play {'on' if play.on else 'paused'} ({play.delay} s between steps, t changes it)")
         self.update_header()
         self.pump()
 
     def action_speed(self) -> None:
-        self.delay_index = (self.delay_index + 1) % len(PLAY_DELAYS)
-        self.status.say(f"auto-play: {PLAY_DELAYS[self.delay_index]} s between steps")
+        self.status.say(f"auto-play: {self.scheduler.play.slower()} s between steps")
 
     def action_reset(self) -> None:
         if self.not_ready():
             return
-        self.playing = False
+        self.scheduler.play.on = False
         self.scheduler.submit(ops.Reset(self.prompt_text))
         if self.snap:  # show the reset state at once; the worker confirms it with the tokenized prompt
             self.show(self.snap.cleared(None if not self.driver.can_configure else (self.prompt_text,)))
@@ -457,43 +386,24 @@ class SpecDecApp(App):
     def action_block_size(self, delta: int) -> None:
         if self.not_ready():
             return
-        current = self.view.next_block_size
-        wanted = current + delta
-        if not 1 <= wanted <= MAX_BLOCK_SIZE:
-            self.status.say(f"block size stays {current}: it must be between 1 and {MAX_BLOCK_SIZE}", "warning")
-            return
-        self.view.pending["block_size"] = wanted
-        fixed = ""
-        if self.view.config.block_size_schedule == "auto":  # a k chosen by hand replaces the automatic choice
-            self.view.pending["block_size_schedule"] = "constant"
-            if self.view.config.tree == "auto":
-                self.view.pending["tree"] = None
-            fixed = " (fixed: auto off)"
-        self.refresh_stats()
-        self.status.say(f"block size k={wanted} from the next step{fixed}")
+        text, refused = self.view.change_block_size(delta)
+        if not refused:
+            self.refresh_stats()
+        self.status.say(text, "warning" if refused else "info")
 
     def action_toggle_draft(self) -> None:
-        self.toggle("draft_mode", DRAFT_MODES, "drafting")
+        self.toggled("drafting", lambda: self.view.toggle("draft_mode", DRAFT_MODES))
 
     def action_toggle_verify(self) -> None:
-        self.toggle("verify", VERIFY_MODES, "verification")
+        self.toggled("verification", lambda: self.view.toggle("verify", VERIFY_MODES))
 
     def action_toggle_tree(self) -> None:
-        """Chain <-> tree with the current drafter; the tree is the one asked for on the command line, if any."""
-        if self.not_ready():
-            return
-        self.tree_shape = self.view.config.tree or self.tree_shape
-        schedule = self.view.pending.get("block_size_schedule", self.view.config.block_size_schedule)
-        if self.tree_shape == "auto" and schedule != "auto":  # --tree auto needs -k auto; a fixed k gets a fixed tree
-            self.tree_shape = DEFAULT_TREE
-        self.toggle("tree", (None, self.tree_shape), "drafts")
+        self.toggled("drafts", self.view.toggle_tree)
 
-    def toggle(self, field: str, values: tuple[str, ...], what: str) -> None:
+    def toggled(self, what: str, change) -> None:
         if self.not_ready():
             return
-        current = getattr(self.view.config, field)
-        new = values[(values.index(current) + 1) % len(values)]
-        self.view.pending[field] = new
+        new = change()
         self.refresh_stats()
         self.status.say(f"{what}: {new or 'chain'} from the next step")
 
@@ -509,7 +419,7 @@ class SpecDecApp(App):
         choices = self.driver.drafter_choices()
         current = self.snap.config.drafter if self.snap else choices[0]
         following = choices[(choices.index(current) + 1) % len(choices)] if current in choices else choices[0]
-        self.playing = False
+        self.scheduler.play.on = False
         self.scheduler.submit(ops.SwitchDrafter(following, self.prompt_text))
         self.status.say(f"switching drafter to {following}…")
         self.pump()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 from textual.message import Message
 
+from engine import StepResult
+
 from . import operations as ops
 from .scheduler import Ticket
+from .view_model import Snapshot
 
 
 class LoadProgress(Message):
@@ -28,38 +31,51 @@ class PositionClicked(Message):
 class Outcome(Message):
     """An operation ended; `ticket` says which one and in which epoch (a stale one is dropped)."""
 
-    def __init__(self, ticket: Ticket, value: Any = None):
+    def __init__(self, ticket: Ticket):
         super().__init__()
         self.ticket = ticket
-        self.value = value
 
 
 class Loaded(Outcome):
-    """value: the Snapshot after loading and resetting to the prompt."""
+    def __init__(self, ticket: Ticket, snap: Snapshot):
+        super().__init__(ticket)
+        self.snap = snap  # after loading and resetting to the prompt
 
 
 class Stepped(Outcome):
-    """value: (StepResult, Snapshot)."""
+    def __init__(self, ticket: Ticket, step: tuple[StepResult, Snapshot]):
+        super().__init__(ticket)
+        self.result, self.snap = step
 
 
 class ResetDone(Outcome):
-    """value: the Snapshot after the reset."""
+    def __init__(self, ticket: Ticket, snap: Snapshot):
+        super().__init__(ticket)
+        self.snap = snap
 
 
 class DrafterSwitched(Outcome):
-    """value: the Snapshot with the new drafter, reset to the prompt."""
+    def __init__(self, ticket: Ticket, snap: Snapshot):
+        super().__init__(ticket)
+        self.snap = snap  # with the new drafter, reset to the prompt
 
 
 class BaselineDone(Outcome):
-    """value: the Snapshot with the baseline comparison."""
+    def __init__(self, ticket: Ticket, snap: Snapshot):
+        super().__init__(ticket)
+        self.snap = snap  # with the speed check's result
 
 
 class Saved(Outcome):
-    """value: the path of the trace."""
+    def __init__(self, ticket: Ticket, path: Path):
+        super().__init__(ticket)
+        self.path = path  # the trace written
 
 
 class OperationFailed(Outcome):
-    """value: the exception (every failure becomes a message on screen, never a traceback)."""
+    def __init__(self, ticket: Ticket, error: Exception):
+        super().__init__(ticket)
+        self.error = error  # every failure becomes a message on screen, never a traceback
 
 
 _OUTCOMES: dict[type, type[Outcome]] = {
@@ -68,7 +84,8 @@ _OUTCOMES: dict[type, type[Outcome]] = {
 }
 
 
-def outcome(ticket: Ticket, value: Any) -> Outcome:
+def outcome(ticket: Ticket, value: object) -> Outcome:
+    """The typed message for what `ticket`'s operation returned (or raised)."""
     if isinstance(value, Exception):
         return OperationFailed(ticket, value)
     return _OUTCOMES[type(ticket.operation)](ticket, value)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from engine import RunSummary, SpecConfig, SpeedCheck, Stats, StepResult, Theory, measured_block_size
+from engine import MAX_BLOCK_SIZE, RunSummary, SpecConfig, SpeedCheck, Stats, StepResult, Theory, measured_block_size
+
+DEFAULT_TREE = "3,2,1,1"  # what `e` switches to when no --tree shape was given
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,15 @@ class Snapshot:
                        steps=(), stats=Stats(), finished=None, baseline_note=None, speed_check=None)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What the rows and the inspector show of the browsed step."""
+
+    step: StepResult | None
+    column: int  # the chain column highlighted in the rows; -1 for a tree node off the accepted path
+    node: int | None = None  # the tree node inspected (a tree step walks its nodes with ←/→)
+
+
 @dataclass
 class ViewModel:
     """The latest snapshot, which step is browsed, which position is inspected, and settings for the next step."""
@@ -73,6 +84,7 @@ class ViewModel:
     view_index: int | None = None  # an earlier step being browsed (0-based); None = the latest
     selected: int = 0  # position shown in the inspector
     pending: dict = field(default_factory=dict)
+    tree_shape: str = DEFAULT_TREE  # the last tree shape used: what `e` switches back to
 
     def show(self, snap: Snapshot) -> None:
         """A new state from the engine: always shows the latest step."""
@@ -113,6 +125,25 @@ class ViewModel:
         self.selected = max(0, min(columns - 1, index))
         return self.selected
 
+    def selection(self) -> Selection:
+        """The selected position as the rows see it: on a tree step, the node and its chain column (if on the path)."""
+        shown = self.shown()
+        latest = shown.latest if shown is not None else None
+        column = self.select(self.selected)
+        if latest is None or latest.tree is None or not latest.tree.nodes:
+            return Selection(latest, column)
+        node = latest.tree.drawn_order()[column]
+        return Selection(latest, latest.tree.path.index(node) if node in latest.tree.path else -1, node)
+
+    def click(self, column: int) -> None:
+        """A click on a chip column; on a tree step the column is a node of the accepted path."""
+        shown = self.shown()
+        tree = shown.latest.tree if shown is not None and shown.latest is not None else None
+        if tree is not None and tree.nodes and column < len(tree.path):
+            self.select(tree.drawn_order().index(tree.path[column]))
+        else:
+            self.select(column)
+
     # -- settings that apply from the next step ---------------------------------------------------------------
 
     @property
@@ -127,3 +158,33 @@ class ViewModel:
     def take_pending(self) -> dict:
         changes, self.pending = self.pending, {}
         return changes
+
+    def change_block_size(self, delta: int) -> tuple[str, bool]:
+        """k for the next step, moved by `delta`; a k chosen by hand turns auto off. (What to say, whether refused.)"""
+        current = self.next_block_size
+        wanted = current + delta
+        if not 1 <= wanted <= MAX_BLOCK_SIZE:
+            return f"block size stays {current}: it must be between 1 and {MAX_BLOCK_SIZE}", True
+        self.pending["block_size"] = wanted
+        fixed = ""
+        if self.config.block_size_schedule == "auto":
+            self.pending["block_size_schedule"] = "constant"
+            if self.config.tree == "auto":
+                self.pending["tree"] = None
+            fixed = " (fixed: auto off)"
+        return f"block size k={wanted} from the next step{fixed}", False
+
+    def toggle(self, name: str, values: tuple) -> object:
+        """The next of `values` for setting `name`, from the next step; returns it."""
+        current = getattr(self.config, name)
+        new = values[(values.index(current) + 1) % len(values)] if current in values else values[0]
+        self.pending[name] = new
+        return new
+
+    def toggle_tree(self) -> str | None:
+        """Chain <-> tree; the tree is the last shape used (the command line's, else DEFAULT_TREE). Returns the new
+        shape, None for a chain. `--tree auto` needs `-k auto`: with a fixed k, `e` gives a fixed tree."""
+        self.tree_shape = self.config.tree or self.tree_shape
+        if self.tree_shape == "auto" and self.config.block_size_schedule != "auto":
+            self.tree_shape = DEFAULT_TREE
+        return self.toggle("tree", (None, self.tree_shape))

@@ -150,7 +150,7 @@ async def test_space_plays_to_the_end_and_t_changes_speed():
             if app.snap.finished:
                 break
             await pilot.pause(0.05)
-        assert app.snap.finished and not app.playing
+        assert app.snap.finished and not app.scheduler.play.on
         assert app.snap.stats.steps == len(app.driver.trace.steps)
         await pilot.press("n")
         assert "finished" in status(app)

@@ -1,5 +1,6 @@
 """The scheduler and the view model without an app: queued steps, restarts, stale results, browsing."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from engine import SpecConfig, Stats
@@ -129,3 +130,66 @@ def test_view_model_browses_selects_and_holds_pending_settings():
     view.pending["block_size"] = 6
     assert view.next_block_size == 6 and view.config.block_size == 6
     assert view.take_pending() == {"block_size": 6} and view.next_block_size == 4
+
+
+def test_auto_play_asks_for_a_step_only_when_playing_idle_and_not_finished():
+    scheduler = ready_scheduler()
+    assert scheduler.play_delay(finished=False) is None  # paused
+    scheduler.play.on = True
+    assert scheduler.play_delay(finished=False) == 0.3  # the default pause
+    assert scheduler.play.slower() == 1.0 and scheduler.play.slower() == 0.0
+    assert scheduler.play_delay(finished=False) == 0.01  # never a 0 s timer
+    assert scheduler.play_delay(finished=True) is None
+    scheduler.start(ops.Step())
+    assert scheduler.play_delay(finished=False) is None  # busy: the outcome asks again
+    scheduler.submit(ops.Step())
+    scheduler.stop()
+    assert not scheduler.play.on and scheduler.queued_steps == 0
+
+
+def test_a_k_chosen_by_hand_turns_auto_off_and_k_stays_in_range():
+    view = ViewModel()
+    snap = replay_snapshot()
+    view.show(replace(snap, config=snap.config.replace(block_size_schedule="auto", tree="auto")))
+    text, refused = view.change_block_size(+1)
+    assert not refused and text == "block size k=5 from the next step (fixed: auto off)"
+    assert view.pending == {"block_size": 5, "block_size_schedule": "constant", "tree": None}
+    text, refused = view.change_block_size(-10)
+    assert refused and "stays 5" in text and view.next_block_size == 5
+
+
+def test_e_switches_between_a_chain_and_the_last_tree_shape():
+    view = ViewModel()
+    view.show(replay_snapshot())  # a chain run with a fixed k
+    assert view.toggle_tree() == "3,2,1,1"  # no --tree given: the default shape
+    assert view.toggle_tree() is None and view.toggle_tree() == "3,2,1,1"
+    view = ViewModel()
+    snap = replay_snapshot()
+    view.show(replace(snap, config=snap.config.replace(block_size_schedule="auto", tree="auto")))
+    assert view.toggle_tree() is None and view.toggle_tree() == "auto"
+    view.change_block_size(+1)  # k by hand: auto off, a chain
+    assert view.toggle_tree() == "3,2,1,1"  # --tree auto needs -k auto: a fixed k gets a fixed tree
+
+
+def test_on_a_tree_step_the_selection_walks_nodes_and_a_click_picks_a_path_node():
+    trace = read_trace(DATA / "tree.jsonl")
+    snap = Snapshot(tuple(trace.prompt_pieces), trace.steps, Stats.from_steps(trace.steps), None, 3,
+                    SpecConfig.from_dict(trace.header["config"]))
+    view = ViewModel()
+    view.show(snap)
+    tree = snap.latest.tree
+    off_path = next(i for i, node in enumerate(tree.drawn_order()) if node not in tree.path)
+    view.select(off_path)
+    selection = view.selection()
+    assert selection.node == tree.drawn_order()[off_path] and selection.column == -1
+    view.click(0)
+    assert view.selection().node == tree.path[0] and view.selection().column == 0
+
+
+def test_a_replay_refuses_configuring_and_timing_keys_with_the_reason():
+    from specdec_tui.bindings import NEEDS, refusal
+
+    assert refusal("block_size", can_configure=False, has_models=False).startswith("this is a replay")
+    assert "needs the models" in refusal("baseline", can_configure=False, has_models=False)
+    assert refusal("block_size", can_configure=True, has_models=True) is None
+    assert all(refusal(action, False, False) is None for action, need in NEEDS.items() if need is None)
