@@ -6,7 +6,7 @@
 
 One row per binding of `SpecDecApp.BINDINGS` (specdec_tui/app.py): the key as the app shows it, its name (the
 footer's and the command palette's word) and its tooltip (the help screen's line). Bindings that share a
-tooltip (+ and -, left and right, [ and ]) share a row, as in the help screen. tests/test_docs.py fails when a
+tooltip (+ and -, left and right, [ and ]) share a row, as in the help screen. tests/project/test_docs.py fails when a
 file's table and the bindings disagree. Loads no model (imports the app's module only).
 """
 

@@ -172,7 +172,7 @@ def embedded():
 @pytest.fixture(scope="session")
 def tiny_head(tiny_verifier, tmp_path_factory):
     """A draft head trained for the tiny verifier in this session: (folder, losses)."""
-    from tiny_head import train_tiny_head
+    from helpers.tiny_head import train_tiny_head
 
     folder = tmp_path_factory.mktemp("head") / "tiny-head"
     losses = train_tiny_head(tiny_verifier, folder)

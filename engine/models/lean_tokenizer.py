@@ -2,7 +2,7 @@
 
 Importing transformers costs seconds on a small CPU; the `tokenizers` library it wraps loads in milliseconds.
 Used for the dequantized-GGUF cache the engine writes itself (a byte-level BPE tokenizer.json), where the two
-give the same ids and text (tests/test_lean_loading.py checks it against transformers).
+give the same ids and text (tests/engine/test_lean_loading.py checks it against transformers).
 """
 
 from __future__ import annotations

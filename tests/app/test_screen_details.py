@@ -19,7 +19,7 @@ from specdec_tui.widgets.stats_panel import StatsPanel
 from specdec_tui.widgets.status_bar import StatusBar
 from specdec_tui.widgets.step_log import StepLog
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 async def press(pilot, *keys) -> None:

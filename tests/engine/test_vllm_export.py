@@ -1,5 +1,5 @@
 """engine/models/vllm_export.py: the folder written for a vLLM server loads with transformers, strictly, and computes the
-engine's logits. No vllm here: tests/test_vllm_server.py serves the exported embedded model for real."""
+engine's logits. No vllm here: tests/engine/test_vllm_server.py serves the exported embedded model for real."""
 
 from __future__ import annotations
 

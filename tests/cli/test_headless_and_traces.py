@@ -101,7 +101,7 @@ def test_trace_errors(tmp_path):
 
 
 def test_truncated_last_line_is_skipped_with_a_warning(tmp_path):
-    source = os.path.join(os.path.dirname(__file__), "data", "greedy.jsonl")
+    source = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "greedy.jsonl")
     lines = open(source).read().splitlines()
     broken = _write(tmp_path / "cut.jsonl", lines[:4] + [lines[4][:50]])
     trace = read_trace(broken)

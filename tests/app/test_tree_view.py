@@ -11,7 +11,7 @@ from engine.records.trace import read_trace
 from specdec_tui.app import SpecDecApp
 from specdec_tui.widgets.tree_view import TreeView, tree_lines
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def tree_step():

@@ -14,12 +14,12 @@ from textual.geometry import Region
 
 from engine import SpecConfig
 from engine.records.safe_text import json_line, shown
-from hostile import HOSTILE, RAW_CONTROL, hostile_trace
+from helpers.hostile import HOSTILE, RAW_CONTROL, hostile_trace
 from specdec_tui.app import SpecDecApp
 from specdec_tui.cli import main
 from specdec_tui.widgets.help_screen import HelpScreen
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WIDGETS = ["HeaderTitle", "#prompt-bar", "#loading-label", "#draft-row", "#verifier-row", "#comparison-row",
            "#context-text", "#stats-text", "#step-log", "#inspector", "#status"]
 

@@ -15,7 +15,7 @@ from engine import Alternative, ConfigError, Decision, Position, StepResult, Tok
 from specdec_tui.narration import (Rule, chain_rule, narrate, node_rule, notebook_lines, num, quote,
                                    DISCARDED_NOTE)
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def steps(name: str) -> list[StepResult]:

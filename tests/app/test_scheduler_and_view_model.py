@@ -9,7 +9,7 @@ from specdec_tui import operations as ops
 from specdec_tui.scheduler import Scheduler
 from specdec_tui.view_model import Snapshot, ViewModel
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def ready_scheduler() -> Scheduler:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.records.safe_text import json_line
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 # Markup that crashes (closing tags), markup that would be interpreted, terminal control, NUL, a lone surrogate.
 HOSTILE = ["[/i]", "[red]RED[/red]", "[/]", "\x1b]0;PWNED\x07", "\x1b[2J", "a\x00b", "\ud800", "🦀 emoji", "[b]bold[/b]",

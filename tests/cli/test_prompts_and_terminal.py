@@ -16,8 +16,8 @@ from engine.models.lean_tokenizer import LeanTokenizer
 from engine.models.prompting import chat_frame, encode_prompt_text
 from conftest import make_session
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent.parent / "data"
 
 
 # ---- special tokens ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from specdec_tui.widgets.status_bar import StatusBar
 from specdec_tui.widgets.step_log import StepLog
 from specdec_tui.widgets.verifier_row import VerifierRow
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def status(app) -> str:

@@ -65,7 +65,7 @@ def test_top_p_draws_only_from_the_top_p_set_and_in_proportion():
 @pytest.mark.parametrize("taps", [(), (1, 2)])
 def test_train_head_prepares_shards_and_trains_in_bf16_on_its_packed_fp16_rows(tiny_transformers, tiny_verifier,
                                                                                tmp_path, monkeypatch, taps):
-    """make_data.py's shards through the script's own prepare and loop (not tests/tiny_head.py's): rows keep fp16
+    """make_data.py's shards through the script's own prepare and loop (not tests/helpers/tiny_head.py's): rows keep fp16
     features (and the tapped layers' normalised inputs), steps run under bf16 autocast, the loss falls."""
     import argparse
 

@@ -16,7 +16,7 @@ from specdec_tui.widgets.prompt_bar import PromptBar
 from specdec_tui.widgets.status_bar import StatusBar
 from specdec_tui.widgets.step_log import StepLog
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def status(app) -> str:

@@ -27,7 +27,7 @@ def test_headless_cli_does_not_import_textual():
 def test_app_modules_never_import_torch_or_transformers_directly():
     import pathlib
 
-    root = pathlib.Path(__file__).resolve().parent.parent / "specdec_tui"
+    root = pathlib.Path(__file__).resolve().parents[2] / "specdec_tui"
     offenders = [
         str(path.relative_to(root))
         for path in root.rglob("*.py")
@@ -51,7 +51,7 @@ def test_the_app_uses_only_the_engines_public_api():
 
     import engine
 
-    root = pathlib.Path(__file__).resolve().parent.parent
+    root = pathlib.Path(__file__).resolve().parents[2]
     internal, missing = [], []
     for path in root.joinpath("specdec_tui").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

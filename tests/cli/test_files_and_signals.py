@@ -19,7 +19,7 @@ from engine.records.trace import check_target, read_trace
 from specdec_tui.cli import main
 from specdec_tui.driver import ReplayDriver
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def tiny_args(tiny, *extra):

@@ -65,7 +65,7 @@ def test_embedded_warm_start_never_imports_transformers(embedded):
         "session.run()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('transformers', 'textual', 'rich')))\n"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -27,7 +27,7 @@ def test_training_lowers_the_loss_and_the_head_drafts(tiny_head, tiny_verifier):
 
 def test_distillation_on_the_verifier_distribution_trains_a_head_that_drafts(tiny_verifier, tmp_path):
     """EAGLE's loss (soft = 1: cross-entropy against p_verifier, not its argmax) trains as well as the hard labels."""
-    from tiny_head import train_tiny_head
+    from helpers.tiny_head import train_tiny_head
 
     losses = train_tiny_head(tiny_verifier, tmp_path / "soft-head", soft=1.0)
     # Its floor is p_verifier's entropy (not 0), so it falls less than the hard loss does.
@@ -74,7 +74,7 @@ def test_drafting_computes_what_training_computed(tiny_head, tiny_verifier):
 @pytest.fixture(scope="module")
 def tapped_head(tiny_verifier, tmp_path_factory):
     """A head that fuses the inputs of verifier layers 1 and 2 with its final feature (EAGLE-3): (folder, losses)."""
-    from tiny_head import train_tiny_head
+    from helpers.tiny_head import train_tiny_head
 
     folder = tmp_path_factory.mktemp("tapped") / "tapped-head"
     return folder, train_tiny_head(tiny_verifier, folder, taps=(1, 2))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from specdec_tui.app import SpecDecApp
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def replay(name: str = "greedy.jsonl") -> SpecDecApp:

@@ -12,7 +12,7 @@ from specdec_tui.app import SpecDecApp
 from specdec_tui.driver import EngineDriver
 from specdec_tui.headless import summary
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def test_app_and_headless_agree_on_the_theory_under_the_adaptive_schedule(tiny_verifier):
