@@ -1,10 +1,11 @@
 """Is the CPU busy with something else? Watched between steps, so a slow step is explained instead of misread.
 
-On a small machine another process halves or worse every timing here (2 cores: a verify pass went from 64 ms to
-2,399 ms while another process held one core), and c, r and the speed-up read as if drafting had stopped paying.
+On a small machine another process halves or worse every timing here (on 2 cores a verify pass ran 30x slower
+while another process held one core: docs/benchmarks.md), and c, r and the speed-up would read as if drafting had
+stopped paying.
 Two signals, cheap enough for every step (no sleep):
 - other processes' CPU time since the previous look (/proc/stat minus this process's own), in cores, looked at
-  once per SAMPLE_EVERY_S (reading /proc costs ~0.4 ms, a tenth of a step's bookkeeping, and a busy spell lasts);
+  once per SAMPLE_EVERY_S (reading /proc is not free, and a busy spell lasts longer than a step);
 - this step's verify pass against the fastest pass of the same size seen so far in this run.
 """
 

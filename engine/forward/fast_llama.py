@@ -11,7 +11,7 @@ The arithmetic is otherwise transformers' own (same RMSNorm, rotary, SDPA and or
 tests check the logits against the transformers model.
 
 `precision="bf16"` (--forward bf16) multiplies by bf16 copies of the weight matrices instead. On a CPU with AMX a
-bf16 product costs about the same for 1 to 16 rows (fp32: 5 rows cost 1.6x one row), so verifying a long block or
+bf16 product costs about the same for 1 to 16 rows (fp32 grows with the rows), so verifying a long block or
 a wide tree is nearly free. There (oneDNN with AMX) it is also batch-invariant, which fp32 is not: a row's result
 does not depend on how many rows share the pass. Other CPUs' bf16 kernels need not be (an AMD EPYC without AMX is
 not), so a bf16 verifier is probed first (engine/forward/bf16_probe.py) and refused where it would not be exact. With the attention below (padded, explicit), every token's logits are bit-identical

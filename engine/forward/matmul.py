@@ -1,9 +1,8 @@
 """Few-row matrix products in the layout this CPU's BLAS is fastest at, chosen by timing both once per process.
 
 A decode step multiplies 1 to k + 1 rows (a verify pass: k + 1; a tree: its nodes) by every weight matrix, and
-which layout MKL is fast at for a few rows depends on the CPU (bench/matmul_layouts.py measures both):
-on one 2-core VM `W @ x.T` was up to 2.9x faster than `x @ W.T` for 2-5 rows, on a 2-core AVX-512 Xeon with AMX
-2.2x slower (docs/architecture.md has the figures). A hard-coded layout is therefore a 2x loss on some machine,
+which layout MKL is fast at for a few rows depends on the CPU, by up to 2-3x either way (bench/matmul_layouts.py
+measures both; docs/architecture.md has the figures). A hard-coded layout is therefore a 2x loss on some machine,
 so the first pass of each row count times both layouts over the model's own matrices (~0.1 s, like FFTW's
 planning) and every later pass uses the faster.
 """

@@ -1,6 +1,6 @@
-"""How many threads torch's CPU kernels use. On a small, shared CPU the count matters (bench/threads.py, 2 cores,
-the draft head at k = 2): alone, 2 threads decode at 27.1 tok/s against 16.6 with 1; beside a second decoding
-process, 2 threads each collapse to 2.4 and 4.3 tok/s, while 1 thread each keep 17.4 and 17.8. So by default
+"""How many threads torch's CPU kernels use. On a small, shared CPU the count matters: two decoding processes with
+2 threads each on 2 cores collapse to a fraction of their speed, while 1 thread each keep theirs (bench/threads.py;
+figures in docs/benchmarks.md, "A busy CPU"). So by default
 (`threads=None`) the count is one thread per core that other processes leave idle, at least 1: measured over a
 short window at start, and chosen again while a session runs when its load watch (engine/forward/cpu_load.py) sees the
 other processes' load change.

@@ -134,7 +134,7 @@ class Acceptance:
         if depth == 0:  # wider levels catch more, with diminishing returns (top-4: 0.64, top-8: 0.76)
             prior = 1.0 - (1.0 - FIRST_PRIOR) ** (width ** 0.5)
         else:
-            prior = self.hit(depth - 1, width)  # deeper than seen: as deep as seen (head v5: 0.45-0.47 at depths 1-4)
+            prior = self.hit(depth - 1, width)  # deeper than seen: as deep as seen (a head's hit rate is flat with depth: its card)
         if depth >= len(self.reached):
             return prior
         hits = sum(self.at_rank[depth][:width])

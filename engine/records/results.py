@@ -286,7 +286,7 @@ class SpeedCheck:
     """Speculative and plain decoding of one prompt, each timed in a tight loop with nothing between the steps.
 
     Live stepping (a key per step, auto-play's pauses) leaves the CPU idle between steps, and a step taken after an
-    idle pause runs slower (measured on a 2-core VM: 0.3 s pauses cost about 35%), so live tokens/s is no speed-up.
+    idle pause runs slower (caches and clocks go cold: docs/benchmarks.md), so live tokens/s is no speed-up.
     """
 
     plain: BaselineResult
