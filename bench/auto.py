@@ -140,7 +140,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--prompt", action="append", help="only prompts whose name contains this (repeatable)")
+    parser.add_argument("--prompt", action="append", help="only the prompt of this name, or those whose name contains it (repeatable)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 24 tokens, 2 prompts")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "auto-latest.json"))
     args = parser.parse_args()
@@ -148,8 +148,10 @@ def main() -> int:
     if args.quick:
         args.repeats, args.max_new_tokens = 1, 24
         prompts = {k: prompts[k] for k in ("open-ended", "code edit (grounded)")}
-    if args.prompt:
-        prompts = {name: text for name, text in prompts.items() if any(part in name for part in args.prompt)}
+    if args.prompt:  # a name given in full picks that prompt alone ("open-ended" is part of three names)
+        exact = [part for part in args.prompt if part in prompts]
+        prompts = {name: text for name, text in prompts.items()
+                   if name in exact or any(part in name for part in args.prompt if part not in exact)}
     verifier = load_model("smollm2-135m")
     forwards = ["auto"] + (["bf16"] if bf16_exact(verifier) else [])
     methods = {**configs(forwards), **AUTO}

@@ -18,6 +18,7 @@ from .records.trace import header as trace_header
 _LAZY = {
     "Session": ".session",
     "load_model": ".models.loading",
+    "load_verifier": ".models.verifier",
     "LoadedModel": ".models.loading",
     "Drafter": ".drafting.drafters",
     "build_drafter": ".drafting.drafters",
@@ -40,7 +41,7 @@ def __getattr__(name):
 __all__ = [
     "DEFAULT_PROMPT", "MAX_BLOCK_SIZE", "SpecConfig", "ConfigError", "EngineError", "ModelLoadError", "PromptError",
     "ServerError", "TokenizerMismatchError", "TraceError", "Alternative", "BaselineResult", "Comparison", "Decision", "Position",
-    "SpeedCheck", "Source", "Stats", "StepResult", "Token", "Session", "load_model", "LoadedModel",
+    "SpeedCheck", "Source", "Stats", "StepResult", "Token", "Session", "load_model", "load_verifier", "LoadedModel",
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
     "SCHEDULES", "RunSummary", "Theory", "measured_block_size", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
     "plain_step_seconds", "pass_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",

@@ -17,6 +17,14 @@ DEFAULT_PROMPT = "In a distant future,"
 MAX_THREADS = 256
 
 
+SERVER_SCHEMES = ("http://", "https://")
+
+
+def is_remote(spec: str) -> bool:
+    """A verifier spec that names a model server (`--verifier http://HOST:PORT/v1`) rather than a model to load."""
+    return spec.strip().lower().startswith(SERVER_SCHEMES)
+
+
 @dataclass(frozen=True)
 class SpecConfig:
     verifier: str = "smollm2-135m"

@@ -19,13 +19,15 @@ from .planning.auto_plan import MEASURED_PASSES, AutoPlanner, Plan, VerifyCosts
 from .verification.baseline import compare, plain_decode
 from .forward.bf16_probe import require_exact_bf16
 from .forward.cached_lm import DecodingStream, open_cached_lm, require_lean_forward
-from .config import SpecConfig
+from .config import SpecConfig, is_remote
 from .forward.costs import pass_seconds
 from .forward.cpu_load import BUSY_CORES, LoadWatch, Sample, busy_cores_between
 from .drafting.drafters import ModelDrafter, build_drafter
 from .drafting.protocol import DraftKnobs, Drafter, TreeDraft, chain_tree
 from .errors import ConfigError, EngineError, PromptError
-from .models.loading import LoadedModel, Progress, load_model
+from .models.loading import LoadedModel, Progress
+from .models.remote import refusal as server_refusal
+from .models.verifier import load_verifier
 from .records.pieces import PieceDecoder
 from .records.positions import step_records
 from .models.prompting import encode_prompt_text
@@ -104,8 +106,18 @@ def _name_auto(config: SpecConfig, drafter: Drafter) -> SpecConfig:
 # ---- the session --------------------------------------------------------------------------------------------
 
 
+def _check_for_server(config: SpecConfig, verifier: LoadedModel) -> None:
+    """A verifier on a server cannot serve every setting: refuse those with the reason, before anything is built."""
+    reason = server_refusal(config) if is_remote(verifier.name) else None
+    if reason:
+        raise ConfigError(reason)
+
+
 class Session:
     def __init__(self, config: SpecConfig, verifier: LoadedModel, drafter: Drafter):
+        _check_for_server(config, verifier)
+        if is_remote(config.verifier):  # URL#MODEL: the title and traces name the server and the model it served
+            config = config.replace(verifier=verifier.name)
         self.config = _name_auto(config, drafter)
         self.threads = apply_threads(self.config.threads)
         self.verifier = verifier
@@ -138,14 +150,12 @@ class Session:
     @classmethod
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":
         apply_threads(config.threads)  # before loading: a first start dequantizes with torch
-        verifier = load_model(
-            config.verifier, config.device, progress, config.trust_remote_code, lean=config.forward != "transformers"
-        )
-        return cls.from_loaded(config, verifier, progress)
+        return cls.from_loaded(config, load_verifier(config, progress), progress)
 
     @classmethod
     def from_loaded(cls, config: SpecConfig, verifier: LoadedModel, progress: Progress | None = None) -> "Session":
         """A session over an already loaded verifier (a sweep or a bench loads it once for many sessions)."""
+        _check_for_server(config, verifier)  # before a drafter is built over a verifier that is not here
         return cls(config, verifier, build_drafter(config, verifier, progress))
 
     def _share_vocab(self) -> None:
@@ -163,6 +173,7 @@ class Session:
     def switch_drafter(self, spec: str, progress: Progress | None = None) -> None:
         """Swap in another drafter (the verifier stays loaded) and restart from the current prompt."""
         config = self.config.replace(drafter=spec)
+        _check_for_server(config, self.verifier)
         drafter = build_drafter(config, self.verifier, progress)
         self.config, self.drafter = _name_auto(config, drafter), drafter
         if self.planner is not None:
@@ -207,7 +218,9 @@ class Session:
         """Change knobs between steps (block size, modes, sampling knobs). Models cannot change here."""
         if {"verifier", "drafter", "device", "trust_remote_code"} & changes.keys():
             raise ConfigError("changing models needs a new session")
-        self.config = self.config.replace(**changes)
+        config = self.config.replace(**changes)
+        _check_for_server(config, self.verifier)
+        self.config = config
         if "block_size" in changes:
             self.block_size = self.config.block_size
         if self.config.block_size_schedule != "auto":
@@ -317,7 +330,9 @@ class Session:
                finish_reason: str | None, tree=None, drafted_by: str | None = None) -> StepResult:
         """The frozen record of the step just taken (chain or tree), added to the steps and the running stats."""
         start, drafted_at, verified_at = times
-        cpu_busy = self.load.check(drafted + 1, verified_at - drafted_at)
+        # A server's pass time grows with the context and the network: only this CPU's passes say it is busy.
+        verify_s = verified_at - drafted_at if self.verifier_lm.on_this_cpu else 0.0
+        cpu_busy = self.load.check(drafted + 1, verify_s)
         if self.config.threads is None and self.load.busy_cores is not None:
             self.threads = rechoose_threads(self.load.busy_cores)  # one thread per core the others leave idle
         result = StepResult(

@@ -120,6 +120,9 @@ def _run(args) -> int:
             plain_step_s = plain_step_seconds(session)  # the unit of c and r, measured after the run
         except KeyboardInterrupt as stop:
             code = Stopped.exit_code(stop)
+        except EngineError as error:  # e.g. the verifier's server went away after the last step
+            _error(error)
+            code = 1
     with signals_stop(ignore=True):  # a second signal must not cut the trace or the summary short
         result = summary(session, comparison, plain_step_s)
         if code > 128:
@@ -187,12 +190,12 @@ def run_sweep(args) -> int:
     Each cell is paired with a plain-decoding run just before it (round robin, as bench/run.py does), so a slow
     spell of the machine hits both sides of a speed-up alike; each row is printed as soon as its cell finishes.
     """
-    from engine import build_drafter, load_model
+    from engine import build_drafter, load_verifier
 
     sizes = parse_sweep(args.sweep)
     drafters = [d.strip() for d in args.drafter.split(",") if d.strip()]
     base_config = config_from_args(args, drafter=drafters[0], block_size=sizes[0])
-    verifier = load_model(base_config.verifier, base_config.device, None if args.json else _progress, base_config.trust_remote_code)
+    verifier = load_verifier(base_config, None if args.json else _progress)
     built = {spec: build_drafter(base_config.replace(drafter=spec), verifier) for spec in drafters}
     if not args.json:
         print(f"{'k':>3} {'drafter':<16} {'accept':>7} {'tok/call':>8} {'tok/s':>7} {'plain':>7} {'speed-up':>8} lossless",

@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
         description="Watch speculative decoding token by token (draft -> verify -> accept) on real models.",
     )
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"text to continue (default: {DEFAULT_PROMPT!r})")
-    p.add_argument("--verifier", default=DEFAULTS.verifier, help="smollm2-135m (embedded), a hub id, a folder or a .gguf file")
+    p.add_argument("--verifier", default=DEFAULTS.verifier, help="smollm2-135m (embedded), a hub id, a folder, a .gguf file, or a model server: http://HOST:PORT/v1[#MODEL] (an OpenAI-compatible vLLM server; greedy chains with --drafter ngram or a small local model of its family)")
     p.add_argument("--drafter", default=DEFAULTS.drafter, help="auto (ngram+head where a trained head ships, else same), ngram+head[:PATH] (prompt lookup where the text repeats, else the head), head, head:PATH, same, ngram, early-exit:N, or a model spec; comma-separated with --sweep")
     p.add_argument("--block-size", "-k", type=block_size_arg, default=AUTO,
                    help=f"drafted tokens per step, 1..{MAX_BLOCK_SIZE}, or auto (the default): each step's k chosen from "

@@ -15,6 +15,7 @@ import torch
 from ..forward.cached_lm import DecodingStream, open_cached_lm
 from .protocol import NO_PROPOSAL, BaseDrafter, DraftKnobs, Drafter, Proposal, TreeDraft, draft_chain
 from ..errors import ConfigError, ModelLoadError
+from ..config import is_remote
 from .sampling import one_hot
 from .tree_draft import keep_path, model_tree, ngram_tree
 
@@ -234,12 +235,16 @@ def shipped_head(verifier_name: str) -> bool:
 
 def drafter_choices(verifier_name: str) -> list[str]:
     """The built-in drafters that work for this verifier, best first (what the app's `d` key cycles through)."""
+    if is_remote(verifier_name):
+        return ["ngram"]  # the others read the verifier's weights or hidden states, which stay on the server
     return (["ngram+head", "head"] if shipped_head(verifier_name) else []) + ["same", "ngram", "early-exit"]
 
 
 def resolve_spec(spec: str, verifier_name: str) -> str:
     """`auto`: lookup, then the trained head shipped for this verifier if there is one; else the verifier itself."""
     spec = spec.strip()
+    if spec == "auto" and is_remote(verifier_name):
+        return "ngram"  # a server's verifier: lookup is the built-in drafter that needs nothing of its weights
     if spec == "auto":
         return "ngram+head" if shipped_head(verifier_name) else "same"
     return spec

@@ -8,6 +8,7 @@ from typing import Callable, Iterator, Protocol
 import torch
 
 from . import fast_llama
+from .remote_lm import RemoteLM, RemoteModel
 from ..errors import EngineError
 
 
@@ -19,6 +20,7 @@ class DecodingStream(Protocol):
     length: int
     hidden: torch.Tensor | None  # final hidden states (before the final norm) of the last pass's rows
     hidden_start: int  # the position of hidden's first row
+    on_this_cpu: bool  # False for a server's passes: their time says nothing about this CPU's load
 
     def reset(self) -> None: ...
     def extend(
@@ -55,6 +57,8 @@ def open_cached_lm(model, vocab_size: int, device: torch.device, forward: str = 
     "bf16" falls back like "auto" for a model the lean forward cannot run (a drafter's precision is free to
     differ); the session refuses a verifier it cannot run in bf16 (require_lean_forward).
     """
+    if isinstance(model, RemoteModel):
+        return RemoteLM(model, vocab_size)
     if forward in ("auto", "bf16") and fast_llama.supports(model):
         return fast_llama.FastLlamaLM(model, vocab_size, device, "bf16" if forward == "bf16" else "fp32")
     if not hasattr(model, "generate"):  # a lean_llama module: weights only, no transformers forward to call
@@ -76,6 +80,8 @@ class CachedLM:
 
     `length` is how many tokens of the context the cache covers; callers feed the rest.
     """
+
+    on_this_cpu = True
 
     def __init__(self, model, vocab_size: int, device: torch.device):
         self.model = model

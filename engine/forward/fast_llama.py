@@ -229,6 +229,8 @@ class FastLlamaLM:
     low/mid/high features), for a head trained on them.
     """
 
+    on_this_cpu = True
+
     def __init__(self, model: torch.nn.Module, vocab_size: int, device: torch.device, precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")

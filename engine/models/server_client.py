@@ -105,6 +105,26 @@ class ServerClient:
         predictions.append(_next_prediction(choice.get("logprobs"), top_n, where))
         return Scored(token_ids=tuple(token_ids), predictions=tuple(predictions))
 
+    def next_token(self, token_ids: list[int], top_n: int = 5) -> Prediction:
+        """The server's distribution after `token_ids` (its top-N) and the token it picks there (temperature 0).
+
+        No prompt logprobs: vLLM reads its prefix cache for this request, so it costs one decoding step, which is
+        what a plain decoding step through the server costs."""
+        if len(token_ids) < 1:
+            raise ServerError("a next-token request needs at least one token")
+        body = {"model": self.model, "prompt": list(token_ids), "max_tokens": 1, "temperature": 0.0,
+                "logprobs": top_n, "return_tokens_as_token_ids": True}
+        choice = self._first_choice(self._request("POST", "/v1/completions", body))
+        return _next_prediction(choice.get("logprobs"), top_n, f"{self.base_url}/v1/completions")
+
+    def context_window(self) -> int | None:
+        """The served model's context length (`max_model_len` in vLLM's /v1/models), None where it is not listed."""
+        listed = self._request("GET", "/v1/models").get("data")
+        for entry in listed if isinstance(listed, list) else ():
+            if isinstance(entry, dict) and entry.get("id") == self.model and _is_count(entry.get("max_model_len")):
+                return entry["max_model_len"]
+        return None
+
     def greedy(self, token_ids: list[int], max_tokens: int) -> list[int]:
         """The server's own greedy continuation of `token_ids` (temperature 0), as token ids; stops at its EOS."""
         body = {"model": self.model, "prompt": list(token_ids), "max_tokens": max_tokens, "temperature": 0.0,

@@ -36,3 +36,18 @@ def test_the_servers_rank_one_tokens_are_the_engines_argmax(vllm_server, embedde
 def test_tokenize_agrees_with_the_engine_tokenizer(vllm_server, embedded):
     for text in PROBE_TEXTS:
         assert vllm_server.tokenize(text) == embedded.tokenizer(text, add_special_tokens=False).input_ids, text
+
+
+@pytest.mark.parametrize("block_size", [1, 3])
+def test_speculative_decoding_against_the_server_is_its_own_greedy_output(vllm_server, block_size):
+    """`--verifier URL` end to end: the ngram drafter here, the verify passes there; output = the server's greedy."""
+    from engine import Session, SpecConfig
+
+    session = Session.from_config(SpecConfig(verifier=f"{vllm_server.base_url}/v1#{vllm_server.model}",
+                                             drafter="ngram", block_size=block_size, max_new_tokens=24))
+    for name in NAMES:
+        session.reset(PROMPTS[name])
+        session.run()
+        expected, got = vllm_server.greedy(session.prompt_ids, 24), session.new_token_ids
+        n = min(len(got), len(expected))
+        assert got[:n] == expected[:n] and abs(len(got) - len(expected)) <= 1, name  # 1: an EOS one side lists
