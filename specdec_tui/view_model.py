@@ -165,13 +165,14 @@ class ViewModel:
         wanted = current + delta
         if not 1 <= wanted <= MAX_BLOCK_SIZE:
             return f"block size stays {current}: it must be between 1 and {MAX_BLOCK_SIZE}", True
-        self.pending["block_size"] = wanted
-        fixed = ""
-        if self.config.block_size_schedule == "auto":
-            self.pending["block_size_schedule"] = "constant"
-            if self.config.tree == "auto":
-                self.pending["tree"] = None
-            fixed = " (fixed: auto off)"
+        config = self.config  # read before changing: a half-changed config (--tree auto, a fixed k) is invalid
+        changes = {"block_size": wanted}
+        if config.block_size_schedule == "auto":
+            changes["block_size_schedule"] = "constant"
+            if config.tree == "auto":
+                changes["tree"] = None
+        self.pending.update(changes)
+        fixed = " (fixed: auto off)" if len(changes) > 1 else ""
         return f"block size k={wanted} from the next step{fixed}", False
 
     def toggle(self, name: str, values: tuple) -> object:

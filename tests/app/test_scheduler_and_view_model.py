@@ -173,11 +173,13 @@ def test_e_switches_between_a_chain_and_the_last_tree_shape():
 
 def test_on_a_tree_step_the_selection_walks_nodes_and_a_click_picks_a_path_node():
     trace = read_trace(DATA / "tree.jsonl")
-    snap = Snapshot(tuple(trace.prompt_pieces), trace.steps, Stats.from_steps(trace.steps), None, 3,
+    steps = trace.steps[:1]  # the recorded step whose path kept a draft
+    snap = Snapshot(tuple(trace.prompt_pieces), steps, Stats.from_steps(steps), None, 3,
                     SpecConfig.from_dict(trace.header["config"]))
     view = ViewModel()
     view.show(snap)
     tree = snap.latest.tree
+    assert tree.path
     off_path = next(i for i, node in enumerate(tree.drawn_order()) if node not in tree.path)
     view.select(off_path)
     selection = view.selection()

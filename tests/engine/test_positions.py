@@ -9,15 +9,16 @@ from conftest import make_session
 PROMPT = "the cat sat on the mat and the dog sat on the"
 
 
-def chain_steps(tiny_verifier, **config):
-    session = make_session(tiny_verifier, "same", block_size=4, max_new_tokens=40, seed=3, **config)
+def chain_steps(tiny_verifier, drafter, **config):
+    session = make_session(tiny_verifier, drafter, block_size=2, max_new_tokens=40, seed=3, **config)
     session.reset(PROMPT)
     return session.run()
 
 
 @pytest.mark.parametrize("verify", ["greedy", "sampling"])
 def test_every_chain_step_has_k_plus_one_columns_in_the_order_they_were_decided(tiny_verifier, verify):
-    steps = chain_steps(tiny_verifier, draft_mode="sampled", verify=verify, draft_temperature=1.5)
+    # The verifier's own weights drafting at temperature 0.7: whole blocks kept, and refusals, both seen.
+    steps = chain_steps(tiny_verifier, "same", draft_mode="sampled", verify=verify, draft_temperature=0.7)
     assert any(s.accepted < s.drafted for s in steps) and any(s.accepted == s.drafted for s in steps)  # both seen
     for step in steps:
         decisions = [p.decision for p in step.positions]
@@ -36,7 +37,7 @@ def test_every_chain_step_has_k_plus_one_columns_in_the_order_they_were_decided(
 
 
 def test_greedy_columns_keep_exactly_the_drafts_that_are_the_verifiers_argmax(tiny_verifier):
-    for step in chain_steps(tiny_verifier, draft_mode="sampled", verify="greedy", draft_temperature=1.5):
+    for step in chain_steps(tiny_verifier, "same", draft_mode="sampled", verify="greedy", draft_temperature=1.5):
         for p in step.positions[: step.drafted]:
             if p.decision is Decision.ACCEPTED:
                 assert p.draft_id == p.verifier_id and p.p_verifier_of_draft == p.p_verifier
@@ -46,7 +47,7 @@ def test_greedy_columns_keep_exactly_the_drafts_that_are_the_verifiers_argmax(ti
 
 
 def test_sampling_columns_show_the_rule_that_decided_them(tiny_verifier):
-    steps = chain_steps(tiny_verifier, draft_mode="sampled", verify="sampling", draft_temperature=1.5)
+    steps = chain_steps(tiny_verifier, "same", draft_mode="sampled", verify="sampling", draft_temperature=1.5)
     rejected = [p for s in steps for p in s.positions if p.decision is Decision.REJECTED]
     assert rejected
     for step in steps:

@@ -38,7 +38,9 @@ def test_greedy_output_is_the_served_models_own_greedy_output(server, tiny, tiny
         session.reset(prompt)
         session.run()
         assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 24), prompt
-    assert session.stats.accepted > 0  # drafts were kept, not only the server's own tokens
+    assert session.stats.drafted > 0  # drafts were checked (ngram's were all refused: the tiny model does not repeat)
+    if drafter == "drafter":
+        assert session.stats.accepted > 0  # and kept, not only the server's own tokens
 
 
 def test_the_auto_schedule_and_the_speed_check_work_through_the_server(server):
@@ -137,7 +139,8 @@ def test_headless_runs_against_the_server_and_exits_2_with_one_line_when_it_is_d
     assert "[step 1]" in ok.stdout
     down = run("http://127.0.0.1:9/v1")
     assert down.returncode == 2 and down.stdout == ""
-    assert down.stderr.strip().count("\n") == 0 and "connection refused" in down.stderr
+    errors = [line for line in down.stderr.splitlines() if not line.startswith("[load")]  # progress, then the error
+    assert len(errors) == 1 and "connection refused" in errors[0]
 
 
 @pytest.mark.anyio
