@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.prompts import PROMPTS  # noqa: E402
+from bench.prompts import CHAT, PROMPTS  # noqa: E402
 from bench.vllm_measure import cpu_name  # noqa: E402
 
 REPEATS = 3
@@ -39,12 +39,14 @@ def measure(url: str, max_new: int) -> list[dict]:
     from engine import Session, SpecConfig
     from engine.models.server_client import ServerClient
 
-    sessions = {label: Session.from_config(SpecConfig(verifier=url, drafter="ngram", max_new_tokens=max_new, **knobs))
-                for label, knobs in METHODS.items()}
-    first = next(iter(sessions.values()))
-    client = ServerClient(*first.config.verifier.split("#", 1), timeout_s=120)
-    rows = []
+    client, rows = None, []
     for name, prompt in PROMPTS.items():
+        chat = name in CHAT  # the instruct model's chat template, as the other benches use for these prompts
+        sessions = {label: Session.from_config(SpecConfig(verifier=url, drafter="ngram", max_new_tokens=max_new,
+                                                          chat=chat, **knobs))
+                    for label, knobs in METHODS.items()}
+        first = next(iter(sessions.values()))
+        client = client or ServerClient(*first.config.verifier.split("#", 1), timeout_s=120)
         first.reset(prompt)
         ids = list(first.prompt_ids)
         reference = client.greedy(ids, max_new)

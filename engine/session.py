@@ -330,9 +330,9 @@ class Session:
                finish_reason: str | None, tree=None, drafted_by: str | None = None) -> StepResult:
         """The frozen record of the step just taken (chain or tree), added to the steps and the running stats."""
         start, drafted_at, verified_at = times
-        # A server's pass time grows with the context and the network: only this CPU's passes say it is busy.
-        verify_s = verified_at - drafted_at if self.verifier_lm.on_this_cpu else 0.0
-        cpu_busy = self.load.check(drafted + 1, verify_s)
+        # Only this CPU's passes say whether it is busy. A server's pass time grows with the context and the network,
+        # and a server on this machine is itself the "other process" the watch would see: no watch with a server.
+        cpu_busy = self.load.check(drafted + 1, verified_at - drafted_at) if self.verifier_lm.on_this_cpu else None
         if self.config.threads is None and self.load.busy_cores is not None:
             self.threads = rechoose_threads(self.load.busy_cores)  # one thread per core the others leave idle
         result = StepResult(

@@ -51,7 +51,7 @@ def test_the_auto_schedule_and_the_speed_check_work_through_the_server(server):
     assert steps[0].plan and steps[0].plan.startswith("auto:")
     check = session.speed_check()  # plain decoding: one next-token request per token
     assert check.plain.token_ids == tuple(session.tokens) and check.stats.new_tokens == len(session.new_token_ids)
-    assert not any(s.cpu_busy for s in steps)  # a server's pass time says nothing about this CPU
+    assert not any(s.cpu_busy for s in steps)  # a server's passes say nothing about this CPU (on it, it is the load)
 
 
 def test_a_verify_step_is_one_request_and_the_screen_gets_the_servers_numbers(server, tiny_verifier):
