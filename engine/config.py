@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .errors import ConfigError
 from .drafting.tree_shape import AUTO_TREE, parse_tree
+from .errors import ConfigError
 
 MAX_BLOCK_SIZE = 16
 DRAFT_MODES = ("greedy", "sampled")

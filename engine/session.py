@@ -14,29 +14,29 @@ from typing import Callable
 
 import torch
 
-from .verification.acceptance import accept, verifier_distribution
-from .planning.auto_plan import MEASURED_PASSES, AutoPlanner, Plan, VerifyCosts
-from .verification.baseline import compare, plain_decode
-from .forward.bf16_probe import require_exact_bf16
-from .forward.cached_lm import DecodingStream, open_cached_lm, require_lean_forward
 from .config import SpecConfig, is_remote
-from .forward.costs import pass_seconds
-from .forward.cpu_load import BUSY_CORES, LoadWatch, Sample, busy_cores_between
 from .drafting.drafters import ModelDrafter, build_drafter
 from .drafting.protocol import DraftKnobs, Drafter, TreeDraft, chain_tree
-from .errors import ConfigError, EngineError, PromptError
-from .models.loading import LoadedModel, Progress
-from .models.remote import refusal as server_refusal
-from .models.verifier import load_verifier
-from .records.pieces import PieceDecoder
-from .records.positions import step_records
-from .models.prompting import encode_prompt_text
-from .records.results import BaselineResult, Comparison, SpeedCheck, Stats, StepResult
-from .planning.schedule import next_block_size
-from .records.summary import RunSummary
-from .models.threads import apply_threads, rechoose_threads
 from .drafting.tree import DraftTree, verify_inputs
 from .drafting.tree_shape import AUTO_TREE, TreeShape, parse_tree
+from .errors import ConfigError, EngineError, PromptError
+from .forward.bf16_probe import require_exact_bf16
+from .forward.cached_lm import DecodingStream, open_cached_lm, require_lean_forward
+from .forward.costs import pass_seconds
+from .forward.cpu_load import BUSY_CORES, LoadWatch, Sample, busy_cores_between
+from .models.loading import LoadedModel, Progress
+from .models.prompting import encode_prompt_text
+from .models.remote import refusal as server_refusal
+from .models.threads import apply_threads, rechoose_threads
+from .models.verifier import load_verifier
+from .planning.auto_plan import MEASURED_PASSES, AutoPlanner, Plan, VerifyCosts
+from .planning.schedule import next_block_size
+from .records.pieces import PieceDecoder
+from .records.positions import step_records
+from .records.results import BaselineResult, Comparison, SpeedCheck, Stats, StepResult
+from .records.summary import RunSummary
+from .verification.acceptance import accept, verifier_distribution
+from .verification.baseline import compare, plain_decode
 
 __all__ = ["Session", "prefill", "draft", "verify", "accept", "commit", "build_drafter", "next_block_size"]
 

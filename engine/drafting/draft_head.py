@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from .protocol import NO_PROPOSAL, BaseDrafter, DraftKnobs, Proposal, TreeDraft, draft_chain
 from ..errors import ConfigError, ModelLoadError
 from ..forward.fast_llama import KVCache, LayerShape, decoder_layer, causal_mask, inverse_frequencies, rms_norm, rotary, rotary_at
 from ..forward.matmul import linear as _linear
+from .protocol import NO_PROPOSAL, BaseDrafter, DraftKnobs, Proposal, TreeDraft, draft_chain
 from .tree import DraftTree
 from .tree_draft import keep_path, model_tree
 

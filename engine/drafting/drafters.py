@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from ..config import is_remote
+from ..errors import ConfigError, ModelLoadError
 from ..forward.cached_lm import DecodingStream, open_cached_lm
 from .protocol import NO_PROPOSAL, BaseDrafter, DraftKnobs, Drafter, Proposal, TreeDraft, draft_chain
-from ..errors import ConfigError, ModelLoadError
-from ..config import is_remote
 from .sampling import one_hot
 from .tree_draft import keep_path, model_tree, ngram_tree
 

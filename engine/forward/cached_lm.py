@@ -7,9 +7,9 @@ from typing import Callable, Iterator, Protocol
 
 import torch
 
+from ..errors import EngineError
 from . import fast_llama
 from .remote_lm import RemoteLM, RemoteModel
-from ..errors import EngineError
 
 
 class DecodingStream(Protocol):

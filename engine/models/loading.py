@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from . import cache_store, lean_llama
 from ..errors import ModelLoadError
+from . import cache_store, lean_llama
 from .hub import cached_locally, hub_reachable
 from .lean_tokenizer import LeanTokenizer
 

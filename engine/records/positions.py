@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
+from ..drafting.tree import ROOT, DraftTree
 from ..verification.acceptance import TreeVerdict, residual
 from .pieces import PieceDecoder
 from .results import Alternative, Decision, Position, Source, Token, TreeNode, TreeStep
-from ..drafting.tree import ROOT, DraftTree
 
 TOP_ALTERNATIVES = 5
 

@@ -6,9 +6,9 @@ import time
 
 import torch
 
-from .acceptance import EMPTY, accept
 from ..forward.cached_lm import open_cached_lm
 from ..records.results import BaselineResult, Comparison, Stats
+from .acceptance import EMPTY, accept
 
 
 @torch.inference_mode()
