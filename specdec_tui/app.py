@@ -146,6 +146,8 @@ class SpecDecApp(App):
             self.set_timer(delay, self.auto_step)
 
     def auto_step(self) -> None:
+        if not self.query(StatusBar):  # the timer fired while the app closes (q during auto-play): nothing to step
+            return
         if self.scheduler.play_delay(bool(self.view.finished)) is not None:  # still playing, nothing else to run
             self.enqueue(ops.Step())
 

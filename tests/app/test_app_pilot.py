@@ -445,3 +445,18 @@ async def test_a_step_without_drafts_is_not_called_a_bonus(tiny):
         assert app.snap.steps[-1].drafted == 0
         text = app.query_one(ComparisonRow).content.plain
         assert "no drafts this step" in text and "BONUS" not in text
+
+
+@pytest.mark.anyio
+async def test_an_auto_play_timer_that_fires_while_the_app_closes_is_harmless():
+    """Seen once in CI: a replay still playing as its test ended; the timer fired after the screen's widgets were
+    gone and the step it queued looked for the status line (a traceback on quit). Teardown, then the timer."""
+    app = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        app.scheduler.play.on = True
+        await app.screen.query("*").remove()  # what closing does to the widgets
+        app.auto_step()
+        assert not app.scheduler.busy
