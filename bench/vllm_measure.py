@@ -22,7 +22,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -180,7 +179,7 @@ def _cores() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.vllm_server import DEFAULT_NAME, export_embedded, missing_environment, running_server
+    from bench.vllm_server import DEFAULT_NAME, embedded_server, missing_environment
     from engine.models.loading import load_model
     from engine.models.server_client import ServerClient
 
@@ -196,11 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         if why:
             print(why, file=sys.stderr)
             return 2
-        with tempfile.TemporaryDirectory(prefix="vllm-model-") as scratch:
-            folder = export_embedded(Path(scratch) / DEFAULT_NAME)
-            with running_server(folder, DEFAULT_NAME) as server:
-                report = measure(ServerClient(server.url, DEFAULT_NAME, timeout_s=60), verifier)
-                report["server_start_s"] = round(server.start_s, 1)
+        with embedded_server() as server:
+            report = measure(ServerClient(server.url, DEFAULT_NAME, timeout_s=60), verifier)
+            report["server_start_s"] = round(server.start_s, 1)
     Path(args.out).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=1, ensure_ascii=False))
     return 0

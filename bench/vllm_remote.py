@@ -19,7 +19,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -91,7 +90,7 @@ def measure(url: str, max_new: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.vllm_server import DEFAULT_NAME, export_embedded, missing_environment, running_server
+    from bench.vllm_server import DEFAULT_NAME, embedded_server, missing_environment
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", help="a running server, http://HOST:PORT/v1 (default: start one for the embedded model)")
@@ -105,10 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         if why:
             print(why, file=sys.stderr)
             return 2
-        with tempfile.TemporaryDirectory(prefix="vllm-model-") as scratch:
-            folder = export_embedded(Path(scratch) / DEFAULT_NAME)
-            with running_server(folder, DEFAULT_NAME) as server:
-                rows = measure(f"{server.url}/v1#{DEFAULT_NAME}", args.max_new_tokens)
+        with embedded_server() as server:
+            rows = measure(f"{server.url}/v1#{DEFAULT_NAME}", args.max_new_tokens)
     Path(args.out).write_text(json.dumps({"cpu": cpu_name(), "max_new_tokens": args.max_new_tokens,
                                           "repeats": REPEATS, "rows": rows}, indent=1) + "\n")
     print(f"cpu: {cpu_name()}; wrote {args.out}")

@@ -174,6 +174,15 @@ def export_embedded(out_folder) -> Path:
     return export_for_vllm(load_model(DEFAULT_NAME), out_folder)
 
 
+@contextmanager
+def embedded_server():
+    """The embedded SmolLM2, exported to a scratch folder and served until the block ends (what the benches use
+    without --url)."""
+    with tempfile.TemporaryDirectory(prefix="vllm-model-") as scratch:
+        with running_server(export_embedded(Path(scratch) / DEFAULT_NAME), DEFAULT_NAME) as server:
+            yield server
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a folder vLLM can serve (default: the embedded SmolLM2, exported)")
