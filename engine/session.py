@@ -37,6 +37,7 @@ from .records.results import BaselineResult, Comparison, SpeedCheck, Stats, Step
 from .records.summary import RunSummary
 from .verification.acceptance import accept, verifier_distribution
 from .verification.baseline import compare, plain_decode
+from .verification.server_draws import ServerDraws
 
 __all__ = ["Session", "prefill", "draft", "verify", "accept", "commit", "build_drafter", "next_block_size"]
 
@@ -291,10 +292,15 @@ class Session:
         tree = drafted.tree
         drafted_at = time.perf_counter()
         pending = len(context) - self.verifier_lm.length
-        logits = verify(self.verifier_lm, context, tree)
+        self._seed_server_draws(self.config.verify == "sampling")
+        try:
+            logits = verify(self.verifier_lm, context, tree)
+        finally:
+            self._seed_server_draws(False)  # only a verify pass draws: a prefill or a cost probe does not
         verified_at = time.perf_counter()
         p_verifier = verifier_distribution(self.config, logits)
-        verdict = accept(self.config, tree, logits, self.generator, p_verifier)
+        draws = self._server_draws(context, tree, p_verifier)
+        verdict = accept(self.config, tree, logits, self.generator, p_verifier, draws)
         path = verdict.path
         # The drafter reads the verifier's features of the context and the kept drafts (a chain's: the first rows).
         show_features(self.verifier_lm, self.drafter, pending + len(path) if tree.is_chain
@@ -313,21 +319,34 @@ class Session:
             len(emitted_ids), shape.spec if shape else None)
         result = self.record(depth if shape else self.block_size, len(tree), min(len(path), len(emitted_ids)),
                              positions, emitted, (start, drafted_at, verified_at), finish_reason, tree_record,
-                             drafted.source)
+                             drafted.source, draws)
         self._schedule(result)
         return result
 
     def _choose(self, context: list[int], limit: int) -> Plan:
         """The auto schedule: the shape with the most expected tokens per second for the part about to draft."""
         if self.planner is None:
-            self.planner = AutoPlanner(VerifyCosts({n: pass_seconds(self, n, repeats=2) for n in MEASURED_PASSES}))
+            self.planner = AutoPlanner(VerifyCosts({n: pass_seconds(self, n, repeats=3) for n in MEASURED_PASSES}))
         # Trees only where their rule is the greedy one and the drafts are the drafter's top candidates.
         c = self.config
         trees = c.tree == AUTO_TREE and c.verify == "greedy" and c.draft_mode == "greedy"
         return self.planner.choose(self.drafter.source_for(context), limit, trees)
 
+    def _seed_server_draws(self, on: bool) -> None:
+        """Sampling against a server: the verify pass's next token is a server draw, seeded from this session's
+        generator (the same server then gives the same run again)."""
+        if not self.verifier_lm.on_this_cpu:
+            self.verifier_lm.draw_seed = (lambda: int(torch.randint(0, 2**31 - 1, (), generator=self.generator))) if on else None
+
+    def _server_draws(self, context: list[int], tree: DraftTree, p_verifier: torch.Tensor) -> ServerDraws | None:
+        """Where sampling verification draws from a server's samples, not from rows here (server_draws.py)."""
+        if self.verifier_lm.on_this_cpu or self.config.verify != "sampling":
+            return None
+        return ServerDraws(self.verifier_lm, list(context), list(tree.ids), p_verifier, self.generator)
+
     def record(self, block_size: int, drafted: int, accepted: int, positions, emitted, times: tuple[float, float, float],
-               finish_reason: str | None, tree=None, drafted_by: str | None = None) -> StepResult:
+               finish_reason: str | None, tree=None, drafted_by: str | None = None,
+               draws: ServerDraws | None = None) -> StepResult:
         """The frozen record of the step just taken (chain or tree), added to the steps and the running stats."""
         start, drafted_at, verified_at = times
         # Only this CPU's passes say whether it is busy. A server's pass time grows with the context and the network,
@@ -353,6 +372,8 @@ class Session:
             drafted_by=drafted_by,
             plan=self.plan.reason if self.plan is not None else None,
             cpu_busy=cpu_busy,
+            server_draws=draws.draws if draws else 0,
+            draw_note="; ".join(draws.notes) if draws and draws.notes else None,
         )
         self.steps.append(result)
         self.stats = self.stats.with_step(result)

@@ -241,9 +241,20 @@ def _sampling_story(result: StepResult) -> str:
     if kind == "correction":
         story += (f" Kept {drafts(result.accepted)}; {quote(final.verifier_piece)} drawn from the leftover "
                   f"max(0, p − q).")
+        story += _server_draws(result)
     elif kind == "bonus":
         story += f"Kept all {result.accepted}; bonus {quote(final.verifier_piece)} drawn from the verifier's p."
     return story.strip()
+
+
+def _server_draws(result: StepResult) -> str:
+    """A server verifier sends no whole distribution: its correction came from its own samples (server_draws.py)."""
+    if result.draw_note:
+        return f" The server's samples: {result.draw_note}."
+    if result.server_draws:
+        return (f" The server drew it: the first of {result.server_draws} sample{'s' if result.server_draws != 1 else ''} "
+                f"from p that the rule kept (each y kept with probability max(0, 1 − q(y)/p(y))).")
+    return ""
 
 
 def _narrate_tree(result: StepResult) -> str:

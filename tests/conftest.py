@@ -199,7 +199,8 @@ def vllm_server(request, tmp_path_factory):
     if why:
         pytest.skip(why)
     folder = export_for_vllm(request.getfixturevalue("embedded"), tmp_path_factory.mktemp("vllm") / DEFAULT_NAME)
-    with running_server(folder, DEFAULT_NAME, log_dir=folder.parent) as server:
+    # --max-logprobs -1: the whole distribution, the sampling test's reference (a verify asks for its top-5 only).
+    with running_server(folder, DEFAULT_NAME, max_logprobs=-1, log_dir=folder.parent) as server:
         yield ServerClient(server.url, DEFAULT_NAME, timeout_s=60)
 
 

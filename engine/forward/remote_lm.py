@@ -8,13 +8,16 @@ asks for prompt logprobs, which vLLM computes over the whole context every time 
 The server answers the top-N of each row, not the whole vocabulary. Each row is turned into logits whose softmax
 gives exactly the probabilities the server sent (the top-N and the row's own token), with the mass left over spread
 evenly over the other tokens: the argmax is the server's rank-1 token, so greedy verification is exact, and what
-the screen shows of p is the server's own numbers. Sampling verification needs the whole distribution (the
-residual max(0, p - q) at a rejection), so it is refused for a server verifier (engine/models/remote.py).
+the screen shows of p is the server's own numbers. Sampling verification decides with p(draft), which is exact;
+what it draws (the bonus token, a correction from the residual max(0, p - q)) comes from the server's own samples:
+with `draw_seed` set, each pass's next token is a draw at its last row, and engine/verification/server_draws.py
+draws the rest.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 
@@ -43,6 +46,12 @@ class RemoteLM:
         self.hidden = None  # a server exposes no hidden states: drafters that read them are refused
         self.hidden_start = 0
         self.tap_layers: tuple[int, ...] = ()
+        self.rows: list = []  # the last pass's server rows (Prediction), oldest first
+        self.draw_seed = None  # sampling verification: a callable giving each pass's seed; its next token is a draw
+
+    @property
+    def client(self):
+        return self.model.client
 
     @property
     def length(self) -> int:
@@ -58,12 +67,23 @@ class RemoteLM:
             raise EngineError("a server verifier takes no tree attention mask: use chains with --verifier URL")
         tokens = self.tokens + list(token_ids)
         client = self.model.client
+        seed = self.draw_seed() if self.draw_seed is not None else None
         if keep == 1:
-            rows = [client.next_token(tokens, self.model.top_n)]
+            rows = [client.next_token(tokens, self.model.top_n, seed)]
         else:
-            rows = list(client.score(tokens, self.model.top_n).predictions[-keep:])
+            rows = list(client.score(tokens, self.model.top_n, seed).predictions[-keep:])
         self.tokens = tokens  # only once the server answered: a failed pass leaves the stream as it was
+        self.rows = rows
         return logits_of(rows, self.vocab_size)
+
+    def learn(self, row: int, token: int, logprob: float) -> torch.Tensor:
+        """Row `row` of the last pass as logits again, now also knowing `token`'s logprob (a draw's): the screen's p
+        of a correction drawn outside the top-N is then the server's, not the evenly spread rest."""
+        prediction = self.rows[row]
+        known = dict(prediction.top)
+        known.setdefault(token, logprob)
+        self.rows[row] = replace(prediction, top=tuple(sorted(known.items(), key=lambda item: -item[1])))
+        return logits_of([self.rows[row]], self.vocab_size)[0]
 
     def catch_up(self, context: list[int], extra: list[int] = (), keep: int = 1) -> torch.Tensor:
         return self.extend(list(context[self.length:]) + list(extra), keep)

@@ -7,8 +7,9 @@ max_model_len) and the vocabulary size. The tokenizer is the drafter model's whe
 model of the served model's family), else the one the served model's name loads (a hub id or a folder).
 
 What a server cannot give is refused with the reason (`refusal`): drafters that read the verifier's hidden states
-or weights (head, same, early-exit, ngram+head), trees (no tree attention mask over the API), sampling
-verification (the residual max(0, p - q) needs the whole distribution, the server sends its top-N) and bf16.
+or weights (head, same, early-exit, ngram+head), trees (no tree attention mask over the API), a temperature, top-k or
+top-p on the verifier under sampling verification (the server's logprobs are its raw distribution; the draws of
+sampling verification are the server's own: engine/verification/server_draws.py) and bf16.
 """
 
 from __future__ import annotations
@@ -47,9 +48,11 @@ def refusal(config) -> str | None:
                 "Use --drafter ngram or a small local model of the served model's family")
     if config.tree:
         return "trees need a tree attention mask, which a server's API cannot take: use chains (-k) with --verifier URL"
-    if config.verify != "greedy":
-        return ("sampling verification against a server is not built yet: the residual max(0, p - q) at a rejection "
-                "needs the whole distribution and the server sends its top-N. Use --verify greedy")
+    if config.verify == "sampling" and (config.temperature != 1.0 or config.top_k or config.top_p < 1.0):
+        return ("sampling verification against a server verifies at the server's raw distribution: its logprobs "
+                "are taken at temperature 1, and a temperature, top-k or top-p would need its whole distribution at "
+                "every position of every step. Use --temperature 1 --top-k 0 --top-p 1 (the drafter's own knobs, "
+                "--draft-temperature and the rest, are free)")
     if config.forward == "bf16":
         return "--forward bf16 runs this machine's forward; with --verifier URL the server computes the verifier"
     return None

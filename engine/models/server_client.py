@@ -24,6 +24,9 @@ from ..errors import ServerError
 
 TIMEOUT_S = 10.0
 TOKEN_ID_PREFIX = "token_id:"  # how vLLM names a token with `return_tokens_as_token_ids`
+# Sampling at the raw distribution, said explicitly: a server applies its model's generation_config.json defaults
+# (often a temperature below 1, a top-p) to every knob a request leaves out.
+RAW = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}
 
 
 @dataclass(frozen=True)
@@ -84,15 +87,16 @@ class ServerClient:
         answer = self._request("POST", "/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": add_special_tokens})
         return _int_list(answer.get("tokens"), f"{self.base_url}/tokenize")
 
-    def score(self, token_ids: list[int], top_n: int = 5) -> Scored:
-        """The server's distribution at every position of `token_ids` and its greedy next token, in one request.
+    def score(self, token_ids: list[int], top_n: int = 5, seed: int | None = None) -> Scored:
+        """The server's distribution at every position of `token_ids` and its next token, in one request: its greedy
+        pick, or with a `seed` a draw from its raw distribution (temperature 1; sampling verification's bonus token).
 
         `top_n` must not exceed the server's `--max-logprobs`; a server started without enough says so in the error.
         """
         if len(token_ids) < 1:
             raise ServerError("scoring needs at least one token")
         body = {
-            "model": self.model, "prompt": list(token_ids), "max_tokens": 1, "temperature": 0.0,
+            "model": self.model, "prompt": list(token_ids), "max_tokens": 1, **_picking(seed),
             "prompt_logprobs": top_n, "logprobs": top_n, "return_tokens_as_token_ids": True,
         }
         choice = self._first_choice(self._request("POST", "/v1/completions", body))
@@ -105,17 +109,48 @@ class ServerClient:
         predictions.append(_next_prediction(choice.get("logprobs"), top_n, where))
         return Scored(token_ids=tuple(token_ids), predictions=tuple(predictions))
 
-    def next_token(self, token_ids: list[int], top_n: int = 5) -> Prediction:
-        """The server's distribution after `token_ids` (its top-N) and the token it picks there (temperature 0).
+    def next_token(self, token_ids: list[int], top_n: int = 5, seed: int | None = None) -> Prediction:
+        """The server's distribution after `token_ids` (its top-N) and the token it picks there (temperature 0), or
+        with a `seed` draws there (temperature 1).
 
         No prompt logprobs: vLLM reads its prefix cache for this request, so it costs one decoding step, which is
         what a plain decoding step through the server costs."""
         if len(token_ids) < 1:
             raise ServerError("a next-token request needs at least one token")
-        body = {"model": self.model, "prompt": list(token_ids), "max_tokens": 1, "temperature": 0.0,
+        body = {"model": self.model, "prompt": list(token_ids), "max_tokens": 1, **_picking(seed),
                 "logprobs": top_n, "return_tokens_as_token_ids": True}
         choice = self._first_choice(self._request("POST", "/v1/completions", body))
         return _next_prediction(choice.get("logprobs"), top_n, f"{self.base_url}/v1/completions")
+
+    def sample(self, token_ids: list[int], n: int, seed: int) -> list[tuple[int, float]]:
+        """`n` independent draws of the next token from the server's raw distribution (temperature 1, no top-k or
+        top-p), each with its logprob, in one request (vLLM gives each of the n a seed of its own: seed + i)."""
+        if len(token_ids) < 1 or n < 1:
+            raise ServerError("a draw needs at least one token of context and one draw")
+        body = {"model": self.model, "prompt": list(token_ids), "max_tokens": 1, "n": n, **_picking(seed),
+                "logprobs": 0, "return_tokens_as_token_ids": True}
+        choices = self._request("POST", "/v1/completions", body).get("choices")
+        where = f"{self.base_url}/v1/completions"
+        if not isinstance(choices, list) or len(choices) != n:
+            raise ServerError(f"{where}: asked for {n} draws, the answer has {len(choices) if isinstance(choices, list) else 'no'} choices")
+        draws = []
+        for choice in choices:
+            prediction = _next_prediction(choice.get("logprobs") if isinstance(choice, dict) else None, 0, where)
+            draws.append((prediction.token, prediction.logprob))
+        return draws
+
+    def distribution(self, token_ids: list[int]) -> dict[int, float]:
+        """The server's whole next-token distribution after `token_ids` ({token id: logprob}); only a server started
+        with `--max-logprobs -1` sends it, others refuse with an HTTP error (a ServerError here)."""
+        body = {"model": self.model, "prompt": list(token_ids), "max_tokens": 1, "temperature": 0.0,
+                "logprobs": -1, "return_tokens_as_token_ids": True}
+        choice = self._first_choice(self._request("POST", "/v1/completions", body))
+        logprobs = choice.get("logprobs")
+        where = f"{self.base_url}/v1/completions"
+        tops = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
+        if not (isinstance(tops, list) and tops and isinstance(tops[0], dict)):
+            raise ServerError(f"{where}: the answer has no distribution (logprobs -1)")
+        return {_token_id(key, where): _number(value, where) for key, value in tops[0].items()}
 
     def context_window(self) -> int | None:
         """The served model's context length (`max_model_len` in vLLM's /v1/models), None where it is not listed."""
@@ -173,6 +208,11 @@ class ServerClient:
 
     def _timed_out(self, path: str) -> ServerError:
         return ServerError(f"the server at {self.base_url} did not answer {path} within {self.timeout_s:g} s: is it running, or busy?")
+
+
+def _picking(seed: int | None) -> dict:
+    """How the server picks the next token: greedy, or (with a seed, for reproducible draws) from its raw distribution."""
+    return {"temperature": 0.0} if seed is None else {**RAW, "seed": seed}
 
 
 def _error_detail(error: urllib.error.HTTPError) -> str:

@@ -142,6 +142,8 @@ class StepResult:
     drafted_by: str | None = None  # a combined drafter's part that drafted ("lookup" or "head" for ngram+head)
     plan: str | None = None  # the auto schedule's choice for this step and why (engine/planning/auto_plan.py)
     cpu_busy: str | None = None  # why this step's timings are unreliable (another process busy), or None
+    server_draws: int = 0  # sampling against a server: its samples tried for the correction (server_draws.py)
+    draw_note: str | None = None  # how a correction was drawn when the server's samples ran out (or NOT exact)
 
     @property
     def emitted_text(self) -> str:

@@ -333,7 +333,9 @@ def _check_step(record: dict, expected: int) -> None:
         _number(record, key, 0.0)
     if record.get("draft_mode") not in DRAFT_MODES or record.get("verify_mode") not in VERIFY_MODES:
         raise _Bad(f"unknown draft or verify mode ({_short(record.get('draft_mode'))}, {_short(record.get('verify_mode'))})")
-    for key, longest in (("finish_reason", 40), ("drafted_by", 40), ("plan", 200), ("cpu_busy", 200)):
+    if "server_draws" in record:  # traces from before server draws have none
+        _int(record, "server_draws", 0, 1_000)
+    for key, longest in (("finish_reason", 40), ("drafted_by", 40), ("plan", 200), ("cpu_busy", 200), ("draw_note", 300)):
         value = record.get(key)
         if value is not None and not (isinstance(value, str) and len(value) <= longest):
             raise _Bad(f"'{key}' must be short text or null, got {_short(value)}")

@@ -7,12 +7,15 @@ Pure functions of tensors, so they can be tested on hand-made p and q.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from ..drafting.sampling import sample, warp
 from ..drafting.tree import ROOT, DraftTree
 
+# Draws the next token after `node` from p, or from the residual after refusing drafts drawn from these q rows.
+Draw = Callable[[int, list[torch.Tensor]], int]
 EMPTY = DraftTree()  # plain decoding: nothing drafted, the rule only picks the verifier's next token
 
 
@@ -49,12 +52,12 @@ def verifier_distribution(config, logits: torch.Tensor) -> torch.Tensor:
 
 
 def accept(config, tree: DraftTree, logits: torch.Tensor, generator: torch.Generator,
-           p_verifier: torch.Tensor | None = None) -> TreeVerdict:
+           p_verifier: torch.Tensor | None = None, draw: Draw | None = None) -> TreeVerdict:
     """The rule in force (config.verify) over the verifier's logits [1 + nodes, V] for `tree`."""
     if config.verify == "greedy":
         return accept_greedy(tree, logits.argmax(dim=-1).tolist())
     p_verifier = verifier_distribution(config, logits) if p_verifier is None else p_verifier
-    return accept_sampled(tree, p_verifier, generator)
+    return accept_sampled(tree, p_verifier, generator, draw)
 
 
 def accept_greedy(tree: DraftTree, verifier_argmax: list[int]) -> TreeVerdict:
@@ -74,7 +77,8 @@ def accept_greedy(tree: DraftTree, verifier_argmax: list[int]) -> TreeVerdict:
         node = match
 
 
-def accept_sampled(tree: DraftTree, p_rows: torch.Tensor, generator: torch.Generator) -> TreeVerdict:
+def accept_sampled(tree: DraftTree, p_rows: torch.Tensor, generator: torch.Generator,
+                   draw: Draw | None = None) -> TreeVerdict:
     """Speculative sampling (Leviathan et al. / Chen et al.), recursive over siblings (SpecInfer / EAGLE): the
     emitted tokens are distributed exactly as p.
 
@@ -83,11 +87,14 @@ def accept_sampled(tree: DraftTree, p_rows: torch.Tensor, generator: torch.Gener
     rejection, p becomes the residual normalize(max(0, p - q)) for the next sibling. When every child is refused,
     the next token is drawn from the last residual; after a leaf, from p itself (a bonus). A chain has one child per
     node: keep while u < min(1, p/q), else resample from the residual.
+
+    `draw(node, refused_q)`, where given, draws the next token instead of sampling p or the residual here: for a
+    verifier whose rows are not whole distributions (a server's top-N: engine/verification/server_draws.py).
     """
     node, path, examined = ROOT, [], {}
     while True:
         p = p_rows[node + 1]
-        kept = None
+        kept, refused_q = None, []
         for child in tree.children(node):
             token, q = tree.ids[child], tree.q_rows[child]
             ratio = accept_probability(float(p[token]), float(q[token]))
@@ -96,8 +103,10 @@ def accept_sampled(tree: DraftTree, p_rows: torch.Tensor, generator: torch.Gener
             if u < ratio:
                 kept = child
                 break
+            refused_q.append(q)
             p = residual(p, q)
         if kept is None:
-            return TreeVerdict(tuple(path), sample(p, generator), examined)
+            token = draw(node, refused_q) if draw is not None else sample(p, generator)
+            return TreeVerdict(tuple(path), token, examined)
         path.append(kept)
         node = kept

@@ -16,12 +16,17 @@ def plain_decode(verifier, config, prompt_ids: list[int], max_new_tokens: int, v
     """Greedy (or sampled, with the verifier's knobs) decoding over its own KV cache, one token per pass."""
     lm = open_cached_lm(verifier.model, vocab, verifier.device, config.forward)
     generator = torch.Generator().manual_seed(config.seed)
+    # A server verifier under sampling: each request draws its token there (its rows here are only its top-N).
+    on_server = not getattr(lm, "on_this_cpu", True) and config.verify == "sampling"
+    if on_server:
+        lm.draw_seed = lambda: int(torch.randint(0, 2**31 - 1, (), generator=generator))
     tokens = list(prompt_ids)
     logits = lm.extend(tokens)[-1]
     start = time.perf_counter()  # decode throughput, excluding the prefill (as for the session's stats)
     finish = "max_new_tokens"
     for n in range(1, max_new_tokens + 1):
-        token = accept(config, EMPTY, logits[None], generator).next_token  # the steps' own rule, nothing drafted
+        draw = (lambda node, refused: lm.rows[-1].token) if on_server else None
+        token = accept(config, EMPTY, logits[None], generator, draw=draw).next_token  # the steps' rule, nothing drafted
         tokens.append(token)
         if token in verifier.eos_ids:
             finish = "eos"

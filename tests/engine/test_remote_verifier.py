@@ -71,7 +71,7 @@ def test_a_verify_step_is_one_request_and_the_screen_gets_the_servers_numbers(se
     ({"drafter": "same"}, "verifier's own weights"),
     ({"drafter": "early-exit"}, "first layers"),
     ({"tree": "3,2"}, "tree attention mask"),
-    ({"verify": "sampling"}, "not built yet"),
+    ({"verify": "sampling", "top_k": 5}, "raw distribution"),
     ({"forward": "bf16"}, "server computes the verifier"),
 ])
 def test_what_a_server_cannot_give_is_refused_with_the_reason(server, changes, reason):

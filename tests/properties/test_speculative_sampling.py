@@ -1,38 +1,17 @@
 """Speculative sampling keeps the verifier's distribution exactly."""
 
-import math
-
 import pytest
 import torch
 
 from engine.verification.acceptance import accept_probability, accept_sampled, residual
 from engine.drafting.protocol import Proposal, chain_tree
 from conftest import make_session
+from helpers.chi_square import chi_square_p_value
 
 
 def chain(ids, q_rows):
     """A chain of drafts with the distributions they were drawn from: the one-branch tree the loop verifies."""
     return chain_tree(Proposal(list(ids), q_rows, None)).tree
-
-
-def chi_square_p_value(counts, probs):
-    """Upper-tail p-value of Pearson's chi-square (Wilson-Hilferty approximation), merging tiny cells."""
-    n = sum(counts)
-    observed, expected, rest_o, rest_e = [], [], 0, 0.0
-    for c, p in zip(counts, probs):
-        if n * p >= 5:
-            observed.append(c)
-            expected.append(n * p)
-        else:
-            rest_o += c
-            rest_e += n * p
-    if rest_e > 0:
-        observed.append(rest_o)
-        expected.append(max(rest_e, 1e-9))
-    stat = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
-    df = len(observed) - 1
-    z = ((stat / df) ** (1 / 3) - (1 - 2 / (9 * df))) / math.sqrt(2 / (9 * df))
-    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
 P = torch.tensor([0.45, 0.25, 0.15, 0.10, 0.05])
