@@ -7,7 +7,9 @@ between an Intel Xeon with AMX (chains of 2) and an AMD EPYC (a top-3 tree at de
 that keeps hitting wants long blocks while the draft head wants short ones. Two measured inputs:
 - the verify cost r(N): a pass of N tokens against a 1-token pass, timed once in a tight loop when the run starts
   (N = 1..13, the sizes the candidates need), then scaled as a whole by how the running steps compare with it
-  (idle pauses between live steps and a busy CPU slow every size alike, so they change no ranking);
+  (idle pauses between live steps and a busy CPU slow every size alike, so they change no ranking), and corrected
+  size by size where a size keeps costing more or less than the curve said (a noisy start-up curve, a row count
+  where the BLAS kernel changes);
 - acceptance by depth and by rank: at every position the verifier reached, where its token stood in the drafter's
   top 5 (rank 1: a greedy chain keeps the draft; within the top w: a width-w tree level holds it), and each drafting
   pass's seconds, kept apart for each part of a combined drafter (lookup and head in `ngram+head`).
@@ -57,11 +59,15 @@ def nodes_of(widths: tuple[int, ...]) -> int:
 
 
 class VerifyCosts:
-    """Seconds of a verify pass of N tokens: the tight-loop curve measured at start times a running scale."""
+    """Seconds of a verify pass of N tokens: the tight-loop curve measured at start, times a running scale (the whole
+    machine slower or faster now), times each size's own running correction (a size that keeps costing more than
+    its curve said: on the AMD EPYC a 5-row pass cost 73 ms against 50 ms for 4 rows, in chains and trees alike,
+    where a noisy start-up curve had them close; one scale for all sizes would never learn that)."""
 
     def __init__(self, seconds: dict[int, float]):
         self.curve = dict(sorted(seconds.items()))
         self.scale = 1.0
+        self.excess: dict[int, float] = {}  # pass size -> its running cost over scale * curve
 
     def base(self, n: int) -> float:
         """The measured curve at n: linear between measured sizes, extended by the last slope past them."""
@@ -78,15 +84,21 @@ class VerifyCosts:
         return self.curve[lower] + t * (self.curve[upper] - self.curve[lower])
 
     def __call__(self, n: int) -> float:
-        return self.base(n) * self.scale
+        return self.base(n) * self.scale * self.excess.get(n, 1.0)
 
     def ratio(self, n: int) -> float:
-        """r(n): a pass of n tokens in 1-token passes."""
-        return self.base(n) / self.base(1)
+        """r(n): a pass of n tokens in 1-token passes, as the planner now expects them."""
+        return self(n) / self(1)
 
     def observe(self, n: int, seconds: float) -> None:
-        if seconds > 0:
-            self.scale += SMOOTHING * (seconds / self.base(n) - self.scale)
+        """A pass of n tokens took `seconds`: what its size's correction does not explain moves the scale, and
+        what the scale does not explain moves its size's correction."""
+        if seconds <= 0:
+            return
+        ratio = seconds / self.base(n)
+        excess = self.excess.get(n, 1.0)
+        self.scale += SMOOTHING * (ratio / excess - self.scale)
+        self.excess[n] = excess + SMOOTHING * (ratio / self.scale - excess)
 
 
 class Acceptance:

@@ -38,6 +38,25 @@ def test_verify_costs_interpolate_between_measured_sizes_and_scale_with_the_runn
     assert costs(1) > 0.050 and costs.ratio(13) == pytest.approx(4.6)
 
 
+def test_a_size_that_keeps_costing_more_than_its_curve_is_learnt_and_dropped():
+    """The AMD EPYC's 5-row cliff: a start-up curve had r(5) close to r(4), the live 5-row passes cost 1.5x that.
+    The planner first picks the chain of 4 drafts (5 rows); after a few such steps it moves to 3 drafts (4 rows)."""
+    planner = AutoPlanner(VerifyCosts(FLAT), chain_lengths=(3, 4))
+    certain = [1, 1, 1, 1]  # every draft kept: only the costs decide
+    for _ in range(30):
+        planner.observe(_step(certain, verify_s=FLAT[5]), None)
+    assert planner.choose(None, 8).block_size == 4
+    for _ in range(15):
+        planner.observe(_step(certain, verify_s=FLAT[5] * 1.5), None)  # 4 drafts: a 5-row pass, slow
+        planner.observe(_step(certain[:1], verify_s=FLAT[2]), None)  # 1 draft (another source's step): as measured
+    costs = planner.costs  # each size's expected cost is what it costs live, a scale alone could not fit both
+    assert costs(5) == pytest.approx(1.5 * FLAT[5], rel=0.05) and costs(2) == pytest.approx(FLAT[2], rel=0.05)
+    assert planner.choose(None, 8).block_size == 3
+    for _ in range(10):
+        planner.observe(_step(certain[:3], verify_s=FLAT[4]), None)  # 3 drafts at their curve: nothing moves back
+    assert planner.choose(None, 8).block_size == 3
+
+
 def test_acceptance_by_depth_and_rank_is_read_from_the_steps():
     acceptance = Acceptance()
     for _ in range(20):
@@ -49,8 +68,8 @@ def test_acceptance_by_depth_and_rank_is_read_from_the_steps():
 def test_a_drafter_the_verifier_agrees_with_gets_long_blocks_and_one_it_does_not_gets_short_ones():
     planner = AutoPlanner(VerifyCosts(STEEP))
     for _ in range(30):
-        planner.observe(_step([1, 1, 1, 1], draft_s=0.004), "lookup")
-        planner.observe(_step([None], draft_s=0.004), "head")
+        planner.observe(_step([1, 1, 1, 1], draft_s=0.004, verify_s=STEEP[5]), "lookup")  # passes as measured
+        planner.observe(_step([None], draft_s=0.004, verify_s=STEEP[2]), "head")
     assert planner.choose("lookup", limit=64).block_size >= 6
     assert planner.choose("head", limit=64).block_size == 1
     assert planner.choose("lookup", limit=3).block_size <= 3  # never past the tokens left
@@ -59,8 +78,8 @@ def test_a_drafter_the_verifier_agrees_with_gets_long_blocks_and_one_it_does_not
 def test_trees_are_chosen_where_extra_rows_are_cheap_and_the_second_choice_often_wins():
     planner = AutoPlanner(VerifyCosts(FLAT))
     for _ in range(30):
-        planner.observe(_step([2]), None)
-        planner.observe(_step([1, 3]), None)
+        planner.observe(_step([2], verify_s=FLAT[2]), None)
+        planner.observe(_step([1, 3], verify_s=FLAT[3]), None)
     plan = planner.choose(None, limit=64, trees=True)
     assert plan.tree is not None and plan.reason.startswith(f"auto: tree {plan.tree} at depth ")
     assert "expected" in plan.reason and "r(" in plan.reason
