@@ -27,3 +27,7 @@ class TraceError(EngineError):
 
 class ServerError(EngineError):
     """A model server (an OpenAI-compatible vLLM server) cannot be reached or answered something unusable."""
+
+
+class ServerRefused(ServerError):
+    """The server answered, with an HTTP error: it will not do what was asked (as opposed to not answering)."""

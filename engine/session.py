@@ -19,7 +19,7 @@ from .drafting.drafters import ModelDrafter, build_drafter
 from .drafting.protocol import DraftKnobs, Drafter, TreeDraft, chain_tree
 from .drafting.tree import DraftTree, verify_inputs
 from .drafting.tree_shape import AUTO_TREE, TreeShape, parse_tree
-from .errors import ConfigError, EngineError, PromptError
+from .errors import ConfigError, EngineError, PromptError, ServerError
 from .forward.bf16_probe import require_exact_bf16
 from .forward.cached_lm import DecodingStream, open_cached_lm, require_lean_forward
 from .forward.costs import pass_seconds
@@ -292,15 +292,20 @@ class Session:
         tree = drafted.tree
         drafted_at = time.perf_counter()
         pending = len(context) - self.verifier_lm.length
+        cached = self.verifier_lm.length
         self._seed_server_draws(self.config.verify == "sampling")
         try:
             logits = verify(self.verifier_lm, context, tree)
+            verified_at = time.perf_counter()
+            p_verifier = verifier_distribution(self.config, logits)
+            draws = self._server_draws(context, tree, p_verifier)
+            verdict = accept(self.config, tree, logits, self.generator, p_verifier, draws)
+        except ServerError:  # a server that failed mid-step: both caches as before the step, so the next key retries
+            self.verifier_lm.rollback(cached)
+            self.drafter.rollback(min(cached, len(context) - 1))
+            raise
         finally:
             self._seed_server_draws(False)  # only a verify pass draws: a prefill or a cost probe does not
-        verified_at = time.perf_counter()
-        p_verifier = verifier_distribution(self.config, logits)
-        draws = self._server_draws(context, tree, p_verifier)
-        verdict = accept(self.config, tree, logits, self.generator, p_verifier, draws)
         path = verdict.path
         # The drafter reads the verifier's features of the context and the kept drafts (a chain's: the first rows).
         show_features(self.verifier_lm, self.drafter, pending + len(path) if tree.is_chain

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from ..errors import ServerError
+from ..errors import ServerError, ServerRefused
 
 TIMEOUT_S = 10.0
 TOKEN_ID_PREFIX = "token_id:"  # how vLLM names a token with `return_tokens_as_token_ids`
@@ -185,7 +185,7 @@ class ServerClient:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 raw = response.read()
         except urllib.error.HTTPError as error:
-            raise ServerError(f"the server at {self.base_url} refused {method} {path}: HTTP {error.code} "
+            raise ServerRefused(f"the server at {self.base_url} refused {method} {path}: HTTP {error.code} "
                               f"{_error_detail(error)}") from error
         except urllib.error.URLError as error:
             reason = error.reason

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..drafting.sampling import sample
-from ..errors import ServerError
+from ..errors import ServerError, ServerRefused
 from .acceptance import residual
 
 BATCH = 16  # draws per request at most (vLLM's n; each one costs the server a sampled token, not a pass)
@@ -81,7 +81,7 @@ class ServerDraws:
         try:
             whole = self.lm.client.distribution(prefix)
             self.requests += 1
-        except ServerError:
+        except ServerRefused:  # started without --max-logprobs -1 (a server that does not answer fails the step)
             whole = None
         if whole is not None:
             p_exact = torch.full((len(q_drafter),), 0.0)
@@ -97,7 +97,3 @@ class ServerDraws:
 
     def _show(self, row: int, token: int, logprob: float) -> None:
         self.p_rows[row] = self.lm.learn(row, token, logprob).softmax(-1)
-
-    @property
-    def exact(self) -> bool:
-        return not any("NOT exact" in note for note in self.notes)

@@ -10,7 +10,8 @@ import math
 import pytest
 import torch
 
-from engine import ConfigError, Session, SpecConfig
+from engine import ConfigError, ServerError, Session, SpecConfig
+from conftest import plain_greedy
 from engine.verification import server_draws
 from helpers.chi_square import chi_square_p_value
 from helpers.model_server import serving
@@ -68,6 +69,10 @@ def test_point_mass_drafts_keep_the_servers_distribution(server, tiny, tiny_veri
     assert all(s.server_draws >= 1 and s.draw_note is None for s in rejected)  # corrections: the server's samples
     assert all(s.server_draws == 0 for s in steps if s.accepted)  # a bonus is the verify request's own draw
     assert chi_square_p_value(counts, p) > 0.001
+    from specdec_tui.narration import narrate
+
+    story = narrate(rejected[0])  # the step's story says where its correction came from
+    assert f"The server drew it: the first of {rejected[0].server_draws} sample" in story
 
 
 def test_the_test_catches_corrections_drawn_from_p_instead_of_the_residual(server, tiny, tiny_verifier, monkeypatch):
@@ -152,6 +157,28 @@ def test_the_shown_p_of_a_correction_is_the_servers_own(server, tiny, tiny_verif
     else:
         pytest.fail("no correction outside the top-5 in 200 seeds")
     assert correction.p_verifier == pytest.approx(p[correction.verifier_id], rel=1e-4)
+
+
+def test_a_server_that_fails_while_drawing_a_correction_leaves_the_run_as_it_was(server, tiny, tiny_verifier):
+    session = point_mass_session(server, tiny)
+    session.reset(PROMPT)
+    sharpen(server, tiny_verifier, session.prompt_ids)
+    server.fail_draws = True
+    for seed in range(40):  # until a step rejects its draft and asks for draws
+        session.reset(PROMPT, seed=seed)
+        try:
+            session.step()
+        except ServerError as error:
+            assert "HTTP 500" in str(error) and "engine core died" in str(error)
+            break
+    else:
+        pytest.fail("no rejection in 40 seeds")
+    assert session.tokens == session.prompt_ids and session.steps == []
+    assert session.verifier_lm.length == len(session.prompt_ids) - 1  # the verify pass's drafts are forgotten
+    server.fail_draws = False
+    session.configure(verify="greedy")
+    result = session.step()  # retried: the drafter drafts from the context, not from its refused draft
+    assert result.positions[0].draft_id == plain_greedy(tiny_verifier, session.prompt_ids, 1)[0]
 
 
 def test_a_verifier_temperature_is_refused_with_the_reason(server):

@@ -169,3 +169,10 @@ async def test_the_app_steps_against_the_server_and_a_refused_key_keeps_the_run(
         await pilot.press("n")  # the refused setting is gone: stepping goes on as a chain
         await settle(pilot)
         assert app.snap.stats.steps == 4 and app.snap.config.tree is None
+        await pilot.press("v")  # sampling verification: the server's p decides, its samples draw
+        for _ in range(3):
+            await pilot.press("n")
+            await settle(pilot)
+        assert app.snap.stats.steps == 7 and app.snap.config.verify == "sampling"
+        assert all(s.verify_mode == "sampling" for s in session.steps[4:])
+        assert "Traceback" not in app.query_one(StatusBar).message.plain

@@ -26,6 +26,7 @@ class ModelServer(ThreadingHTTPServer):
         self.tokenize_shift = 0  # a server whose tokenizer is not ours: every id moved by this much
         self.max_logprobs = 20  # vLLM's default; -1: the whole vocabulary (--max-logprobs -1)
         self.logit_scale = 1.0  # > 1: a more peaked model than the tiny one (the sampling tests' power)
+        self.fail_draws = False  # a server that breaks on the draw requests of sampling verification (they ask n)
 
     @property
     def url(self) -> str:
@@ -122,6 +123,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/tokenize":
             ids = server.tokenizer(body["prompt"], add_special_tokens=body.get("add_special_tokens", True)).input_ids
             self.answer(200, {"tokens": [i + server.tokenize_shift for i in ids]})
+        elif self.path == "/v1/completions" and server.fail_draws and "n" in body:
+            self.answer(500, {"error": {"message": "engine core died"}})
         elif self.path == "/v1/completions":
             try:
                 self.answer(200, server.completion(body))
