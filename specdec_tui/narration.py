@@ -252,8 +252,8 @@ def _server_draws(result: StepResult) -> str:
     if result.draw_note:
         return f" The server's samples: {result.draw_note}."
     if result.server_draws:
-        return (f" The server drew it: the first of {result.server_draws} sample{'s' if result.server_draws != 1 else ''} "
-                f"from p that the rule kept (each y kept with probability max(0, 1 − q(y)/p(y))).")
+        return (f" The server drew it: its draw {result.server_draws} from p, the first kept (each is kept with "
+                f"probability max(0, 1 − q/p)).")
     return ""
 
 

@@ -72,7 +72,7 @@ def test_point_mass_drafts_keep_the_servers_distribution(server, tiny, tiny_veri
     from specdec_tui.narration import narrate
 
     story = narrate(rejected[0])  # the step's story says where its correction came from
-    assert f"The server drew it: the first of {rejected[0].server_draws} sample" in story
+    assert f"The server drew it: its draw {rejected[0].server_draws} from p, the first kept" in story
 
 
 def test_the_test_catches_corrections_drawn_from_p_instead_of_the_residual(server, tiny, tiny_verifier, monkeypatch):
