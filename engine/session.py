@@ -37,7 +37,7 @@ from .records.results import BaselineResult, Comparison, SpeedCheck, Stats, Step
 from .records.summary import RunSummary
 from .verification.acceptance import accept, verifier_distribution
 from .verification.baseline import compare, plain_decode
-from .verification.server_draws import ServerDraws
+from .verification.server_draws import ServerDraws, draw_seed
 
 __all__ = ["Session", "prefill", "draft", "verify", "accept", "commit", "build_drafter", "next_block_size"]
 
@@ -341,7 +341,7 @@ class Session:
         """Sampling against a server: the verify pass's next token is a server draw, seeded from this session's
         generator (the same server then gives the same run again)."""
         if not self.verifier_lm.on_this_cpu:
-            self.verifier_lm.draw_seed = (lambda: int(torch.randint(0, 2**31 - 1, (), generator=self.generator))) if on else None
+            self.verifier_lm.draw_seed = (lambda: draw_seed(self.generator)) if on else None
 
     def _server_draws(self, context: list[int], tree: DraftTree, p_verifier: torch.Tensor) -> ServerDraws | None:
         """Where sampling verification draws from a server's samples, not from rows here (server_draws.py)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import socket
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -141,16 +142,12 @@ class ServerClient:
 
     def distribution(self, token_ids: list[int]) -> dict[int, float]:
         """The server's whole next-token distribution after `token_ids` ({token id: logprob}); only a server started
-        with `--max-logprobs -1` sends it, others refuse with an HTTP error (a ServerError here)."""
+        with `--max-logprobs -1` sends it, others refuse with an HTTP error (ServerRefused)."""
         body = {"model": self.model, "prompt": list(token_ids), "max_tokens": 1, "temperature": 0.0,
                 "logprobs": -1, "return_tokens_as_token_ids": True}
         choice = self._first_choice(self._request("POST", "/v1/completions", body))
-        logprobs = choice.get("logprobs")
-        where = f"{self.base_url}/v1/completions"
-        tops = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
-        if not (isinstance(tops, list) and tops and isinstance(tops[0], dict)):
-            raise ServerError(f"{where}: the answer has no distribution (logprobs -1)")
-        return {_token_id(key, where): _number(value, where) for key, value in tops[0].items()}
+        whole = _next_prediction(choice.get("logprobs"), sys.maxsize, f"{self.base_url}/v1/completions")
+        return dict(whole.top)
 
     def context_window(self) -> int | None:
         """The served model's context length (`max_model_len` in vLLM's /v1/models), None where it is not listed."""

@@ -9,6 +9,7 @@ import torch
 from ..forward.cached_lm import open_cached_lm
 from ..records.results import BaselineResult, Comparison, Stats
 from .acceptance import EMPTY, accept
+from .server_draws import draw_seed
 
 
 @torch.inference_mode()
@@ -18,14 +19,15 @@ def plain_decode(verifier, config, prompt_ids: list[int], max_new_tokens: int, v
     generator = torch.Generator().manual_seed(config.seed)
     # A server verifier under sampling: each request draws its token there (its rows here are only its top-N).
     on_server = not getattr(lm, "on_this_cpu", True) and config.verify == "sampling"
+    draw = None
     if on_server:
-        lm.draw_seed = lambda: int(torch.randint(0, 2**31 - 1, (), generator=generator))
+        lm.draw_seed = lambda: draw_seed(generator)
+        draw = lambda node, refused: lm.rows[-1].token  # noqa: E731  (the last request's own draw)
     tokens = list(prompt_ids)
     logits = lm.extend(tokens)[-1]
     start = time.perf_counter()  # decode throughput, excluding the prefill (as for the session's stats)
     finish = "max_new_tokens"
     for n in range(1, max_new_tokens + 1):
-        draw = (lambda node, refused: lm.rows[-1].token) if on_server else None
         token = accept(config, EMPTY, logits[None], generator, draw=draw).next_token  # the steps' rule, nothing drafted
         tokens.append(token)
         if token in verifier.eos_ids:

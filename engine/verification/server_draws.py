@@ -30,16 +30,20 @@ REQUESTS = 4  # requests per correction at most
 TARGET_HITS = 3.0  # draws per request ~ this / the residual's mass: one request is enough ~95% of the time
 
 
+def draw_seed(generator: torch.Generator) -> int:
+    """A seed for one server request, from the session's generator: the same seed and server give the same run."""
+    return int(torch.randint(0, 2**31 - 1, (), generator=generator))
+
+
 @dataclass
 class ServerDraws:
-    """The `draw` of accept_sampled for one step over a RemoteLM's last pass; counts what it asked the server."""
+    """The `draw` of accept_sampled for one step over a RemoteLM's last pass; counts the server's draws it tried."""
 
     lm: object  # the RemoteLM that ran the step's pass
     context: list[int]  # the tokens before the pass's first row
     node_ids: list[int]  # the drafted tokens (a chain: node i is the i-th draft)
     p_rows: torch.Tensor  # the session's p_verifier rows: a correction's row is made exact for the drawn token
     generator: torch.Generator
-    requests: int = 0
     draws: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -62,9 +66,7 @@ class ServerDraws:
         n = max(1, min(BATCH, math.ceil(TARGET_HITS / max(mass, 1e-3))))
         client = self.lm.client
         for _ in range(REQUESTS):
-            seed = int(torch.randint(0, 2**31 - 1, (), generator=self.generator))
-            draws = client.sample(prefix, n, seed)
-            self.requests += 1
+            draws = client.sample(prefix, n, draw_seed(self.generator))
             for token, logprob in draws:
                 self.draws += 1
                 if token >= len(q_drafter):
@@ -80,7 +82,6 @@ class ServerDraws:
         tried = self.draws
         try:
             whole = self.lm.client.distribution(prefix)
-            self.requests += 1
         except ServerRefused:  # started without --max-logprobs -1 (a server that does not answer fails the step)
             whole = None
         if whole is not None:
