@@ -283,10 +283,12 @@ class Session:
         # Before the clock starts: the first auto step times the verify costs (start-up work, not drafting).
         self.plan = self._choose(context, limit) if self.config.block_size_schedule == "auto" else None
         start = time.perf_counter()
-        if self.plan is not None:
-            self.block_size = max(1, self.plan.block_size)
+        if self.plan is not None and not self.plan.plain:
+            self.block_size = self.plan.block_size
         shape = parse_tree(self.plan.tree if self.plan is not None else self.config.tree)
         depth = max(0, min(shape.depth(self.block_size) if shape else self.block_size, limit))
+        if self.plan is not None and self.plan.plain:
+            depth = 0  # auto chose a plain step (the session's k stays what it was, for the keys that change it)
 
         drafted = draft(self.drafter, context, shape, depth, self._knobs(), self.generator)
         tree = drafted.tree
@@ -331,7 +333,8 @@ class Session:
     def _choose(self, context: list[int], limit: int) -> Plan:
         """The auto schedule: the shape with the most expected tokens per second for the part about to draft."""
         if self.planner is None:
-            self.planner = AutoPlanner(VerifyCosts({n: pass_seconds(self, n, repeats=3) for n in MEASURED_PASSES}))
+            self.planner = AutoPlanner(VerifyCosts({n: pass_seconds(self, n, repeats=3) for n in MEASURED_PASSES}),
+                                       prior_of=self.drafter.acceptance_prior)
         # Trees only where their rule is the greedy one and the drafts are the drafter's top candidates.
         c = self.config
         trees = c.tree == AUTO_TREE and c.verify == "greedy" and c.draft_mode == "greedy"
@@ -383,7 +386,7 @@ class Session:
         self.steps.append(result)
         self.stats = self.stats.with_step(result)
         if self.planner is not None and self.plan is not None:
-            self.planner.observe(result, self.plan.source)
+            self.planner.observe(result, self.plan.source, self.plan.plain)
         return result
 
     def run(self, on_step: Callable[[StepResult], None] | None = None) -> list[StepResult]:

@@ -181,8 +181,11 @@ def narrate(result: StepResult) -> str:
     """One paragraph a newcomer reads in ten seconds: what was drafted, what the verifier did, what was kept."""
     if not result.drafted:
         emitted = quote(result.emitted_text) if result.emitted else "nothing"
-        return (f"Nothing was drafted this step (no earlier match to copy, or no room left): the verifier produced "
-                f"{emitted} on its own, as plain decoding would. {_count(result)}{_ending(result)}")
+        why = ("auto chose a plain step, as drafting here is expected to cost more time than its guesses save"
+               if result.plan and result.plan.startswith("auto: plain step")
+               else "no earlier match to copy, or no room left")
+        return (f"Nothing was drafted this step ({why}): the verifier produced {emitted} on its own, as plain "
+                f"decoding would. {_count(result)}{_ending(result)}")
     if result.tree is not None:
         return _narrate_tree(result)
     guess = quote("".join(p.draft_piece or "" for p in result.positions[: result.drafted]))

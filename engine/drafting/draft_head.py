@@ -204,6 +204,18 @@ class HeadDrafter(BaseDrafter):
     def vocabulary(self) -> int:
         return int(self.head.vocab_ids.numel())
 
+    def acceptance_prior(self, source: str | None) -> tuple[float, ...]:
+        """The card's held-out acceptance by position, made conditional: of the drafts at depth d the verifier
+        reached (all before them kept), the share it kept (the card's 0.47, 0.21, 0.09: 0.47, 0.45, 0.45)."""
+        by_position = self.head.card.get("held_out", {}).get("per_position_acceptance") or []
+        prior, reached = [], 1.0
+        for kept in by_position:
+            if not 0 < kept <= reached:
+                break
+            prior.append(kept / reached)
+            reached = kept
+        return tuple(prior)
+
     def reset(self, context: list[int]) -> None:
         self.cache = KVCache(1, self.head.shape.n_kv_heads, self.head.shape.head_dim)
         self.features = torch.empty(0, self.head.shape.hidden_size)

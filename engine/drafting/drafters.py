@@ -119,6 +119,9 @@ class LookupHeadDrafter(BaseDrafter):
     def source_for(self, context: list[int]) -> str:
         return self.source(self.pick(context))
 
+    def acceptance_prior(self, source: str | None) -> tuple[float, ...]:
+        return self.head.acceptance_prior(None) if source == "head" else ()
+
     def reset(self, context: list[int]) -> None:
         self.head.reset(context)
 

@@ -91,6 +91,10 @@ class Drafter(Protocol):
     def source_for(self, context: list[int]) -> str | None:
         """Which part of a combined drafter will draft after `context` (its acceptance is its own); None if one."""
 
+    def acceptance_prior(self, source: str | None) -> tuple[float, ...]:
+        """What this drafter (or its `source` part) is known to reach: by depth, the share of drafts the verifier
+        kept where it got there, measured when it was made (a draft head's card); () where nothing is known."""
+
 
 class BaseDrafter:
     """The defaults of the protocol: no cache to manage, no features wanted, trees drafted as a chain."""
@@ -110,6 +114,9 @@ class BaseDrafter:
 
     def source_for(self, context: list[int]) -> str | None:
         return None
+
+    def acceptance_prior(self, source: str | None) -> tuple[float, ...]:
+        return ()
 
     def draft_tree(self, context: list[int], shape: "TreeShape", depth: int, knobs: DraftKnobs,
                    generator: torch.Generator) -> TreeDraft:

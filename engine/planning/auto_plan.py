@@ -15,21 +15,31 @@ that keeps hitting wants long blocks while the draft head wants short ones. Two 
   pass's seconds, kept apart for each part of a combined drafter (lookup and head in `ngram+head`).
 Expected tokens per call of widths (w_1..w_D) are 1 + sum_d prod_{j<=d} hit_j(w_j) (a chain is widths 1,...,1); a
 step costs D drafting passes plus the pass over N = nodes + 1 tokens; the candidate with the best ratio runs.
+Plain decoding (k = 0: no drafts, one token per 1-token pass) is a candidate too: where drafting is expected to cost
+more than its guesses save (by over 5%), auto decodes plainly, and drafts one block every PROBE_EVERY plain steps to
+see whether that changed.
+Before anything is seen, a drafter's acceptance is what its card measured (a draft head's held-out acceptance by
+depth), else FIRST_PRIOR; a part whose drafting pass was never timed drafts k = 1 first, to time it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ..records.results import Decision, StepResult
 
-CHAIN_LENGTHS = tuple(range(1, 9))
+CHAIN_LENGTHS = tuple(range(0, 9))  # 0: a plain step
 TREE_SHAPES = ("2", "3", "4", "8", "4,2")
 MEASURED_PASSES = (1, 2, 3, 4, 5, 7, 9, 13)  # verify pass sizes timed at start; others are interpolated
 RANKS = 5  # the records keep the drafter's top 5
 PRIOR_WEIGHT = 2.0  # pseudo-observations behind each acceptance estimate, so a few steps do not swing it to 0 or 1
 FIRST_PRIOR = 0.4  # rank-1 acceptance assumed at depth 1 before anything is seen
 SMOOTHING = 0.2  # weight of the newest step in the running cost scale and drafting pass seconds
+PROBE_EVERY = 8  # plain steps in a row after which one block is drafted anyway, to keep its acceptance current
+# A plain step only where the best drafting is expected to lose by more than this: closer than that the estimates
+# are noise (a pass's cost moves 10-20% between runs on a 2-core VM), and drafting keeps the acceptance current.
+PLAIN_MARGIN = 0.95
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,10 @@ class Plan:
     @property
     def label(self) -> str:
         return f"tree {self.tree}" if self.tree else f"k={self.block_size}"
+
+    @property
+    def plain(self) -> bool:
+        return self.block_size == 0
 
 
 def widths_of(tree: str | None, k: int) -> tuple[int, ...]:
@@ -104,12 +118,17 @@ class VerifyCosts:
 class Acceptance:
     """Per depth: how often the verifier's token was the drafter's rank-1..5 candidate, where the verifier got there."""
 
-    def __init__(self) -> None:
+    def __init__(self, prior: tuple[float, ...] = ()) -> None:
+        self.prior = prior  # rank-1 acceptance by depth, where the verifier got there, known before the run (a card)
         self.reached: list[int] = []
         self.at_rank: list[list[int]] = []  # [depth][rank - 1]
         self.pass_s: float | None = None  # seconds of one drafting pass
+        self.plain_run = 0  # plain steps chosen in a row
 
-    def observe(self, result: StepResult) -> None:
+    def observe(self, result: StepResult, planned_plain: bool = False) -> None:
+        self.plain_run = self.plain_run + 1 if planned_plain else 0
+        if planned_plain:
+            return  # nothing was drafted because auto chose so: no news about the drafter
         sampling = result.verify_mode == "sampling"
         if not result.drafted and result.positions:  # the drafter had nothing (a lookup miss): a miss at depth 1
             self._count(0, None)
@@ -126,7 +145,7 @@ class Acceptance:
             self._count(depth, rank)
             if position.decision is not Decision.ACCEPTED:
                 break
-        if result.depth and result.draft_s > 0:
+        if result.depth and result.draft_s >= 0:
             seconds = result.draft_s / result.depth
             self.pass_s = seconds if self.pass_s is None else self.pass_s + SMOOTHING * (seconds - self.pass_s)
 
@@ -143,10 +162,11 @@ class Acceptance:
         if width > RANKS:  # beyond the recorded top 5: extend the last rank's gain, no further than certainty
             top, below = self.hit(depth, RANKS), self.hit(depth, RANKS - 1)
             return min(1.0, top + (top - below) * (width - RANKS))
-        if depth == 0:  # wider levels catch more, with diminishing returns (top-4: 0.64, top-8: 0.76)
-            prior = 1.0 - (1.0 - FIRST_PRIOR) ** (width ** 0.5)
-        else:
-            prior = self.hit(depth - 1, width)  # deeper than seen: as deep as seen (a head's hit rate is flat with depth: its card)
+        if depth == 0:  # wider levels catch more, with diminishing returns (from 0.4: top-4 0.64, top-8 0.76)
+            prior = 1.0 - (1.0 - (self.prior[0] if self.prior else FIRST_PRIOR)) ** (width ** 0.5)
+        else:  # deeper than seen: as deep as seen, falling as the card falls from the depth above (flat: a head's)
+            fall = self.prior[depth] / self.prior[depth - 1] if depth < len(self.prior) else 1.0
+            prior = min(1.0, self.hit(depth - 1, width) * fall)
         if depth >= len(self.reached):
             return prior
         hits = sum(self.at_rank[depth][:width])
@@ -163,39 +183,62 @@ class Acceptance:
 class AutoPlanner:
     """Chooses each step's shape; `observe` every step's record to keep its estimates current."""
 
-    def __init__(self, costs: VerifyCosts, chain_lengths=CHAIN_LENGTHS, tree_shapes=TREE_SHAPES):
+    def __init__(self, costs: VerifyCosts, chain_lengths=CHAIN_LENGTHS, tree_shapes=TREE_SHAPES,
+                 prior_of: Callable[[str | None], tuple[float, ...]] = lambda source: ()):
         self.costs = costs
         self.chains = [(k, None) for k in chain_lengths]
+        self.shortest = min(k for k in chain_lengths if k > 0)  # what times a drafting pass, or re-measures
         self.trees = [(len(widths_of(t, 0)), t) for t in tree_shapes]
+        self.prior_of = prior_of  # a source's acceptance known before the run (Drafter.acceptance_prior)
         self.by_source: dict[str | None, Acceptance] = {}
 
     def acceptance(self, source: str | None) -> Acceptance:
-        return self.by_source.setdefault(source, Acceptance())
+        if source not in self.by_source:
+            self.by_source[source] = Acceptance(self.prior_of(source))
+        return self.by_source[source]
 
-    def observe(self, result: StepResult, source: str | None) -> None:
+    def observe(self, result: StepResult, source: str | None, planned_plain: bool = False) -> None:
         self.costs.observe(result.drafted + 1, result.verify_s)
-        self.acceptance(source).observe(result)
+        self.acceptance(source).observe(result, planned_plain)
+
+    def candidates(self, acceptance: Acceptance, limit: int, trees: bool) -> list[tuple[float, int, str | None, float, int]]:
+        """(expected speed-up over plain, depth, tree, expected tokens/call, pass size) of every shape that fits."""
+        plain_s, pass_s = self.costs(1), acceptance.pass_s or 0.0
+        rows = []
+        for depth, tree in self.chains + (self.trees if trees else []):
+            if depth <= limit:
+                widths = widths_of(tree, depth)
+                n = nodes_of(widths) + 1
+                tokens = acceptance.expected_tokens(widths)
+                rows.append((tokens * plain_s / (depth * pass_s + self.costs(n)), depth, tree, tokens, n))
+        return rows
 
     def choose(self, source: str | None, limit: int, trees: bool = False) -> Plan:
-        """The best chain (or, with `trees`, chain or tree) at most `limit` deep (tokens left, room in the context)."""
+        """The best chain (or, with `trees`, chain or tree) at most `limit` deep (tokens left, room in the context),
+        or a plain step."""
         acceptance = self.acceptance(source)
-        pass_s = acceptance.pass_s or 0.0  # before any step of this source: drafting assumed free
-        plain_s = self.costs(1)
-        best = None
-        for depth, tree in self.chains + (self.trees if trees else []):
-            if depth > limit:
-                continue
-            widths = widths_of(tree, depth)
-            n = nodes_of(widths) + 1
-            tokens = acceptance.expected_tokens(widths)
-            speedup = tokens * plain_s / (depth * pass_s + self.costs(n))
-            if best is None or speedup > best[0] + 1e-9:
-                best = (speedup, depth, tree, tokens, n)
-        if best is None:
-            return Plan(max(0, limit), None, 1.0, 1.0, "auto: no room to draft", source)
-        speedup, depth, tree, tokens, n = best
-        shape = f"tree {tree} at depth {depth}" if tree else f"chain k={depth}"
         who = f" ({source} drafts)" if source else ""
+        if limit < 1:
+            return Plan(0, None, 1.0, 1.0, "auto: no room to draft", source)
+        if acceptance.pass_s is None:  # its drafting pass never timed: the cheapest block times it
+            k = min(self.shortest, limit)
+            return Plan(k, None, acceptance.expected_tokens((1,) * k), 1.0,
+                        f"auto: chain k={k}{who}; first, to time its drafting pass", source)
+        options = self.candidates(acceptance, limit, trees)
+        speedup, depth, tree, tokens, n = max(options, key=lambda option: option[0] * (PLAIN_MARGIN if option[1] == 0 else 1))
+        if depth == 0:
+            drafting = max((option for option in options if option[1]), key=lambda option: option[0])
+            if acceptance.plain_run + 1 < PROBE_EVERY:
+                best = f"tree {drafting[2]}" if drafting[2] else f"k={drafting[1]}"
+                return Plan(0, None, 1.0, 1.0, f"auto: plain step; drafting{who} would cost more than it saves "
+                            f"(best: {best}, expected {drafting[3]:.1f} tokens/call, {drafting[0]:.2f}x plain)", source)
+            # The drafter may have got better since: one short block to see.
+            speedup, depth, tree, tokens, n = next(option for option in options
+                                                   if option[1] == min(self.shortest, limit) and option[2] is None)
+            shape = f"chain k={depth}{who}; after {acceptance.plain_run} plain steps, to re-measure"
+            who = ""
+        else:
+            shape = f"tree {tree} at depth {depth}" if tree else f"chain k={depth}"
         reason = (f"auto: {shape}{who}; r({n}) = {self.costs.ratio(n):.2f}, expected {tokens:.1f} tokens/call, "
                   f"{speedup:.2f}x plain")
         return Plan(depth, tree, tokens, speedup, reason, source)

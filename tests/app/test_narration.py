@@ -70,6 +70,9 @@ def test_a_step_with_no_drafts():
         step.positions[0], index=0, draft_id=None, draft_piece=None, q_drafter=None, p_verifier_of_draft=None,
         decision=Decision.PLAIN),), emitted=(Token(1, " the", Source.PLAIN),))
     assert "Nothing was drafted" in narrate(plain) and "' the' on its own" in narrate(plain)
+    assert "no earlier match to copy" in narrate(plain)
+    chosen = dataclasses.replace(plain, plan="auto: plain step; drafting would cost more than it saves (best: ...)")
+    assert "auto chose a plain step, as drafting here is expected to cost more time" in narrate(chosen)
 
 
 def test_model_text_is_quoted_literally():

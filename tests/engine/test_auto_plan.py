@@ -4,7 +4,7 @@ import pytest
 
 from conftest import make_session, plain_greedy
 from engine import ConfigError, SpecConfig
-from engine.planning.auto_plan import Acceptance, AutoPlanner, VerifyCosts
+from engine.planning.auto_plan import FIRST_PRIOR, PROBE_EVERY, Acceptance, AutoPlanner, VerifyCosts
 from engine.records.results import Alternative, Decision, Position, StepResult
 
 FLAT = {1: 0.050, 2: 0.051, 3: 0.052, 4: 0.053, 5: 0.054, 7: 0.056, 9: 0.058, 13: 0.062}  # bf16 on AMX: near free
@@ -71,8 +71,50 @@ def test_a_drafter_the_verifier_agrees_with_gets_long_blocks_and_one_it_does_not
         planner.observe(_step([1, 1, 1, 1], draft_s=0.004, verify_s=STEEP[5]), "lookup")  # passes as measured
         planner.observe(_step([None], draft_s=0.004, verify_s=STEEP[2]), "head")
     assert planner.choose("lookup", limit=64).block_size >= 6
-    assert planner.choose("head", limit=64).block_size == 1
     assert planner.choose("lookup", limit=3).block_size <= 3  # never past the tokens left
+    head = planner.choose("head", limit=64)  # never agrees: a draft only costs, so a plain step
+    assert head.plain and head.reason.startswith("auto: plain step; drafting (head drafts) would cost more")
+
+
+def test_plain_steps_are_chosen_where_drafting_does_not_pay_and_a_block_is_drafted_now_and_then_to_see():
+    planner = AutoPlanner(VerifyCosts(STEEP))
+    for _ in range(20):  # a drafter right 20% of the time, whose pass costs a fifth of a plain step
+        for ranks in ([1, None], [None], [None], [None], [None]):
+            planner.observe(_step(ranks, draft_s=0.010 * len(ranks), verify_s=STEEP[len(ranks) + 1]), None)
+    kinds = []
+    for _ in range(2 * PROBE_EVERY):
+        plan = planner.choose(None, limit=64)
+        kinds.append("plain" if plan.plain else plan.label)
+        step = _step([], verify_s=STEEP[1]) if plan.plain else _step([None], draft_s=0.010, verify_s=STEEP[2])
+        planner.observe(step, None, planned_plain=plan.plain)
+    probe = ["plain"] * (PROBE_EVERY - 1) + ["k=1"]
+    assert kinds == probe + probe  # the planned plain steps do not count as misses: the estimate stays put
+    assert planner.acceptance(None).reached[0] == 100 + 2
+
+
+def test_a_drafter_with_a_card_starts_from_it_and_times_its_pass_first():
+    card = (0.8, 0.9, 0.5)  # kept 80% at depth 1; of those that got there, 90% at depth 2 and 50% at depth 3
+    planner = AutoPlanner(VerifyCosts(STEEP), prior_of=lambda source: card if source == "head" else ())
+    first = planner.choose("head", limit=64)
+    assert first.block_size == 1 and first.reason == "auto: chain k=1 (head drafts); first, to time its drafting pass"
+    head, lookup = planner.acceptance("head"), planner.acceptance("lookup")
+    assert head.hit(0, 1) == pytest.approx(0.8) and head.hit(1, 1) == pytest.approx(0.9) and head.hit(2, 1) == pytest.approx(0.5)
+    assert head.hit(3, 1) == pytest.approx(0.5)  # past the card: as deep as known
+    assert lookup.hit(0, 1) == pytest.approx(FIRST_PRIOR) and lookup.hit(1, 1) == pytest.approx(FIRST_PRIOR)
+    planner.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
+    assert planner.choose("head", limit=64).block_size == 2  # the card's cliff at depth 3 ends the chain
+    no_cliff = AutoPlanner(VerifyCosts(STEEP), prior_of=lambda source: (0.8, 0.9, 0.9))
+    no_cliff.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
+    assert no_cliff.choose("head", limit=64).block_size > 2
+
+
+def test_the_shipped_heads_card_gives_its_acceptance_by_depth(embedded):
+    from engine.drafting.drafters import build_drafter
+
+    drafter = build_drafter(SpecConfig(verifier=embedded.name, drafter="ngram+head"), embedded)
+    prior = drafter.acceptance_prior("head")
+    assert len(prior) == 4 and 0.3 < prior[0] < 0.7 and all(0.3 < p < 0.7 for p in prior[1:])
+    assert drafter.acceptance_prior("lookup") == ()
 
 
 def test_trees_are_chosen_where_extra_rows_are_cheap_and_the_second_choice_often_wins():
@@ -107,9 +149,11 @@ def test_auto_output_equals_plain_greedy_and_each_step_says_what_it_chose(tiny, 
         session.run()
         assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 24), prompt
         assert all(step.plan and step.plan.startswith("auto: ") for step in session.steps)
-        for step in session.steps:  # the step ran what its plan says
-            shape = "tree" if step.tree is not None else "chain"
-            assert step.plan.startswith(f"auto: {shape}"), step.plan
+        for step in session.steps:  # the step ran what its plan says (a chain may find no lookup match)
+            if step.plan.startswith("auto: plain step"):
+                assert step.drafted == 0 and "would cost more than it saves" in step.plan
+            else:
+                assert step.plan.startswith(f"auto: {'tree' if step.tree is not None else 'chain'}"), step.plan
 
 
 def test_auto_under_sampling_verification_drafts_chains(tiny, tiny_verifier):
@@ -128,7 +172,8 @@ def test_headless_summary_shows_the_choice(tiny, capsys):
     assert main(["--headless", "--json", "--verifier", tiny["verifier"], "--drafter", tiny["drafter"],
                  "--max-new-tokens", "12"]) == 0  # -k auto is the default
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert summary["auto"].startswith("auto: chain k=") and sum(summary["auto_choices"].values()) == summary["steps"]
+    # The tiny drafter costs nearly what the verifier does: after the step that times it, plain steps
+    assert summary["auto"].startswith("auto: plain step") and sum(summary["auto_choices"].values()) == summary["steps"]
     assert main(["--headless", "--verifier", tiny["verifier"], "--drafter", "ngram", "-k", "3", "--max-new-tokens", "6"]) == 0
     out = capsys.readouterr().out
     assert "auto:" not in out and "block_size" not in out  # a fixed k: no plan lines
@@ -156,7 +201,10 @@ async def test_the_app_shows_the_choice_and_a_key_fixes_k(tiny):
         assert "k=auto" in app.sub_title
         await pilot.press("n")
         await settle(pilot)
-        assert "auto: chain k=" in _stats_text(app) and "expected" in _stats_text(app)
+        assert "auto: chain k=1\n  first, to time its drafting pass" in _stats_text(app)
+        await pilot.press("n")
+        await settle(pilot)
+        assert "auto: plain step\n  drafting would cost more" in _stats_text(app) and "expected" in _stats_text(app)
         await pilot.press("plus")
         assert "(fixed: auto off)" in app.query_one(StatusBar).message.plain
         await pilot.press("n")

@@ -3,7 +3,7 @@
 In fp32 a token's logits differ in the last bits between a 1-row pass and an n-row verify pass (the kernels sum in
 another order), so "token for token" rests on no near-tie between the top two logits along these paths: the last
 test below checks that margin, so a failure here from a tie would show as such. The matmul layout, chosen by timing
-in a real run (engine/forward/matmul.py), is pinned by conftest.py; the w-first layout gets its own run here.
+in a real run (engine/forward/matmul.py), is pinned by conftest.py; the w-first layout gets its own runs here (one row as itself, or as two).
 """
 
 import pytest
@@ -73,19 +73,22 @@ def test_no_bonus_reproduces_the_notebook_counts(tiny_verifier):
     assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 12)
 
 
+@pytest.mark.parametrize("one_row", ["W @ x.T", "W @ [x; x].T"])
 @pytest.mark.parametrize("drafter_spec", ["drafter", "ngram"])
-def test_greedy_output_equals_plain_greedy_in_the_other_matmul_layout(tiny, tiny_verifier, drafter_spec, monkeypatch):
+def test_greedy_output_equals_plain_greedy_in_the_other_matmul_layouts(tiny, tiny_verifier, drafter_spec, one_row,
+                                                                      monkeypatch):
+    """Where timing picks `W @ x.T`, and one row (plain steps, drafting passes) as itself or as two rows."""
     import engine.forward.matmul as matmul
 
     monkeypatch.setenv("SPECDEC_MATMUL", "w-first")
-    monkeypatch.setattr(matmul, "_W_FIRST", {})
+    monkeypatch.setattr(matmul, "_LAYOUT", {1: one_row})
     spec = tiny["drafter"] if drafter_spec == "drafter" else drafter_spec
     session = make_session(tiny_verifier, spec, block_size=4, max_new_tokens=24)
     for prompt in PROMPTS:
         session.reset(prompt)
         session.run()
         assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 24), prompt
-    assert set(matmul.planned().values()) == {"W @ x.T"}
+    assert set(matmul.planned().values()) == {"W @ x.T", one_row}
 
 
 def test_the_lossless_prompts_have_no_near_tie_on_their_greedy_paths(tiny_verifier):
