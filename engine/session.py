@@ -146,7 +146,8 @@ class Session:
             shape = parse_tree(self.config.tree)
             tree_rows = [shape.max_nodes(self.block_size) + 1] if shape else []
             auto_rows = list(MEASURED_PASSES) if self.config.block_size_schedule == "auto" else []
-            self.verifier_lm.plan([*range(2, self.block_size + 2), *tree_rows, *auto_rows])
+            # 1 row: plain steps, and a drafting pass of a head or a model drafter (it uses the plan it finds)
+            self.verifier_lm.plan([*range(1, self.block_size + 2), *tree_rows, *auto_rows])
 
     @classmethod
     def from_config(cls, config: SpecConfig, progress: Progress | None = None) -> "Session":

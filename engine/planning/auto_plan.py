@@ -225,7 +225,7 @@ class AutoPlanner:
             return Plan(k, None, acceptance.expected_tokens((1,) * k), 1.0,
                         f"auto: chain k={k}{who}; first, to time its drafting pass", source)
         options = self.candidates(acceptance, limit, trees)
-        speedup, depth, tree, tokens, n = max(options, key=lambda option: option[0] * (PLAIN_MARGIN if option[1] == 0 else 1))
+        speedup, depth, tree, tokens, n = max(options, key=lambda o: o[0] * (PLAIN_MARGIN if o[1] == 0 else 1.0))
         if depth == 0:
             drafting = max((option for option in options if option[1]), key=lambda option: option[0])
             if acceptance.plain_run + 1 < PROBE_EVERY:
@@ -236,9 +236,8 @@ class AutoPlanner:
             speedup, depth, tree, tokens, n = next(option for option in options
                                                    if option[1] == min(self.shortest, limit) and option[2] is None)
             shape = f"chain k={depth}{who}; after {acceptance.plain_run} plain steps, to re-measure"
-            who = ""
         else:
-            shape = f"tree {tree} at depth {depth}" if tree else f"chain k={depth}"
-        reason = (f"auto: {shape}{who}; r({n}) = {self.costs.ratio(n):.2f}, expected {tokens:.1f} tokens/call, "
+            shape = (f"tree {tree} at depth {depth}" if tree else f"chain k={depth}") + who
+        reason = (f"auto: {shape}; r({n}) = {self.costs.ratio(n):.2f}, expected {tokens:.1f} tokens/call, "
                   f"{speedup:.2f}x plain")
         return Plan(depth, tree, tokens, speedup, reason, source)
