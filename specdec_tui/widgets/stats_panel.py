@@ -103,8 +103,9 @@ class StatsPanel(Vertical):
         pending = pending or {}
         changing = _changing(snap, following, pending)
         auto = snap.config.block_size_schedule == "auto" and "block_size" not in pending
-        head = Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   k=", "$text-muted"),
-                                (f"{theory.k if s.steps else 'auto' if auto else following}", "bold"))
+        plain_step = bool(snap.steps) and (snap.steps[-1].plan or "").startswith("auto: plain step")
+        k = 0 if plain_step else theory.k if s.steps else "auto" if auto else following  # auto's plain step: k=0
+        head = Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   k=", "$text-muted"), (f"{k}", "bold"))
         if s.steps and changing:
             head = Content.assemble(head, (f" ({changing} from the next step)", "$text-warning"))
         lines = [head, *auto_and_load_lines(snap)]

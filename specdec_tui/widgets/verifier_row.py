@@ -32,7 +32,8 @@ class VerifierRow(ChipRow):
             p_own.append((probability(p.p_verifier), dim))
             # Sampling: p(draft) is the rule's p, shown with the digits that let p/q be recomputed.
             shown_p = num if result.verify_mode == "sampling" else probability
-            p_draft.append((shown_p(p.p_verifier_of_draft) if p.draft_id is not None else "bonus", dim))
+            no_draft = "plain" if p.decision is Decision.PLAIN else "bonus"  # a step with no drafts: no bonus either
+            p_draft.append((shown_p(p.p_verifier_of_draft) if p.draft_id is not None else no_draft, dim))
         self.update(
             Content("\n").join([
                 row(label, tokens, width),

@@ -205,6 +205,11 @@ async def test_the_app_shows_the_choice_and_a_key_fixes_k(tiny):
         await pilot.press("n")
         await settle(pilot)
         assert "auto: plain step\n  drafting would cost more" in _stats_text(app) and "expected" in _stats_text(app)
+        assert _stats_text(app).startswith("steps 2   k=0")
+        from specdec_tui.widgets.verifier_row import VerifierRow
+
+        p_draft_row = str(app.query_one(VerifierRow).content).splitlines()[2]
+        assert "plain" in p_draft_row and "bonus" not in p_draft_row  # no drafts: no bonus token either
         await pilot.press("plus")
         assert "(fixed: auto off)" in app.query_one(StatusBar).message.plain
         await pilot.press("n")
