@@ -6,8 +6,8 @@ either way (bench/matmul_layouts.py measures them; docs/architecture.md has the 
 therefore a 2x loss on some machine, so the first pass of each row count times the layouts over the model's own
 matrices (~0.1 s, like FFTW's planning) and every later pass uses the fastest. One row has a third way: as a
 2-row product whose second row is thrown away. On the AMD EPYC of 3 Dec 2026 MKL's matrix-vector path (one row)
-took 47 ms over the model's matrices where two rows took 34 ms, so plain decoding ran 1.5-1.8x slower than it
-could, and every speed-up measured against it looked that much better.
+took 47 ms over the model's matrices where two rows took 34 ms: plain decoding ran 1.43x faster as two rows
+(bench/one_row.py), and every speed-up measured against the slow one had looked that much better.
 """
 
 from __future__ import annotations
