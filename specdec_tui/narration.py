@@ -182,7 +182,7 @@ def narrate(result: StepResult) -> str:
     if not result.drafted:
         emitted = quote(result.emitted_text) if result.emitted else "nothing"
         why = ("auto chose a plain step, as drafting here is expected to cost more time than its guesses save"
-               if result.plan and result.plan.startswith("auto: plain step")
+               if result.planned_plain
                else "no earlier match to copy, or no room left")
         return (f"Nothing was drafted this step ({why}): the verifier produced {emitted} on its own, as plain "
                 f"decoding would. {_count(result)}{_ending(result)}")

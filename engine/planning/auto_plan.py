@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..records.results import Decision, StepResult
+from ..records.results import PLAIN_PLAN, Decision, StepResult
 
 CHAIN_LENGTHS = tuple(range(0, 9))  # 0: a plain step
 TREE_SHAPES = ("2", "3", "4", "8", "4,2")
@@ -230,7 +230,7 @@ class AutoPlanner:
             drafting = max((option for option in options if option[1]), key=lambda option: option[0])
             if acceptance.plain_run + 1 < PROBE_EVERY:
                 best = f"tree {drafting[2]}" if drafting[2] else f"k={drafting[1]}"
-                return Plan(0, None, 1.0, 1.0, f"auto: plain step; drafting{who} would cost more than it saves "
+                return Plan(0, None, 1.0, 1.0, f"{PLAIN_PLAN}; drafting{who} would cost more than it saves "
                             f"(best: {best}, expected {drafting[3]:.1f} tokens/call, {drafting[0]:.2f}x plain)", source)
             # The drafter may have got better since: one short block to see.
             speedup, depth, tree, tokens, n = next(option for option in options

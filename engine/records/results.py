@@ -123,6 +123,9 @@ class Token:
     source: Source
 
 
+PLAIN_PLAN = "auto: plain step"  # how a plan that chose not to draft begins (engine/planning/auto_plan.py)
+
+
 @dataclass(frozen=True)
 class StepResult:
     step: int  # 1-based
@@ -153,6 +156,11 @@ class StepResult:
     def depth(self) -> int:
         """Draft positions: k for a chain, the tree's depth for a tree (which drafts more nodes than that)."""
         return self.tree.depth if self.tree is not None else self.drafted
+
+    @property
+    def planned_plain(self) -> bool:
+        """Auto chose not to draft this step (as opposed to a drafter that had nothing, or no room left)."""
+        return bool(self.plan) and self.plan.startswith(PLAIN_PLAN)
 
 
 @dataclass(frozen=True)

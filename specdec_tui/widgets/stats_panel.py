@@ -103,8 +103,10 @@ class StatsPanel(Vertical):
         pending = pending or {}
         changing = _changing(snap, following, pending)
         auto = snap.config.block_size_schedule == "auto" and "block_size" not in pending
-        plain_step = bool(snap.steps) and (snap.steps[-1].plan or "").startswith("auto: plain step")
-        k = 0 if plain_step else theory.k if s.steps else "auto" if auto else following  # auto's plain step: k=0
+        if snap.steps and snap.steps[-1].planned_plain:
+            k = 0  # auto chose not to draft (the theory line still speaks of the k it would draft)
+        else:
+            k = theory.k if s.steps else "auto" if auto else following
         head = Content.assemble(("steps ", "$text-muted"), (f"{s.steps}", "bold"), ("   k=", "$text-muted"), (f"{k}", "bold"))
         if s.steps and changing:
             head = Content.assemble(head, (f" ({changing} from the next step)", "$text-warning"))
