@@ -181,9 +181,12 @@ def narrate(result: StepResult) -> str:
     """One paragraph a newcomer reads in ten seconds: what was drafted, what the verifier did, what was kept."""
     if not result.drafted:
         emitted = quote(result.emitted_text) if result.emitted else "nothing"
-        why = ("auto chose a plain step, as drafting here is expected to cost more time than its guesses save"
-               if result.planned_plain
-               else "no earlier match to copy, or no room left")
+        if result.planned_trial:
+            why = "auto chose a plain step once, to time one on this machine: it had only an estimate of its cost"
+        elif result.planned_plain:
+            why = "auto chose a plain step, as drafting here is expected to cost more time than its guesses save"
+        else:
+            why = "no earlier match to copy, or no room left"
         return (f"Nothing was drafted this step ({why}): the verifier produced {emitted} on its own, as plain "
                 f"decoding would. {_count(result)}{_ending(result)}")
     if result.tree is not None:

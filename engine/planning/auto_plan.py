@@ -9,12 +9,16 @@ that keeps hitting wants long blocks while the draft head wants short ones. Two 
   (N = 1..13, the sizes the candidates need), then scaled as a whole by how the running steps compare with it
   (idle pauses between live steps and a busy CPU slow every size alike, so they change no ranking), and corrected
   size by size where a size keeps costing more or less than the curve said (a noisy start-up curve, a row count
-  where the BLAS kernel changes);
+  where the BLAS kernel changes). The curve counts as one observation of each size: on a 2-core VM its ratios move
+  10-90% between curves (r(2) = 1.01-1.93 in four curves of one process on an AMD EPYC), so live passes overrule it
+  fast. A size never run live is priced UNTRIED_DISCOUNT cheaper when ranking (optimism under uncertainty): a
+  candidate within that much of the best runs once and is then priced by what it cost, plain steps included;
 - acceptance by depth and by rank: at every position the verifier reached, where its token stood in the drafter's
   top 5 (rank 1: a greedy chain keeps the draft; within the top w: a width-w tree level holds it), and each drafting
   pass's seconds, kept apart for each part of a combined drafter (lookup and head in `ngram+head`).
 Expected tokens per call of widths (w_1..w_D) are 1 + sum_d prod_{j<=d} hit_j(w_j) (a chain is widths 1,...,1); a
-step costs D drafting passes plus the pass over N = nodes + 1 tokens; the candidate with the best ratio runs.
+step costs D drafting passes, the pass over N = nodes + 1 tokens and the step's own bookkeeping (measured); the
+candidate with the best ratio runs.
 Plain decoding (k = 0: no drafts, one token per 1-token pass) is a candidate too: where drafting is expected to cost
 more than its guesses save (by over 5%), auto decodes plainly, and drafts one block every PROBE_EVERY plain steps to
 see whether that changed.
@@ -27,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..records.results import PLAIN_PLAN, Decision, StepResult
+from ..records.results import PLAIN_PLAN, TRIAL_PLAN, Decision, StepResult
 
 CHAIN_LENGTHS = tuple(range(0, 9))  # 0: a plain step
 TREE_SHAPES = ("2", "3", "4", "8", "4,2")
@@ -40,6 +44,7 @@ PROBE_EVERY = 8  # plain steps in a row after which one block is drafted anyway,
 # A plain step only where the best drafting is expected to lose by more than this: closer than that the estimates
 # are noise (a pass's cost moves 10-20% between runs on a 2-core VM), and drafting keeps the acceptance current.
 PLAIN_MARGIN = 0.95
+UNTRIED_DISCOUNT = 0.15  # a pass size never run live is ranked this much cheaper: its curve price is that unsure
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class VerifyCosts:
         self.curve = dict(sorted(seconds.items()))
         self.scale = 1.0
         self.excess: dict[int, float] = {}  # pass size -> its running cost over scale * curve
+        self.runs: dict[int, int] = {}  # pass size -> live passes seen
 
     def base(self, n: int) -> float:
         """The measured curve at n: linear between measured sizes, extended by the last slope past them."""
@@ -104,15 +110,22 @@ class VerifyCosts:
         """r(n): a pass of n tokens in 1-token passes, as the planner now expects them."""
         return self(n) / self(1)
 
+    def tried(self, n: int) -> bool:
+        """Whether a pass of n tokens ran live (else its price is the start-up curve's, scaled)."""
+        return n in self.runs
+
     def observe(self, n: int, seconds: float) -> None:
         """A pass of n tokens took `seconds`: what its size's correction does not explain moves the scale, and
-        what the scale does not explain moves its size's correction."""
+        what the scale does not explain moves its size's correction. A size's first live pass says only what that
+        size costs (the curve was unsure), so it moves the scale not at all and its correction halfway: the curve
+        counts as one pass. Later passes move the scale more, as they can only mean the machine moved."""
         if seconds <= 0:
             return
         ratio = seconds / self.base(n)
         excess = self.excess.get(n, 1.0)
-        self.scale += SMOOTHING * (ratio / excess - self.scale)
-        self.excess[n] = excess + SMOOTHING * (ratio / self.scale - excess)
+        runs = self.runs[n] = self.runs.get(n, 0) + 1
+        self.scale += SMOOTHING * (1 - 1 / runs) * (ratio / excess - self.scale)
+        self.excess[n] = excess + max(SMOOTHING, 1 / (runs + 1)) * (ratio / self.scale - excess)
 
 
 class Acceptance:
@@ -180,6 +193,26 @@ class Acceptance:
         return total
 
 
+@dataclass(frozen=True)
+class Option:
+    """One shape the planner could run next, priced."""
+    speedup: float  # expected tokens/s over plain decoding's, at the expected costs
+    rank: float  # what the choice compares: the speed-up with an untried pass size's price discounted, plain's margin
+    depth: int
+    tree: str | None
+    tokens: float  # expected per verifier call
+    rows: int  # the verify pass's tokens
+    untried: bool  # that pass size never ran live
+
+    @property
+    def plain(self) -> bool:
+        return self.depth == 0
+
+    @property
+    def label(self) -> str:
+        return f"tree {self.tree}" if self.tree else f"k={self.depth}"
+
+
 class AutoPlanner:
     """Chooses each step's shape; `observe` every step's record to keep its estimates current."""
 
@@ -191,6 +224,7 @@ class AutoPlanner:
         self.trees = [(len(widths_of(t, 0)), t) for t in tree_shapes]
         self.prior_of = prior_of  # a source's acceptance known before the run (Drafter.acceptance_prior)
         self.by_source: dict[str | None, Acceptance] = {}
+        self.bookkeeping_s: float | None = None  # a step's seconds outside its drafting and verify passes
 
     def acceptance(self, source: str | None) -> Acceptance:
         if source not in self.by_source:
@@ -200,18 +234,29 @@ class AutoPlanner:
     def observe(self, result: StepResult, source: str | None, planned_plain: bool = False) -> None:
         self.costs.observe(result.drafted + 1, result.verify_s)
         self.acceptance(source).observe(result, planned_plain)
+        other_s = max(0.0, result.step_s - result.draft_s - result.verify_s)  # bookkeeping: paid by every step
+        last = self.bookkeeping_s
+        self.bookkeeping_s = other_s if last is None else last + SMOOTHING * (other_s - last)
 
-    def candidates(self, acceptance: Acceptance, limit: int, trees: bool) -> list[tuple[float, int, str | None, float, int]]:
-        """(expected speed-up over plain, depth, tree, expected tokens/call, pass size) of every shape that fits."""
-        plain_s, pass_s = self.costs(1), acceptance.pass_s or 0.0
-        rows = []
+    def candidates(self, acceptance: Acceptance, limit: int, trees: bool) -> list[Option]:
+        """Every shape that fits, plain steps included, at this run's expected costs."""
+        bookkeeping_s, pass_s = self.bookkeeping_s or 0.0, acceptance.pass_s or 0.0
+        plain_s = self.costs(1) + bookkeeping_s
+        options = []
         for depth, tree in self.chains + (self.trees if trees else []):
             if depth <= limit:
                 widths = widths_of(tree, depth)
                 n = nodes_of(widths) + 1
                 tokens = acceptance.expected_tokens(widths)
-                rows.append((tokens * plain_s / (depth * pass_s + self.costs(n)), depth, tree, tokens, n))
-        return rows
+                verify_s = self.costs(n)
+                untried = not self.costs.tried(n)
+                hopeful_s = verify_s * (1 - UNTRIED_DISCOUNT) if untried else verify_s
+                margin = PLAIN_MARGIN if depth == 0 else 1.0
+                options.append(Option(
+                    speedup=tokens * plain_s / (depth * pass_s + verify_s + bookkeeping_s),
+                    rank=margin * tokens * plain_s / (depth * pass_s + hopeful_s + bookkeeping_s),
+                    depth=depth, tree=tree, tokens=tokens, rows=n, untried=untried))
+        return options
 
     def choose(self, source: str | None, limit: int, trees: bool = False) -> Plan:
         """The best chain (or, with `trees`, chain or tree) at most `limit` deep (tokens left, room in the context),
@@ -225,19 +270,27 @@ class AutoPlanner:
             return Plan(k, None, acceptance.expected_tokens((1,) * k), 1.0,
                         f"auto: chain k={k}{who}; first, to time its drafting pass", source)
         options = self.candidates(acceptance, limit, trees)
-        speedup, depth, tree, tokens, n = max(options, key=lambda o: o[0] * (PLAIN_MARGIN if o[1] == 0 else 1.0))
-        if depth == 0:
-            drafting = max((option for option in options if option[1]), key=lambda option: option[0])
+        best = max(options, key=lambda option: option.rank)
+        # Ranked on expected costs alone, would it have won? If not, it runs to be priced live.
+        trial = best.untried and best is not max(options, key=lambda option: option.speedup * (
+            PLAIN_MARGIN if option.plain else 1))
+        if best.plain:
+            drafting = max((option for option in options if not option.plain), key=lambda option: option.speedup)
+            summary = f"{drafting.label}, expected {drafting.tokens:.1f} tokens/call, {drafting.speedup:.2f}x plain"
+            if trial:
+                return Plan(0, None, 1.0, 1.0, f"{PLAIN_PLAN}; a 1-token pass {TRIAL_PLAN} "
+                            f"(best drafting{who}: {summary})", source)
             if acceptance.plain_run + 1 < PROBE_EVERY:
-                best = f"tree {drafting[2]}" if drafting[2] else f"k={drafting[1]}"
                 return Plan(0, None, 1.0, 1.0, f"{PLAIN_PLAN}; drafting{who} would cost more than it saves "
-                            f"(best: {best}, expected {drafting[3]:.1f} tokens/call, {drafting[0]:.2f}x plain)", source)
+                            f"(best: {summary})", source)
             # The drafter may have got better since: one short block to see.
-            speedup, depth, tree, tokens, n = next(option for option in options
-                                                   if option[1] == min(self.shortest, limit) and option[2] is None)
-            shape = f"chain k={depth}{who}; after {acceptance.plain_run} plain steps, to re-measure"
+            best = next(option for option in options
+                        if option.depth == min(self.shortest, limit) and option.tree is None)
+            shape = f"chain k={best.depth}{who}; after {acceptance.plain_run} plain steps, to re-measure"
         else:
-            shape = (f"tree {tree} at depth {depth}" if tree else f"chain k={depth}") + who
-        reason = (f"auto: {shape}; r({n}) = {self.costs.ratio(n):.2f}, expected {tokens:.1f} tokens/call, "
-                  f"{speedup:.2f}x plain")
-        return Plan(depth, tree, tokens, speedup, reason, source)
+            shape = (f"tree {best.tree} at depth {best.depth}" if best.tree else f"chain k={best.depth}") + who
+        reason = (f"auto: {shape}; r({best.rows}) = {self.costs.ratio(best.rows):.2f}, expected {best.tokens:.1f} "
+                  f"tokens/call, {best.speedup:.2f}x plain")
+        if trial:
+            reason += f"; a {best.rows}-token pass {TRIAL_PLAN}"
+        return Plan(best.depth, best.tree, best.tokens, best.speedup, reason, source)

@@ -124,6 +124,7 @@ class Token:
 
 
 PLAIN_PLAN = "auto: plain step"  # how a plan that chose not to draft begins (engine/planning/auto_plan.py)
+TRIAL_PLAN = "never ran here: once, to price it live"  # in a plan run to time a pass size it had only estimated
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,11 @@ class StepResult:
     def planned_plain(self) -> bool:
         """Auto chose not to draft this step (as opposed to a drafter that had nothing, or no room left)."""
         return bool(self.plan) and self.plan.startswith(PLAIN_PLAN)
+
+    @property
+    def planned_trial(self) -> bool:
+        """Auto chose this shape once to time its verify pass, which it had priced from the start-up curve alone."""
+        return bool(self.plan) and TRIAL_PLAN in self.plan
 
 
 @dataclass(frozen=True)

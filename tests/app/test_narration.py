@@ -73,6 +73,10 @@ def test_a_step_with_no_drafts():
     assert "no earlier match to copy" in narrate(plain)
     chosen = dataclasses.replace(plain, plan="auto: plain step; drafting would cost more than it saves (best: ...)")
     assert "auto chose a plain step, as drafting here is expected to cost more time" in narrate(chosen)
+    trial = dataclasses.replace(plain, plan="auto: plain step; a 1-token pass never ran here: once, to price it live "
+                                            "(best drafting: k=1, expected 1.6 tokens/call, 1.10x plain)")
+    assert "auto chose a plain step once, to time one on this machine" in narrate(trial)
+    assert "cost more time" not in narrate(trial)  # a step run to measure is not one auto expected to be faster
 
 
 def test_model_text_is_quoted_literally():
