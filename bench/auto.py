@@ -6,8 +6,8 @@
 Grid: plain decoding (k = 0), each drafter's chains k = 1..6 and trees 2, 3, 4, 8, 4,2 and dynamic:8 (k = 3), in fp32, and in bf16 where
 the probe finds bf16 exact on this CPU (engine/forward/bf16_probe.py). Against them: the default (ngram+head, -k auto) and
 -k auto --tree auto. Plain greedy decoding with the engine's own loop is the baseline, in the same round robin.
-Every method's output is checked against plain decoding. Each timed auto run starts with no acceptance learnt (the
-verify costs it timed at its first step are kept, as the matmul plan is: start-up, not decoding).
+Every method's output is checked against plain decoding. Each timed auto run starts with no acceptance learnt (what
+passes cost, verify and drafting, is kept from the warm-up, as the matmul plan is: start-up, not decoding).
 
 Two stages per prompt, because the best of 24 noisy medians is biased upward (the winner's curse: on this 2-core
 VM one configuration's median moves 10-20% between runs, so the grid's maximum is mostly its luckiest row):
@@ -87,7 +87,7 @@ def timed_rounds(sessions: dict, plain, prompt: str, rounds: int) -> tuple[dict,
         walls["plain greedy (engine)"].append(time.perf_counter() - begin)
         for label, session in sessions.items():
             if session.planner is not None:
-                session.planner.by_source.clear()  # no acceptance carried over from the previous run
+                session.planner.forget_acceptance()  # no acceptance carried over from the previous run
             begin = time.perf_counter()
             session.reset(prompt)
             session.run()

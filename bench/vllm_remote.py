@@ -65,7 +65,7 @@ def measure(url: str, max_new: int) -> list[dict]:
             made["plain through the engine"] = plain.new_tokens
             for label, session in sessions.items():
                 if session.planner is not None:
-                    session.planner.by_source.clear()
+                    session.planner.forget_acceptance()
                 begin = time.perf_counter()
                 session.reset(prompt)
                 session.run()

@@ -179,7 +179,7 @@ class Session:
         drafter = build_drafter(config, self.verifier, progress)
         self.config, self.drafter = _name_auto(config, drafter), drafter
         if self.planner is not None:
-            self.planner.by_source.clear()  # acceptance was the old drafter's; the verify costs still hold
+            self.planner.forget_drafter()  # acceptance and drafting cost were the old drafter's; verify costs hold
         self._share_vocab()
         self._tap_features()
         if self.prompt:

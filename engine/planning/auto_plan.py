@@ -135,7 +135,6 @@ class Acceptance:
         self.prior = prior  # rank-1 acceptance by depth, where the verifier got there, known before the run (a card)
         self.reached: list[int] = []
         self.at_rank: list[list[int]] = []  # [depth][rank - 1]
-        self.pass_s: float | None = None  # seconds of one drafting pass
         self.plain_run = 0  # plain steps chosen in a row
 
     def observe(self, result: StepResult, planned_plain: bool = False) -> None:
@@ -158,9 +157,6 @@ class Acceptance:
             self._count(depth, rank)
             if position.decision is not Decision.ACCEPTED:
                 break
-        if result.depth and result.draft_s >= 0:
-            seconds = result.draft_s / result.depth
-            self.pass_s = seconds if self.pass_s is None else self.pass_s + SMOOTHING * (seconds - self.pass_s)
 
     def _count(self, depth: int, rank: int | None) -> None:
         while len(self.reached) <= depth:
@@ -224,7 +220,17 @@ class AutoPlanner:
         self.trees = [(len(widths_of(t, 0)), t) for t in tree_shapes]
         self.prior_of = prior_of  # a source's acceptance known before the run (Drafter.acceptance_prior)
         self.by_source: dict[str | None, Acceptance] = {}
+        self.drafting_s: dict[str | None, float] = {}  # a source's seconds per drafting pass (a cost: kept by forget)
         self.bookkeeping_s: float | None = None  # a step's seconds outside its drafting and verify passes
+
+    def forget_acceptance(self) -> None:
+        """Acceptance starts again from the priors (another text); what passes cost on this machine is kept."""
+        self.by_source.clear()
+
+    def forget_drafter(self) -> None:
+        """Another drafter: its acceptance and its drafting pass's cost are unknown again."""
+        self.by_source.clear()
+        self.drafting_s.clear()
 
     def acceptance(self, source: str | None) -> Acceptance:
         if source not in self.by_source:
@@ -234,13 +240,17 @@ class AutoPlanner:
     def observe(self, result: StepResult, source: str | None, planned_plain: bool = False) -> None:
         self.costs.observe(result.drafted + 1, result.verify_s)
         self.acceptance(source).observe(result, planned_plain)
+        if result.depth and result.draft_s >= 0:
+            seconds, last = result.draft_s / result.depth, self.drafting_s.get(source)
+            self.drafting_s[source] = seconds if last is None else last + SMOOTHING * (seconds - last)
         other_s = max(0.0, result.step_s - result.draft_s - result.verify_s)  # bookkeeping: paid by every step
         last = self.bookkeeping_s
         self.bookkeeping_s = other_s if last is None else last + SMOOTHING * (other_s - last)
 
-    def candidates(self, acceptance: Acceptance, limit: int, trees: bool) -> list[Option]:
+    def candidates(self, source: str | None, limit: int, trees: bool) -> list[Option]:
         """Every shape that fits, plain steps included, at this run's expected costs."""
-        bookkeeping_s, pass_s = self.bookkeeping_s or 0.0, acceptance.pass_s or 0.0
+        acceptance = self.acceptance(source)
+        bookkeeping_s, pass_s = self.bookkeeping_s or 0.0, self.drafting_s.get(source, 0.0)
         plain_s = self.costs(1) + bookkeeping_s
         options = []
         for depth, tree in self.chains + (self.trees if trees else []):
@@ -265,11 +275,11 @@ class AutoPlanner:
         who = f" ({source} drafts)" if source else ""
         if limit < 1:
             return Plan(0, None, 1.0, 1.0, "auto: no room to draft", source)
-        if acceptance.pass_s is None:  # its drafting pass never timed: the cheapest block times it
+        if source not in self.drafting_s:  # its drafting pass never timed: the cheapest block times it
             k = min(self.shortest, limit)
             return Plan(k, None, acceptance.expected_tokens((1,) * k), 1.0,
                         f"auto: chain k={k}{who}; first, to time its drafting pass", source)
-        options = self.candidates(acceptance, limit, trees)
+        options = self.candidates(source, limit, trees)
         best = max(options, key=lambda option: option.rank)
         # Ranked on expected costs alone, would it have won? If not, it runs to be priced live.
         trial = best.untried and best is not max(options, key=lambda option: option.speedup * (

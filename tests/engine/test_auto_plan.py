@@ -101,7 +101,7 @@ def test_a_drafting_shape_never_run_is_tried_once_when_near_the_best_and_then_pr
         planner.observe(_step([1, 1], draft_s=0.002, verify_s=STEEP[3]), None)
         planner.observe(_step([1, None], draft_s=0.002, verify_s=STEEP[3]), None)
         planner.observe(_step([None], draft_s=0.001, verify_s=STEEP[2]), None)
-    options = {o.depth: o for o in planner.candidates(planner.acceptance(None), 64, False)}
+    options = {o.depth: o for o in planner.candidates(None, 64, False)}
     assert options[3].untried and 0.85 * options[1].speedup < options[3].speedup < options[1].speedup
     trial = planner.choose(None, limit=64)
     assert trial.block_size == 3 and trial.reason.endswith("a 4-token pass never ran here: once, to price it live")
@@ -159,6 +159,15 @@ def test_a_drafter_with_a_card_starts_from_it_and_times_its_pass_first():
     no_cliff = AutoPlanner(VerifyCosts(STEEP), prior_of=lambda source: (0.8, 0.9, 0.9))
     no_cliff.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
     assert no_cliff.choose("head", limit=64).block_size > 2
+
+
+def test_another_text_keeps_what_drafting_costs_and_another_drafter_does_not():
+    planner = AutoPlanner(VerifyCosts(STEEP), prior_of=lambda source: (0.8, 0.9, 0.9))
+    planner.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
+    planner.forget_acceptance()  # a new prompt: acceptance starts from the card again, no k=1 block to time the head
+    assert planner.acceptance("head").reached == [] and planner.choose("head", limit=64).block_size > 1
+    planner.forget_drafter()
+    assert "first, to time its drafting pass" in planner.choose("head", limit=64).reason
 
 
 def test_the_shipped_heads_card_gives_its_acceptance_by_depth(embedded):
