@@ -44,6 +44,7 @@ PROBE_EVERY = 8  # plain steps in a row after which one block is drafted anyway,
 # A plain step only where the best drafting is expected to lose by more than this: closer than that the estimates
 # are noise (a pass's cost moves 10-20% between runs on a 2-core VM), and drafting keeps the acceptance current.
 PLAIN_MARGIN = 0.95
+SURPRISE_CAP = 1.5  # a live pass counts as at most this far from its expected cost
 UNTRIED_DISCOUNT = 0.15  # a pass size never run live is ranked this much cheaper: its curve price is that unsure
 
 
@@ -121,6 +122,8 @@ class VerifyCosts:
         counts as one pass. Later passes move the scale more, as they can only mean the machine moved."""
         if seconds <= 0:
             return
+        # A pass far off its price is mostly the VM (a 2-core VM has 3x spikes): it moves the price as one 1.5x off.
+        seconds = min(max(seconds, self(n) / SURPRISE_CAP), self(n) * SURPRISE_CAP)
         ratio = seconds / self.base(n)
         excess = self.excess.get(n, 1.0)
         runs = self.runs[n] = self.runs.get(n, 0) + 1
