@@ -66,6 +66,7 @@ def main() -> int:
         print(json.dumps(measure(args.max_new_tokens, json.loads(Path(args.measure).read_text()))))
         return 0
     sys.path.insert(0, str(HERE))
+    from bench.machine import cpu_name
     from bench.prompts import PROMPTS as ALL
     if not args.rev:
         parser.error("name the commit to compare with, e.g. HEAD~3")
@@ -100,8 +101,7 @@ def main() -> int:
         mine = statistics.median(r[name] for r in rounds["this"])
         rows.append({"configuration": name, "other": theirs, "this": mine, "ratio": mine / theirs})
         print(f"{name:<18} {theirs:12.1f} {mine:8.1f}  {mine / theirs:.3f}")
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    cpu = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
+    cpu = cpu_name()
     out = HERE / "bench" / "results" / "ab-latest.json"
     out.write_text(json.dumps({"rev": args.rev, "cpu": cpu, "rounds": rounds, "rows": rows}, indent=1))
     print(f"cpu: {cpu}; wrote {out}")

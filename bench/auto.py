@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.machine import cpu_name  # noqa: E402
 from bench.prompts import CHAT, PROMPTS  # noqa: E402
 from engine import EngineError, Session, SpecConfig, load_model  # noqa: E402
 
@@ -39,14 +39,6 @@ CHAINS = tuple(range(1, 7))
 TREES = ("2", "3", "4", "8", "4,2", "dynamic:8")
 DYNAMIC_DEPTH = 3
 TARGET = 0.95  # auto's tokens/s against the best fixed configuration's, per prompt
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration, subprocess.SubprocessError):
-        return "unknown"
 
 
 def configs(forwards: list[str]) -> dict[str, dict]:

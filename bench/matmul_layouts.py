@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.auto import cpu_name  # noqa: E402
+from bench.machine import cpu_name  # noqa: E402
 
 # (rows of W, columns of W, how many such matrices one forward pass of SmolLM2-135M reads)
 SHAPES = {"q/o proj": (576, 576, 60), "k/v proj": (192, 576, 60), "gate/up proj": (1536, 576, 60),

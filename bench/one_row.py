@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.auto import cpu_name  # noqa: E402
+from bench.machine import cpu_name  # noqa: E402
 from bench.prompts import PROMPTS  # noqa: E402
 from engine import Session, SpecConfig, load_model  # noqa: E402
 from engine.forward import matmul  # noqa: E402

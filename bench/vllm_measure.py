@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a file, too: the checkout's engine and bench
 
+from bench.machine import cpu_name  # noqa: E402
 from bench.prompts import CHAT, PROMPTS  # noqa: E402
 
 GREEDY_TOKENS = 32
@@ -137,14 +137,6 @@ def measure_latency(client, verifier) -> dict:
             "model": client.model, "prompt": ids[:L], "max_tokens": 33, "temperature": 0.0, "ignore_eos": True}))
         plain.append({"context": L, "one_token_request_ms": one, "decode_step_ms": round((many - one) / 32, 1)})
     return {"verify": verify, "plain": plain, "repeats": REPEATS, "top_n": TOP_N}
-
-
-def cpu_name() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor() or "unknown"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "unknown")
 
 
 def vllm_version() -> str:

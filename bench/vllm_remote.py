@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.prompts import CHAT, PROMPTS  # noqa: E402
-from bench.vllm_measure import cpu_name  # noqa: E402
+from bench.machine import cpu_name  # noqa: E402
 
 REPEATS = 3
 METHODS = {"ngram k=1": dict(block_size=1), "ngram k=3": dict(block_size=3),

@@ -123,7 +123,8 @@ class VerifyCosts:
         if seconds <= 0:
             return
         # A pass far off its price is mostly the VM (a 2-core VM has 3x spikes): it moves the price as one 1.5x off.
-        seconds = min(max(seconds, self(n) / SURPRISE_CAP), self(n) * SURPRISE_CAP)
+        price = self(n)
+        seconds = min(max(seconds, price / SURPRISE_CAP), price * SURPRISE_CAP)
         ratio = seconds / self.base(n)
         excess = self.excess.get(n, 1.0)
         runs = self.runs[n] = self.runs.get(n, 0) + 1
@@ -196,7 +197,7 @@ class Acceptance:
 class Option:
     """One shape the planner could run next, priced."""
     speedup: float  # expected tokens/s over plain decoding's, at the expected costs
-    rank: float  # what the choice compares: the speed-up with an untried pass size's price discounted, plain's margin
+    hoped_speedup: float  # the same with an untried pass size's price discounted (the ranking's optimism)
     depth: int
     tree: str | None
     tokens: float  # expected per verifier call
@@ -210,6 +211,10 @@ class Option:
     @property
     def label(self) -> str:
         return f"tree {self.tree}" if self.tree else f"k={self.depth}"
+
+    def score(self, hopeful: bool = True) -> float:
+        """What the choice compares: the speed-up (hoped, or at expected costs), a plain step's by PLAIN_MARGIN."""
+        return (self.hoped_speedup if hopeful else self.speedup) * (PLAIN_MARGIN if self.plain else 1.0)
 
 
 class AutoPlanner:
@@ -264,10 +269,9 @@ class AutoPlanner:
                 verify_s = self.costs(n)
                 untried = not self.costs.tried(n)
                 hopeful_s = verify_s * (1 - UNTRIED_DISCOUNT) if untried else verify_s
-                margin = PLAIN_MARGIN if depth == 0 else 1.0
                 options.append(Option(
                     speedup=tokens * plain_s / (depth * pass_s + verify_s + bookkeeping_s),
-                    rank=margin * tokens * plain_s / (depth * pass_s + hopeful_s + bookkeeping_s),
+                    hoped_speedup=tokens * plain_s / (depth * pass_s + hopeful_s + bookkeeping_s),
                     depth=depth, tree=tree, tokens=tokens, rows=n, untried=untried))
         return options
 
@@ -283,10 +287,9 @@ class AutoPlanner:
             return Plan(k, None, acceptance.expected_tokens((1,) * k), 1.0,
                         f"auto: chain k={k}{who}; first, to time its drafting pass", source)
         options = self.candidates(source, limit, trees)
-        best = max(options, key=lambda option: option.rank)
+        best = max(options, key=Option.score)
         # Ranked on expected costs alone, would it have won? If not, it runs to be priced live.
-        trial = best.untried and best is not max(options, key=lambda option: option.speedup * (
-            PLAIN_MARGIN if option.plain else 1))
+        trial = best.untried and best is not max(options, key=lambda option: option.score(hopeful=False))
         if best.plain:
             drafting = max((option for option in options if not option.plain), key=lambda option: option.speedup)
             summary = f"{drafting.label}, expected {drafting.tokens:.1f} tokens/call, {drafting.speedup:.2f}x plain"
