@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import cpu_name  # noqa: E402
-from bench.prompts import CHAT, PROMPTS  # noqa: E402
+from bench.prompts import AUTO_EXTRA, CHAT, PROMPTS  # noqa: E402
 from engine import EngineError, Session, SpecConfig, load_model  # noqa: E402
 
 DRAFTERS = ("head", "ngram+head")
@@ -166,7 +166,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 repeat, 24 tokens, 2 prompts")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "auto-latest.json"))
     args = parser.parse_args()
-    prompts = dict(PROMPTS)
+    prompts = {**PROMPTS, **AUTO_EXTRA}
     if args.quick:
         args.repeats, args.final_repeats, args.max_new_tokens = 1, 1, 24
         prompts = {k: prompts[k] for k in ("open-ended", "code edit (grounded)")}

@@ -11,6 +11,13 @@ PASSAGE = (
     "kilometres, of which five and a half million square kilometres are covered by the rainforest."
 )
 
+LONG_PASSAGE = (
+    "Salt marshes grow where the sea meets the land, in sheltered bays and estuaries. Twice a day the tide floods "
+    "them and drains away again, leaving mud that is rich in food. Grasses that can live in salty water hold the mud "
+    "in place with their roots, and each flood leaves a thin new layer behind. Crabs, snails and small fish shelter "
+    "among the stems, and many birds stop there to feed on their long journeys north and south."
+)
+
 
 # The open-ended prompts are in neither the draft head's training grid nor its held-out set (training/prompts.py).
 PROMPTS = {
@@ -21,4 +28,7 @@ PROMPTS = {
     "restate (grounded)": f"Repeat this passage word for word: {PASSAGE}",
 }
 # Requests the model answers: sent through SmolLM2-Instruct's chat template (--chat; prompts are plain text otherwise).
-CHAT = {"open-ended (story)", "code edit (grounded)", "restate (grounded)"}
+CHAT = {"open-ended (story)", "code edit (grounded)", "restate (grounded)", "restate, long (grounded)"}
+# bench/auto.py only: "restate" ends after 25 tokens in 7 steps (one step is 14% of a run), too short to show a block
+# that grows while lookup keeps hitting; this one fills the 64 tokens (the model skips one sentence).
+AUTO_EXTRA = {"restate, long (grounded)": f"Repeat this passage word for word: {LONG_PASSAGE}"}
