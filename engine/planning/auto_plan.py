@@ -15,7 +15,9 @@ that keeps hitting wants long blocks while the draft head wants short ones. Two 
   candidate within that much of the best runs once and is then priced by what it cost, plain steps included;
 - acceptance by depth and by rank: at every position the verifier reached, where its token stood in the drafter's
   top 5 (rank 1: a greedy chain keeps the draft; within the top w: a width-w tree level holds it), and each drafting
-  pass's seconds, kept apart for each part of a combined drafter (lookup and head in `ngram+head`).
+  pass's seconds, kept apart for each part of a combined drafter (lookup and head in `ngram+head`). A depth a
+  chain never reaches keeps its card's value, so while the depth past the best chain is barely reached in this
+  text, a deeper chain expected within DEEPER_WITHIN of the best is drafted instead, a few steps, to measure it.
 Expected tokens per call of widths (w_1..w_D) are 1 + sum_d prod_{j<=d} hit_j(w_j) (a chain is widths 1,...,1); a
 step costs D drafting passes, the pass over N = nodes + 1 tokens and the step's own bookkeeping (measured); the
 candidate with the best ratio runs.
@@ -46,7 +48,7 @@ PROBE_EVERY = 8  # plain steps in a row after which one block is drafted anyway,
 PLAIN_MARGIN = 0.95
 SURPRISE_CAP = 1.5  # a live pass counts as at most this far from its expected cost
 UNTRIED_DISCOUNT = 0.15  # a pass size never run live is ranked this much cheaper: its curve price is that unsure
-# A depth the verifier has barely reached in this text is judged by its prior (a card's average over other text),
+# A depth the verifier has barely reached in this text is judged by the drafter's card (its average over other text),
 # and a chain that stops short of it never moves that estimate (an essay where the head keeps 2.06 tokens a call at
 # k = 3, its card expecting 1.86, stayed at k = 1). So a deeper chain expected within DEEPER_WITHIN of the best is
 # drafted until the verifier reached the depth past the best DEEPER_REACHED times (at 8 a share's standard error is
@@ -322,7 +324,7 @@ class AutoPlanner:
             shape = f"chain k={best.depth}{who}; after {acceptance.plain_run} plain steps, to re-measure"
         else:
             deeper = None if trial else self.deeper_chain(acceptance, options, best)
-            note = (f", deeper than the best ({best.label}, {best.speedup:.2f}x) to measure depth {best.depth + 1}, "
+            note = (f"; deeper than the best ({best.label}, {best.speedup:.2f}x) to measure depth {best.depth + 1}, "
                     f"reached {_times(acceptance.seen(best.depth))} in this text") if deeper else ""
             best = deeper or best
             trial = trial or (deeper is not None and deeper.untried)
@@ -335,11 +337,11 @@ class AutoPlanner:
 
     @staticmethod
     def deeper_chain(acceptance: Acceptance, options: list[Option], best: Option) -> Option | None:
-        """The best chain deeper than the best chain, where the first depth it adds is still judged by its prior and
+        """The best chain deeper than the best chain, where the first depth it adds is still judged by its card and
         it is expected close to the best (counted: `choose` runs once per step). The best deeper one, not the next:
         a pass size can cost more than the one above it (3 rows 1.75x a 1-token pass, 4 rows 1.40x on an AMD EPYC)."""
-        if best.tree is not None:
-            return None
+        if best.tree is not None or best.depth >= len(acceptance.prior):
+            return None  # past the card (or with none) a depth is judged as the one above it: no pull to correct
         deeper = max((option for option in options if option.tree is None and option.depth > best.depth),
                      key=lambda option: option.speedup, default=None)
         runs = acceptance.deeper_runs.get(best.depth, 0)

@@ -209,6 +209,22 @@ def test_a_depth_judged_by_its_card_is_measured_by_a_few_deeper_chains(deep_kept
         assert any("deeper than the best" in planner.choose("head", limit=64).reason for _ in range(4))
 
 
+def test_a_depth_past_the_card_gets_no_deeper_chains():
+    """Past its card (or with none, as lookup) a depth is judged as the one above it, not pulled down by a card's
+    fall: nothing to correct, and on a 7-step restated passage such a trial was a k=7 block as the text ended."""
+    costs = VerifyCosts(STEEP)
+    for n, seconds in STEEP.items():
+        costs.observe(n, seconds)
+    reasons = {}
+    for card in ((0.47, 0.45, 0.45), (0.47,)):  # without a card's fall, deeper looks better still, yet is not tried
+        planner = AutoPlanner(costs, chain_lengths=(0, 1, 2, 3, 4), prior_of=lambda source, card=card: card)
+        planner.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
+        planner.forget_acceptance()
+        reasons[card] = planner.choose("head", limit=64).reason
+    assert "deeper than the best (k=1" in reasons[(0.47, 0.45, 0.45)]
+    assert "deeper" not in reasons[(0.47,)] and reasons[(0.47,)].startswith("auto: chain k=1 (head drafts); r(2)")
+
+
 def test_another_text_keeps_what_drafting_costs_and_another_drafter_does_not():
     planner = AutoPlanner(VerifyCosts(STEEP), prior_of=lambda source: (0.8, 0.9, 0.9))
     planner.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
