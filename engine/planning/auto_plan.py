@@ -15,9 +15,7 @@ that keeps hitting wants long blocks while the draft head wants short ones. Two 
   candidate within that much of the best runs once and is then priced by what it cost, plain steps included;
 - acceptance by depth and by rank: at every position the verifier reached, where its token stood in the drafter's
   top 5 (rank 1: a greedy chain keeps the draft; within the top w: a width-w tree level holds it), and each drafting
-  pass's seconds, kept apart for each part of a combined drafter (lookup and head in `ngram+head`). A depth a
-  chain never reaches keeps its card's value, so while the depth past the best chain is barely reached in this
-  text, a deeper chain expected within DEEPER_WITHIN of the best is drafted instead, a few steps, to measure it.
+  pass's seconds, kept apart for each part of a combined drafter (lookup and head in `ngram+head`).
 Expected tokens per call of widths (w_1..w_D) are 1 + sum_d prod_{j<=d} hit_j(w_j) (a chain is widths 1,...,1); a
 step costs D drafting passes, the pass over N = nodes + 1 tokens and the step's own bookkeeping (measured); the
 candidate with the best ratio runs.
@@ -48,14 +46,6 @@ PROBE_EVERY = 8  # plain steps in a row after which one block is drafted anyway,
 PLAIN_MARGIN = 0.95
 SURPRISE_CAP = 1.5  # a live pass counts as at most this far from its expected cost
 UNTRIED_DISCOUNT = 0.15  # a pass size never run live is ranked this much cheaper: its curve price is that unsure
-# A depth the verifier has barely reached in this text is judged by the drafter's card (its average over other text),
-# and a chain that stops short of it never moves that estimate (an essay where the head keeps 2.06 tokens a call at
-# k = 3, its card expecting 1.86, stayed at k = 1). So a deeper chain expected within DEEPER_WITHIN of the best is
-# drafted until the verifier reached the depth past the best DEEPER_REACHED times (at 8 a share's standard error is
-# about 0.17, enough to tell 0.45 from 0.65 after the prior's pull), at most DEEPER_STEPS times a text.
-DEEPER_WITHIN = 0.9
-DEEPER_REACHED = 8
-DEEPER_STEPS = 12
 
 
 @dataclass(frozen=True)
@@ -74,10 +64,6 @@ class Plan:
     @property
     def plain(self) -> bool:
         return self.block_size == 0
-
-
-def _times(n: int) -> str:
-    return f"{n} time{'' if n == 1 else 's'}"
 
 
 def widths_of(tree: str | None, k: int) -> tuple[int, ...]:
@@ -154,7 +140,6 @@ class Acceptance:
         self.reached: list[int] = []
         self.at_rank: list[list[int]] = []  # [depth][rank - 1]
         self.plain_run = 0  # plain steps chosen in a row
-        self.deeper_runs: dict[int, int] = {}  # depth -> chains drafted one deeper than the best, to measure it
 
     def observe(self, result: StepResult, planned_plain: bool = False) -> None:
         self.plain_run = self.plain_run + 1 if planned_plain else 0
@@ -184,10 +169,6 @@ class Acceptance:
         self.reached[depth] += 1
         if rank is not None:
             self.at_rank[depth][rank - 1] += 1
-
-    def seen(self, depth: int) -> int:
-        """How often the verifier reached `depth` (0-based) in this text."""
-        return self.reached[depth] if depth < len(self.reached) else 0
 
     def hit(self, depth: int, width: int) -> float:
         """P(the verifier's token is among the drafter's top `width` at `depth` (0-based) | the verifier got there)."""
@@ -323,30 +304,9 @@ class AutoPlanner:
                         if option.depth == min(self.shortest, limit) and option.tree is None)
             shape = f"chain k={best.depth}{who}; after {acceptance.plain_run} plain steps, to re-measure"
         else:
-            deeper = None if trial else self.deeper_chain(acceptance, options, best)
-            note = (f"; deeper than the best ({best.label}, {best.speedup:.2f}x) to measure depth {best.depth + 1}, "
-                    f"reached {_times(acceptance.seen(best.depth))} in this text") if deeper else ""
-            best = deeper or best
-            trial = trial or (deeper is not None and deeper.untried)
-            shape = (f"tree {best.tree} at depth {best.depth}" if best.tree else f"chain k={best.depth}") + who + note
+            shape = (f"tree {best.tree} at depth {best.depth}" if best.tree else f"chain k={best.depth}") + who
         reason = (f"auto: {shape}; r({best.rows}) = {self.costs.ratio(best.rows):.2f}, expected {best.tokens:.1f} "
                   f"tokens/call, {best.speedup:.2f}x plain")
         if trial:
             reason += f"; a {best.rows}-token pass {TRIAL_PLAN}"
         return Plan(best.depth, best.tree, best.tokens, best.speedup, reason, source)
-
-    @staticmethod
-    def deeper_chain(acceptance: Acceptance, options: list[Option], best: Option) -> Option | None:
-        """The best chain deeper than the best chain, where the first depth it adds is still judged by its card and
-        it is expected close to the best (counted: `choose` runs once per step). The best deeper one, not the next:
-        a pass size can cost more than the one above it (3 rows 1.75x a 1-token pass, 4 rows 1.40x on an AMD EPYC)."""
-        if best.tree is not None or best.depth >= len(acceptance.prior):
-            return None  # past the card (or with none) a depth is judged as the one above it: no pull to correct
-        deeper = max((option for option in options if option.tree is None and option.depth > best.depth),
-                     key=lambda option: option.speedup, default=None)
-        runs = acceptance.deeper_runs.get(best.depth, 0)
-        if (deeper is None or acceptance.seen(best.depth) >= DEEPER_REACHED or runs >= DEEPER_STEPS
-                or deeper.speedup < DEEPER_WITHIN * best.speedup):
-            return None
-        acceptance.deeper_runs[best.depth] = runs + 1
-        return deeper

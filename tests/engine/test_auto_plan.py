@@ -4,8 +4,7 @@ import pytest
 
 from conftest import make_session, plain_greedy
 from engine import ConfigError, SpecConfig
-from engine.planning.auto_plan import (DEEPER_REACHED, DEEPER_STEPS, FIRST_PRIOR, PROBE_EVERY, Acceptance, AutoPlanner,
-                                      VerifyCosts)
+from engine.planning.auto_plan import FIRST_PRIOR, PROBE_EVERY, Acceptance, AutoPlanner, VerifyCosts
 from engine.records.results import Alternative, Decision, Position, StepResult
 
 FLAT = {1: 0.050, 2: 0.051, 3: 0.052, 4: 0.053, 5: 0.054, 7: 0.056, 9: 0.058, 13: 0.062}  # bf16 on AMX: near free
@@ -168,61 +167,10 @@ def test_a_drafter_with_a_card_starts_from_it_and_times_its_pass_first():
     assert head.hit(3, 1) == pytest.approx(0.5)  # past the card: as deep as known
     assert lookup.hit(0, 1) == pytest.approx(FIRST_PRIOR) and lookup.hit(1, 1) == pytest.approx(FIRST_PRIOR)
     planner.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
-    ranked = max(planner.candidates("head", 64, False), key=lambda option: option.score())
-    assert ranked.depth == 2  # the card's cliff at depth 3 ends the chain...
-    deeper = planner.choose("head", limit=64)  # ...where depth 3 really is as the card says: a few chains measure it
-    assert deeper.block_size == 3 and "deeper than the best (k=2" in deeper.reason
+    assert planner.choose("head", limit=64).block_size == 2  # the card's cliff at depth 3 ends the chain
     no_cliff = AutoPlanner(VerifyCosts(STEEP), prior_of=lambda source: (0.8, 0.9, 0.9))
     no_cliff.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
     assert no_cliff.choose("head", limit=64).block_size > 2
-
-
-@pytest.mark.parametrize("deep_kept", [True, False])
-def test_a_depth_judged_by_its_card_is_measured_by_a_few_deeper_chains(deep_kept):
-    """The essay on the AMD EPYC: by the head's card (0.47, then 0.45 where reached) k=1 was best by a little, so
-    auto drafted k=1 for the whole text and never saw that the head keeps more deep there. A few deeper chains,
-    while the depth past the best is barely reached, measure it: where those drafts are kept the chain stays long;
-    where not, k=1 again for the rest of the text, once the deeper chain's measured worth is out of reach."""
-    costs = VerifyCosts(STEEP)
-    for n, seconds in STEEP.items():
-        costs.observe(n, seconds)  # every size priced live at its curve: no pass-size trials in the way
-    planner = AutoPlanner(costs, chain_lengths=(0, 1, 2, 3, 4), prior_of=lambda source: (0.47, 0.45, 0.45))
-    planner.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
-    planner.forget_acceptance()
-    plans = []
-    for i in range(24):
-        plan = planner.choose("head", limit=64)
-        plans.append(plan)
-        first = 1 if i % 2 else None  # the first draft kept half the time, as the card says
-        ranks = [first] + [1 if deep_kept else None] * (plan.block_size - 1)
-        planner.observe(_step(ranks[:plan.block_size], draft_s=0.001 * plan.block_size,
-                              verify_s=STEEP[plan.block_size + 1]), "head", planned_plain=plan.plain)
-    trials = [plan for plan in plans if "deeper than the best (k=1" in plan.reason]
-    assert plans[0] is trials[0] and "to measure depth 2, reached 0 times in this text" in trials[0].reason
-    assert 1 <= len(trials) <= DEEPER_STEPS and all(plan.block_size > 1 for plan in trials)
-    if deep_kept:  # measured: the long chain is the best now, no longer a trial
-        assert planner.acceptance("head").seen(1) >= DEEPER_REACHED
-        assert all(plan.block_size > 1 and "deeper" not in plan.reason for plan in plans[-6:])
-    else:  # measured: the deeper drafts are lost, so the trials stop before their cap and k=1 drafts again
-        assert len(trials) < DEEPER_STEPS and all(plan.block_size == 1 for plan in plans[-8:])
-        planner.forget_acceptance()  # another text: measured again
-        assert any("deeper than the best" in planner.choose("head", limit=64).reason for _ in range(4))
-
-
-def test_a_depth_past_the_card_gets_no_deeper_chains():
-    """Past its card (or with none, as lookup) a depth is judged as the one above it, not pulled down by a card's
-    fall: nothing to correct, and on a 7-step restated passage such a trial was a k=7 block as the text ended."""
-    costs = VerifyCosts(STEEP)
-    for n, seconds in STEEP.items():
-        costs.observe(n, seconds)
-    reasons = {}
-    for card in ((0.47, 0.45, 0.45), (0.47,)):  # without a card's fall, deeper looks better still, yet is not tried
-        planner = AutoPlanner(costs, chain_lengths=(0, 1, 2, 3, 4), prior_of=lambda source, card=card: card)
-        planner.observe(_step([1], draft_s=0.001, verify_s=STEEP[2]), "head")
-        planner.forget_acceptance()
-        reasons[card] = planner.choose("head", limit=64).reason
-    assert "deeper than the best (k=1" in reasons[(0.47, 0.45, 0.45)]
-    assert "deeper" not in reasons[(0.47,)] and reasons[(0.47,)].startswith("auto: chain k=1 (head drafts); r(2)")
 
 
 def test_another_text_keeps_what_drafting_costs_and_another_drafter_does_not():
@@ -331,7 +279,10 @@ async def test_the_app_shows_the_choice_and_a_key_fixes_k(tiny):
         assert "auto: chain k=1\n  first, to time its drafting pass" in _stats_text(app)
         await pilot.press("n")
         await settle(pilot)
-        assert "auto: plain step\n  drafting would cost more" in _stats_text(app) and "expected" in _stats_text(app)
+        # A plain step, kept or (where a 1-token pass was only estimated, by the tiny models' noisy timings) a trial.
+        stats = _stats_text(app)
+        assert "auto: plain step\n  " in stats and "expected" in stats
+        assert "drafting would cost more" in stats or "a 1-token pass never ran here: once, to price it live" in stats
         assert _stats_text(app).startswith("steps 2   k=0")
         from specdec_tui.widgets.verifier_row import VerifierRow
 
