@@ -174,6 +174,18 @@ def check_compatible(shape: HeadShape, card: dict, vocab_ids: torch.Tensor, veri
         raise ConfigError(f"the draft head in {folder} has a layer shape that does not match {verifier.name}")
 
 
+def conditional_acceptance(by_position: list[float]) -> tuple[float, ...]:
+    """A card's acceptance by position made conditional: of the drafts at depth d the verifier reached (all before
+    them kept), the share it kept (the card's 0.47, 0.21, 0.09: 0.47, 0.45, 0.45)."""
+    prior, reached = [], 1.0
+    for kept in by_position:
+        if not 0 < kept <= reached:
+            break
+        prior.append(kept / reached)
+        reached = kept
+    return tuple(prior)
+
+
 class HeadDrafter(BaseDrafter):
     """Drafts with a DraftHead over its own one-layer KV cache, fed the verifier's features through `observe`.
 
@@ -205,16 +217,8 @@ class HeadDrafter(BaseDrafter):
         return int(self.head.vocab_ids.numel())
 
     def acceptance_prior(self, source: str | None) -> tuple[float, ...]:
-        """The card's held-out acceptance by position, made conditional: of the drafts at depth d the verifier
-        reached (all before them kept), the share it kept (the card's 0.47, 0.21, 0.09: 0.47, 0.45, 0.45)."""
-        by_position = self.head.card.get("held_out", {}).get("per_position_acceptance") or []
-        prior, reached = [], 1.0
-        for kept in by_position:
-            if not 0 < kept <= reached:
-                break
-            prior.append(kept / reached)
-            reached = kept
-        return tuple(prior)
+        """The card's held-out acceptance by position, made conditional (conditional_acceptance)."""
+        return conditional_acceptance(self.head.card.get("held_out", {}).get("per_position_acceptance") or [])
 
     def reset(self, context: list[int]) -> None:
         self.cache = KVCache(1, self.head.shape.n_kv_heads, self.head.shape.head_dim)
