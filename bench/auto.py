@@ -134,16 +134,19 @@ class PromptRun:
     def fixed_by_speed(self) -> list[str]:
         return sorted((label for label in self.sessions if label not in AUTO), key=lambda label: -self.speed[label])
 
+    @property
+    def plain_screen_tps(self) -> float:
+        return len(self.reference) / statistics.median(self.screen["plain greedy (engine)"])
+
     def vs_plain_screen(self, label: str) -> float:
-        plain_tps = len(self.reference) / statistics.median(self.screen["plain greedy (engine)"])
-        return self.speed[label] / plain_tps
+        return self.speed[label] / self.plain_screen_tps
 
     def final_rows(self, finalists: list[str]) -> list[dict]:
         final_sessions = {label: self.sessions[label] for label in [*finalists, *AUTO]}
         final, final_outputs = timed_rounds(final_sessions, self.plain, self.prompt, self.args.final_repeats)
         self.outputs.update(final_outputs)
         name, screen, reference = self.name, self.screen, self.reference
-        plain_screen = len(reference) / statistics.median(screen["plain greedy (engine)"])
+        plain_screen = self.plain_screen_tps
         plain_tps = len(reference) / statistics.median(final["plain greedy (engine)"])
         rows = [{"prompt": name, "method": "plain greedy (engine)", "stage": "final", "tokens_per_s": plain_tps,
                  "vs_plain": 1.0, "runs_s": final["plain greedy (engine)"], "screen_runs_s": screen["plain greedy (engine)"]}]

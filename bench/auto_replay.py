@@ -113,7 +113,7 @@ class Replay:
 
     def __init__(self, text: dict, costs: dict, max_new_tokens: int):
         self.positions, self.new_tokens = text["positions"], text["new_tokens"]
-        self.verify_s = {int(n): s for n, s in costs["verify_s"].items()}
+        self.verify_s = verify_costs(costs)
         self.pass_s, self.bookkeeping_s = costs["drafting_pass_s"], costs["bookkeeping_s"]
         self.max_new_tokens = max_new_tokens
 
@@ -179,8 +179,13 @@ class Replay:
         return self.new_tokens / seconds, choices
 
 
+def verify_costs(costs: dict) -> dict[int, float]:
+    """Verify seconds by pass size (JSON keys are strings)."""
+    return {int(n): s for n, s in costs["verify_s"].items()}
+
+
 def new_planner(data: dict, prior: tuple[float, ...]) -> AutoPlanner:
-    verify_s = {int(n): s for n, s in data["costs"]["verify_s"].items()}
+    verify_s = verify_costs(data["costs"])
     curve = {n: verify_s[n] for n in MEASURED_PASSES if n in verify_s}
     return AutoPlanner(VerifyCosts(curve), prior_of=lambda source: prior if source == "head" else ())
 
@@ -200,13 +205,10 @@ def replay(data: dict, offsets: int) -> dict:
           f"{'auto / best':>11}  auto's choices")
     for name, text in data["texts"].items():
         walk = Replay(text, data["costs"], data["max_new_tokens"])
-        fixed = {"plain greedy": plain_tps}
-        fixed.update({f"{drafter} k={k}": walk.fixed(drafter, k) for drafter in ("head", "ngram+head") for k in CHAINS})
+        chains = {f"{drafter} k={k}": (drafter, k) for drafter in ("head", "ngram+head") for k in CHAINS}
+        fixed = {"plain greedy": plain_tps, **{label: walk.fixed(*chain) for label, chain in chains.items()}}
         best = max(fixed, key=fixed.get)
-        spread = [plain_tps]
-        if best != "plain greedy":
-            drafter, k = best.split(" k=")
-            spread = [walk.fixed(drafter, int(k), offset) for offset in range(offsets + 1)]
+        spread = [walk.fixed(*chains[best], offset) for offset in range(offsets + 1)] if best in chains else [plain_tps]
         walk.auto(planner)  # warm-up: the drafting passes' costs, as the timed bench's warm-up run
         auto_tps, choices = walk.auto(planner)
         rows[name] = {"fixed_tokens_per_s": fixed, "best_fixed": best, "best_offsets_tokens_per_s": spread,
