@@ -224,3 +224,38 @@ def genre_prompts(count: int = 2048) -> list[str]:
     """`count` prompts cycling through the genre openers (plain and chat alternating)."""
     pool = [p for pair in zip(GENRE_PLAIN, GENRE_CHAT) for p in (pair[0], chat(pair[1]))]
     return [pool[i % len(pool)] for i in range(count)]
+
+
+# Grounded requests for prompt lookup's card (training/lookup_card.py): the answer repeats much of the request, as
+# in a code edit or a restated passage. None is a bench prompt (bench/prompts.py) or shares its texts.
+GROUNDED_TEXTS = [
+    "Honeybees live in colonies of up to sixty thousand workers. Each worker visits hundreds of flowers a day, and "
+    "the nectar it brings back is fanned by other bees until most of its water has gone and it has become honey.",
+    "The first public railway opened in 1825. Its engines pulled coal wagons at the speed of a walking horse, and "
+    "within twenty years railways joined most of the large towns of the country.",
+    "A kite flies because the wind pushes against its face while the string holds it back. Its tail keeps it "
+    "pointed into the wind, and a light kite rises in a breeze that would not lift a heavy one.",
+    "Glaciers form where more snow falls in winter than melts in summer. Year after year the snow is pressed into "
+    "ice, and when the ice is thick enough it begins to flow downhill under its own weight.",
+]
+GROUNDED_CODE = [
+    "def average(values):\n    total = 0\n    for value in values:\n        total += value\n    return total / len(values)\n",
+    "def greet(name, greeting):\n    message = greeting + ', ' + name + '!'\n    print(message)\n    return message\n",
+    "class Counter:\n    def __init__(self):\n        self.count = 0\n\n    def add(self, amount):\n"
+    "        self.count += amount\n        return self.count\n",
+]
+GROUNDED_TEXT_TASKS = [
+    "Repeat this passage word for word: {text}", "Copy this text exactly, then say how many sentences it has: {text}",
+    "Here is a paragraph:\n{text}\nWrite it out again, keeping every word.",
+]
+GROUNDED_CODE_TASKS = [
+    "Add a docstring to this function and show the whole code:\n{text}",
+    "Rename the variables in this code to longer names and show the whole code:\n{text}",
+    "Add type hints to this code and show the whole code:\n{text}",
+]
+
+
+def grounded_prompts() -> list[str]:
+    """Every grounded text in every task, as chat requests (the engine's chat=True)."""
+    return ([chat(task.format(text=text)) for text in GROUNDED_TEXTS for task in GROUNDED_TEXT_TASKS]
+            + [chat(task.format(text=code)) for code in GROUNDED_CODE for task in GROUNDED_CODE_TASKS])

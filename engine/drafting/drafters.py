@@ -15,6 +15,7 @@ import torch
 from ..config import is_remote
 from ..errors import ConfigError, ModelLoadError
 from ..forward.cached_lm import DecodingStream, open_cached_lm
+from .lookup_card import lookup_prior
 from .protocol import NO_PROPOSAL, BaseDrafter, DraftKnobs, Drafter, Proposal, TreeDraft, draft_chain
 from .sampling import one_hot
 from .tree_draft import keep_path, model_tree, ngram_tree
@@ -78,6 +79,10 @@ class NgramDrafter(BaseDrafter):
                     return extended[length:]
         return []
 
+    def acceptance_prior(self, source: str | None) -> tuple[float, ...]:
+        """Its card's kept share by depth (lookup_card.json), where a position without a match drafts nothing."""
+        return lookup_prior("ngram") if self.min_n == 1 else ()
+
     def propose(self, context: list[int], k: int, knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
         ids = self.lookup(context, k) if k else []
         if not ids:
@@ -120,7 +125,8 @@ class LookupHeadDrafter(BaseDrafter):
         return self.source(self.pick(context))
 
     def acceptance_prior(self, source: str | None) -> tuple[float, ...]:
-        return self.head.acceptance_prior(None) if source == "head" else ()
+        # Lookup's card for ngram+head: only where it has a 2-token match (elsewhere the head drafts).
+        return self.head.acceptance_prior(None) if source == "head" else lookup_prior("ngram+head")
 
     def reset(self, context: list[int]) -> None:
         self.head.reset(context)

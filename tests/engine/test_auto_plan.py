@@ -1,5 +1,7 @@
 """-k auto / --tree auto (engine/planning/auto_plan.py): the choice follows measured costs and acceptance, and stays lossless."""
 
+from dataclasses import replace
+
 import pytest
 
 from conftest import make_session, plain_greedy
@@ -188,7 +190,49 @@ def test_the_shipped_heads_card_gives_its_acceptance_by_depth(embedded):
     drafter = build_drafter(SpecConfig(verifier=embedded.name, drafter="ngram+head"), embedded)
     prior = drafter.acceptance_prior("head")
     assert len(prior) == 4 and 0.3 < prior[0] < 0.7 and all(0.3 < p < 0.7 for p in prior[1:])
-    assert drafter.acceptance_prior("lookup") == ()
+
+
+def test_lookup_starts_from_its_card_in_each_drafter_that_runs_it(embedded):
+    """Lookup's card (training/lookup_card.py): ngram+head's lookup drafts only after a 2-token match and kept most
+    of its drafts on held-out texts; plain ngram also drafts after 1-token matches and counts a position without a
+    match as a miss, so it starts lower at depth 1. Deeper, a copy that was right so far stays right more often."""
+    from engine.drafting.drafters import build_drafter
+
+    lookup = build_drafter(SpecConfig(verifier=embedded.name, drafter="ngram+head"), embedded).acceptance_prior("lookup")
+    ngram = build_drafter(SpecConfig(verifier=embedded.name, drafter="ngram"), embedded).acceptance_prior(None)
+    assert len(lookup) == len(ngram) == 8
+    assert 0.6 < lookup[0] < 0.95 and ngram[0] < lookup[0] and all(share > 0.8 for share in lookup[1:])
+    planner = AutoPlanner(VerifyCosts(STEEP), prior_of=lambda source: lookup)
+    planner.observe(_step([1], verify_s=STEEP[2]), "lookup")  # timed: now the card alone decides
+    assert planner.choose("lookup", limit=64).block_size >= 4  # FIRST_PRIOR's 0.4 would draft 1 or 2
+
+
+def test_without_lookups_card_lookup_starts_from_the_generic_prior(tmp_path, monkeypatch):
+    from engine.drafting import lookup_card
+
+    monkeypatch.setattr(lookup_card, "CARD", tmp_path / "missing.json")
+    lookup_card.lookup_prior.cache_clear()
+    try:
+        assert lookup_card.lookup_prior("ngram+head") == ()
+        assert Acceptance(lookup_card.lookup_prior("ngram+head")).hit(0, 1) == pytest.approx(FIRST_PRIOR)
+    finally:
+        lookup_card.lookup_prior.cache_clear()
+
+
+def test_a_plain_steps_bookkeeping_is_priced_apart_from_a_blocks():
+    """A block's records cost more than a plain step's one column: mixed into one figure, plain steps were priced
+    like blocks and lost to drafting that barely paid."""
+    planner = AutoPlanner(VerifyCosts(STEEP))
+    block = _step([1, None], draft_s=0.004, verify_s=STEEP[3])
+    plain = _step([], verify_s=STEEP[1])
+    for _ in range(10):
+        planner.observe(replace(block, step_s=block.step_s + 0.010), None)
+        planner.observe(replace(plain, step_s=plain.step_s + 0.001), None, planned_plain=True)
+    assert planner.bookkeeping(plain=False) == pytest.approx(0.010) and planner.bookkeeping(plain=True) == pytest.approx(0.001)
+    options = {option.label: option for option in planner.candidates(None, limit=8, trees=False)}
+    assert options["k=0"].speedup == pytest.approx(1.0)  # the plain option is plain decoding at its own price
+    tokens = options["k=2"].tokens
+    assert options["k=2"].speedup == pytest.approx(tokens * (STEEP[1] + 0.001) / (2 * 0.002 + STEEP[3] + 0.010))
 
 
 def test_trees_are_chosen_where_extra_rows_are_cheap_and_the_second_choice_often_wins():

@@ -24,7 +24,7 @@ def test_held_out_topics_and_styles_appear_in_no_training_prompt():
 def test_the_benchmark_prompts_are_neither_trained_on_nor_held_out():
     from bench.prompts import AUTO_EXTRA, PROMPTS
 
-    seen = {prompts.for_engine(p)[0] for p in training_text() + prompts.held_out_prompts()}
+    seen = {prompts.for_engine(p)[0] for p in training_text() + prompts.held_out_prompts() + prompts.grounded_prompts()}
     for name, prompt in {**PROMPTS, **AUTO_EXTRA}.items():
         assert prompt not in seen, name
     text = "\n".join(seen).lower()
