@@ -29,6 +29,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.drafting.draft_head import conditional_acceptance  # noqa: E402
+from engine.drafting.lookup_card import lookup_prior  # noqa: E402
 from engine.planning.auto_plan import MEASURED_PASSES, AutoPlanner, VerifyCosts  # noqa: E402
 from engine.records.results import Decision  # noqa: E402
 
@@ -75,13 +76,12 @@ def record(path: Path, rounds: int) -> None:
     from engine.forward.costs import pass_seconds
 
     verifier = load_model("smollm2-135m")
-    texts, plain_s, head_pass, lookup_pass, bookkeeping = {}, [], [], [], []
+    texts, head_pass, lookup_pass, bookkeeping, plain_bookkeeping = {}, [], [], [], []
     for name, prompt in {**PROMPTS, **AUTO_EXTRA}.items():
         config = SpecConfig(verifier=verifier.name, drafter="ngram+head", chat=name in CHAT,
                             max_new_tokens=MAX_NEW_TOKENS)
         session = Session.from_loaded(config.replace(block_size=DEPTH), verifier)
-        texts[name], wall_s = record_text(session, prompt)
-        plain_s.append(wall_s / texts[name]["new_tokens"])
+        texts[name], _ = record_text(session, prompt)
         positions = texts[name]["positions"]
         timed = Session.from_loaded(config.replace(block_size_schedule="auto"), verifier)  # drafting, bookkeeping
         for _ in range(2):
@@ -90,18 +90,32 @@ def record(path: Path, rounds: int) -> None:
             for step in timed.steps:
                 if step.drafted:
                     (head_pass if step.drafted_by == "head" else lookup_pass).append(step.draft_s / step.drafted)
-                bookkeeping.append(step.step_s - step.draft_s - step.verify_s)
+                (bookkeeping if step.drafted else plain_bookkeeping).append(step.step_s - step.draft_s - step.verify_s)
         print(f"recorded {name}: {len(positions)} positions ({texts[name]['finish']})", flush=True)
+    # The verify passes and the plain loop timed in the same rounds, each its fastest round's median: a VM spike
+    # slows one round, never speeds one up, and prices taken minutes apart would disagree by 5% (26.2 ms a 1-token
+    # pass against 25.0 ms a plain-loop token, in the first recording), which the replay would read as auto's
+    # plain step losing to the plain loop.
     sizes = range(1, DEPTH + 2)
-    # Each size's fastest of `rounds` medians: a VM spike slows one round, never speeds one up.
-    verify_s = {n: min(pass_seconds(timed, n, repeats=5) for _ in range(rounds)) for n in sizes}
+    rounds_s = {n: [] for n in sizes}
+    plain_s = []
+    timed.reset(PROMPTS["open-ended"])
+    for _ in range(rounds):
+        baseline = timed.baseline()
+        plain_s.append(baseline.wall_s / baseline.new_tokens)
+        for n in sizes:
+            rounds_s[n].append(pass_seconds(timed, n, repeats=5))
+    verify_s = {n: min(seconds) for n, seconds in rounds_s.items()}
     data = {"cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "costs": {"verify_s": verify_s, "plain_s_per_token": statistics.median(plain_s),
+            "costs": {"verify_s": verify_s, "plain_s_per_token": min(plain_s),
                       "drafting_pass_s": {"head": statistics.median(head_pass),
                                           "lookup": statistics.median(lookup_pass) if lookup_pass else 0.0},
-                      "bookkeeping_s": statistics.median(bookkeeping)},
+                      "bookkeeping_s": statistics.median(bookkeeping),
+                      "plain_bookkeeping_s": statistics.median(plain_bookkeeping or bookkeeping)},
             "max_new_tokens": MAX_NEW_TOKENS, "texts": texts}
     path.write_text(json.dumps(data, indent=0))
+    print(f"plain loop {min(plain_s) * 1e3:.1f} ms a token; plain steps' bookkeeping "
+          f"{data['costs']['plain_bookkeeping_s'] * 1e3:.2f} ms, drafting steps' {data['costs']['bookkeeping_s'] * 1e3:.2f} ms")
     print(f"wrote {path}: verify ms {', '.join(f'{n}: {s * 1e3:.1f}' for n, s in verify_s.items())}")
 
 
@@ -114,7 +128,9 @@ class Replay:
     def __init__(self, text: dict, costs: dict, max_new_tokens: int):
         self.positions, self.new_tokens = text["positions"], text["new_tokens"]
         self.verify_s = verify_costs(costs)
-        self.pass_s, self.bookkeeping_s = costs["drafting_pass_s"], costs["bookkeeping_s"]
+        self.pass_s = costs["drafting_pass_s"]
+        # A step's seconds outside its passes: a plain step's apart (one column of records), where recorded.
+        self.bookkeeping_s = {False: costs["bookkeeping_s"], True: costs.get("plain_bookkeeping_s", costs["bookkeeping_s"])}
         self.max_new_tokens = max_new_tokens
 
     @staticmethod
@@ -143,7 +159,8 @@ class Replay:
         verify_s = self.verify_s[drafted + 1]
         emitted = min(kept + 1, self.new_tokens - made)  # the text's end (EOS) cuts the block
         return emitted, SimpleNamespace(drafted=drafted, depth=drafted, draft_s=draft_s, verify_s=verify_s,
-                                        step_s=draft_s + verify_s + self.bookkeeping_s, verify_mode="greedy",
+                                        step_s=draft_s + verify_s + self.bookkeeping_s[not drafted],
+                                        verify_mode="greedy",
                                         positions=tuple(records))
 
     def fixed_steps(self, drafter: str, k: int, offset: int = 0) -> list[SimpleNamespace]:
@@ -184,10 +201,12 @@ def verify_costs(costs: dict) -> dict[int, float]:
     return {int(n): s for n, s in costs["verify_s"].items()}
 
 
-def new_planner(data: dict, prior: tuple[float, ...]) -> AutoPlanner:
+def new_planner(data: dict, prior: tuple[float, ...], lookup_card: bool = True) -> AutoPlanner:
+    """A planner as `ngram+head -k auto` makes it: the head's card for the head, lookup's card for lookup."""
     verify_s = verify_costs(data["costs"])
     curve = {n: verify_s[n] for n in MEASURED_PASSES if n in verify_s}
-    return AutoPlanner(VerifyCosts(curve), prior_of=lambda source: prior if source == "head" else ())
+    lookup = lookup_prior("ngram+head") if lookup_card else ()
+    return AutoPlanner(VerifyCosts(curve), prior_of=lambda source: prior if source == "head" else lookup)
 
 
 def head_prior() -> tuple[float, ...]:
@@ -196,9 +215,9 @@ def head_prior() -> tuple[float, ...]:
     return conditional_acceptance(card["held_out"]["per_position_acceptance"])
 
 
-def replay(data: dict, offsets: int) -> dict:
+def replay(data: dict, offsets: int, lookup_card: bool = True) -> dict:
     plain_tps = 1 / data["costs"]["plain_s_per_token"]
-    planner = new_planner(data, head_prior())
+    planner = new_planner(data, head_prior(), lookup_card)
     rows = {}
     print(f"recorded on: {data['cpu']}, torch {data['torch']}, {data['threads']} threads")
     print(f"{'prompt':<26} {'best fixed (x plain)':<28} {'its start moved 0..' + str(offsets):<20} {'auto x plain':>12} "
@@ -226,12 +245,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="with --record: timing rounds per verify size")
     parser.add_argument("--offsets", type=int, default=5, help="the best fixed row again after 1..N plain tokens")
     parser.add_argument("--drafts", default=str(RECORD), help="the recording to replay")
+    parser.add_argument("--no-lookup-card", action="store_true", help="start lookup at the generic prior, not its card")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "auto-replay-latest.json"))
     args = parser.parse_args()
     if args.record:
         record(Path(args.drafts), args.rounds)
     data = json.loads(Path(args.drafts).read_text())
-    rows = replay(data, args.offsets)
+    rows = replay(data, args.offsets, lookup_card=not args.no_lookup_card)
     Path(args.out).write_text(json.dumps({"drafts": args.drafts, "cpu": data["cpu"], "rows": rows}, indent=1))
     print(f"wrote {args.out}")
     return 0
