@@ -132,6 +132,7 @@ class Replay:
         # A step's seconds outside its passes: a plain step's apart (one column of records), where recorded.
         self.bookkeeping_s = {False: costs["bookkeeping_s"], True: costs.get("plain_bookkeeping_s", costs["bookkeeping_s"])}
         self.max_new_tokens = max_new_tokens
+        self.guesses = True  # auto re-measures in plain runs by unverified guesses (greedy), as a session does
 
     @staticmethod
     def source(position: dict, drafter: str) -> str:
@@ -158,7 +159,7 @@ class Replay:
         draft_s = drafted * self.pass_s[source]
         verify_s = self.verify_s[drafted + 1]
         emitted = min(kept + 1, self.new_tokens - made)  # the text's end (EOS) cuts the block
-        return emitted, SimpleNamespace(drafted=drafted, depth=drafted, draft_s=draft_s, verify_s=verify_s,
+        return emitted, SimpleNamespace(drafted=drafted, depth=drafted, draft_s=draft_s, verify_s=verify_s, guess=None,
                                         step_s=draft_s + verify_s + self.bookkeeping_s[not drafted],
                                         verify_mode="greedy",
                                         positions=tuple(records))
@@ -187,10 +188,14 @@ class Replay:
         made, seconds, choices = 0, 0.0, {}
         while made < self.new_tokens:
             source = self.source(self.positions[made], "ngram+head")
-            plan = planner.choose(source, self.limit(made))
+            plan = planner.choose(source, self.limit(made), guesses=self.guesses)
             shape = plan.reason.removeprefix("auto: ").split(";")[0]
             choices[shape] = choices.get(shape, 0) + 1
             emitted, result = self.step(made, source, 0 if plan.plain else min(plan.block_size, self.limit(made)))
+            if plan.guess:  # a guess beside the plain step: one drafting pass, the verifier's token's rank
+                result.draft_s = self.pass_s[source]
+                result.step_s += result.draft_s
+                result.guess = SimpleNamespace(rank=self.ranks(self.positions[made], source, 1)[0])
             planner.observe(result, plan.source, plan.plain)
             made, seconds = made + emitted, seconds + result.step_s
         return self.new_tokens / seconds, choices
@@ -215,7 +220,7 @@ def head_prior() -> tuple[float, ...]:
     return conditional_acceptance(card["held_out"]["per_position_acceptance"])
 
 
-def replay(data: dict, offsets: int, lookup_card: bool = True) -> dict:
+def replay(data: dict, offsets: int, lookup_card: bool = True, guesses: bool = True) -> dict:
     plain_tps = 1 / data["costs"]["plain_s_per_token"]
     planner = new_planner(data, head_prior(), lookup_card)
     rows = {}
@@ -224,6 +229,7 @@ def replay(data: dict, offsets: int, lookup_card: bool = True) -> dict:
           f"{'auto / best':>11}  auto's choices")
     for name, text in data["texts"].items():
         walk = Replay(text, data["costs"], data["max_new_tokens"])
+        walk.guesses = guesses
         chains = {f"{drafter} k={k}": (drafter, k) for drafter in ("head", "ngram+head") for k in CHAINS}
         fixed = {"plain greedy": plain_tps, **{label: walk.fixed(*chain) for label, chain in chains.items()}}
         best = max(fixed, key=fixed.get)
@@ -246,12 +252,14 @@ def main() -> int:
     parser.add_argument("--offsets", type=int, default=5, help="the best fixed row again after 1..N plain tokens")
     parser.add_argument("--drafts", default=str(RECORD), help="the recording to replay")
     parser.add_argument("--no-lookup-card", action="store_true", help="start lookup at the generic prior, not its card")
+    parser.add_argument("--blocks-to-re-measure", action="store_true",
+                        help="in plain runs re-measure by a verified k = 1 block, not by an unverified guess")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "auto-replay-latest.json"))
     args = parser.parse_args()
     if args.record:
         record(Path(args.drafts), args.rounds)
     data = json.loads(Path(args.drafts).read_text())
-    rows = replay(data, args.offsets, lookup_card=not args.no_lookup_card)
+    rows = replay(data, args.offsets, lookup_card=not args.no_lookup_card, guesses=not args.blocks_to_re_measure)
     Path(args.out).write_text(json.dumps({"drafts": args.drafts, "cpu": data["cpu"], "rows": rows}, indent=1))
     print(f"wrote {args.out}")
     return 0

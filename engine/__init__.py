@@ -7,7 +7,7 @@ Light imports (config, results, traces) load without torch, so the app can repla
 from .config import DEFAULT_PROMPT, DRAFT_MODES, FORWARDS, MAX_BLOCK_SIZE, SCHEDULES, VERIFY_MODES, SpecConfig
 from .errors import ConfigError, EngineError, ModelLoadError, PromptError, ServerError, TokenizerMismatchError, TraceError
 from .records.results import (Alternative, BaselineResult, Comparison, Decision, Position, Source, SpeedCheck, Stats, StepResult,
-                      Token, TreeNode, TreeStep)
+                      Token, TreeNode, TreeStep, Guess)
 from .records.safe_text import from_argv, json_line, shown
 from .models.precheck import check_drafter_spec
 from .records.theory import expected_speedup
@@ -44,6 +44,6 @@ __all__ = [
     "SpeedCheck", "Source", "Stats", "StepResult", "Token", "Session", "load_model", "load_verifier", "LoadedModel",
     "Drafter", "build_drafter", "drafter_choices", "resolve_spec", "DRAFT_MODES", "VERIFY_MODES", "FORWARDS",
     "SCHEDULES", "RunSummary", "Theory", "measured_block_size", "Trace", "TraceWriter", "read_trace", "write_trace", "trace_header",
-    "plain_step_seconds", "pass_seconds", "TreeNode", "TreeStep", "shown", "from_argv", "json_line", "check_target", "unique_path",
+    "plain_step_seconds", "pass_seconds", "TreeNode", "TreeStep", "Guess", "shown", "from_argv", "json_line", "check_target", "unique_path",
     "parse_tree", "check_drafter_spec", "expected_speedup",
 ]

@@ -16,7 +16,7 @@ import torch
 
 from .config import SpecConfig, is_remote
 from .drafting.drafters import ModelDrafter, build_drafter
-from .drafting.protocol import DraftKnobs, Drafter, TreeDraft, chain_tree
+from .drafting.protocol import NO_PROPOSAL, DraftKnobs, Drafter, Proposal, TreeDraft, chain_tree
 from .drafting.tree import DraftTree, verify_inputs
 from .drafting.tree_shape import AUTO_TREE, TreeShape, parse_tree
 from .errors import ConfigError, EngineError, PromptError, ServerError
@@ -32,14 +32,14 @@ from .models.verifier import load_verifier
 from .planning.auto_plan import MEASURED_PASSES, AutoPlanner, Plan, VerifyCosts
 from .planning.schedule import next_block_size
 from .records.pieces import PieceDecoder
-from .records.positions import step_records
-from .records.results import BaselineResult, Comparison, SpeedCheck, Stats, StepResult
+from .records.positions import guess_record, step_records
+from .records.results import BaselineResult, Comparison, Guess, SpeedCheck, Stats, StepResult
 from .records.summary import RunSummary
 from .verification.acceptance import accept, verifier_distribution
 from .verification.baseline import compare, plain_decode
 from .verification.server_draws import ServerDraws, draw_seed
 
-__all__ = ["Session", "prefill", "draft", "verify", "accept", "commit", "build_drafter", "next_block_size"]
+__all__ = ["Session", "prefill", "draft", "guess", "verify", "accept", "commit", "build_drafter", "next_block_size"]
 
 
 # ---- the phases of one step -------------------------------------------------------------------------------
@@ -73,6 +73,12 @@ def draft(drafter: Drafter, context: list[int], shape: TreeShape | None, depth: 
     if shape is None:
         return chain_tree(drafter.propose(context, depth, knobs, generator))
     return drafter.draft_tree(context, shape, depth, knobs, generator)
+
+
+def guess(drafter: Drafter, context: list[int], knobs: DraftKnobs, generator: torch.Generator) -> Proposal:
+    """One draft beside a plain step, not verified: the plain step's own pass says whether it was right. The drafter's
+    cache keeps only the context (commit cuts the draft off), so what it drafts next is as if it had not guessed."""
+    return drafter.propose(context, 1, knobs, generator)
 
 
 def verify(verifier_lm: DecodingStream, context: list[int], tree: DraftTree) -> torch.Tensor:
@@ -292,6 +298,8 @@ class Session:
             depth = 0  # auto chose a plain step (the session's k stays what it was, for the keys that change it)
 
         drafted = draft(self.drafter, context, shape, depth, self._knobs(), self.generator)
+        guessing = self.plan is not None and self.plan.guess  # a plain step with a guess beside it (auto)
+        guessed = guess(self.drafter, context, self._knobs(), self.generator) if guessing else NO_PROPOSAL
         tree = drafted.tree
         drafted_at = time.perf_counter()
         pending = len(context) - self.verifier_lm.length
@@ -301,8 +309,9 @@ class Session:
             logits = verify(self.verifier_lm, context, tree)
             verified_at = time.perf_counter()
             p_verifier = verifier_distribution(self.config, logits)
+            argmax = logits.argmax(dim=-1).tolist()  # the greedy rule's and the records' (one pass over the rows)
             draws = self._server_draws(context, tree, p_verifier)
-            verdict = accept(self.config, tree, logits, self.generator, p_verifier, draws)
+            verdict = accept(self.config, tree, logits, self.generator, p_verifier, draws, argmax)
         except ServerError:  # a server that failed mid-step: both caches as before the step, so the next key retries
             self.verifier_lm.rollback(cached)
             self.drafter.rollback(min(cached, len(context) - 1))
@@ -323,11 +332,13 @@ class Session:
         self.finish_reason = finish_reason
 
         positions, emitted, tree_record = step_records(
-            self.decoder, context, tree, verdict, p_verifier, logits.argmax(dim=-1).tolist(), next_token,
+            self.decoder, context, tree, verdict, p_verifier, argmax, next_token,
             len(emitted_ids), shape.spec if shape else None)
+        guessed_record = guess_record(self.decoder, context, guessed.ids, guessed.drafter_probs,
+                                      guessed.source or self.plan.source, verdict.next_token) if guessing else None
         result = self.record(depth if shape else self.block_size, len(tree), min(len(path), len(emitted_ids)),
                              positions, emitted, (start, drafted_at, verified_at), finish_reason, tree_record,
-                             drafted.source, draws)
+                             drafted.source, draws, guessed_record)
         self._schedule(result)
         return result
 
@@ -338,8 +349,9 @@ class Session:
                                        prior_of=self.drafter.acceptance_prior)
         # Trees only where their rule is the greedy one and the drafts are the drafter's top candidates.
         c = self.config
-        trees = c.tree == AUTO_TREE and c.verify == "greedy" and c.draft_mode == "greedy"
-        return self.planner.choose(self.drafter.source_for(context), limit, trees)
+        greedy = c.verify == "greedy" and c.draft_mode == "greedy"
+        # Guesses too: a greedy guess is right where the verifier's argmax is its token, as a greedy block's draft.
+        return self.planner.choose(self.drafter.source_for(context), limit, greedy and c.tree == AUTO_TREE, greedy)
 
     def _seed_server_draws(self, on: bool) -> None:
         """Sampling against a server: the verify pass's next token is a server draw, seeded from this session's
@@ -355,7 +367,7 @@ class Session:
 
     def record(self, block_size: int, drafted: int, accepted: int, positions, emitted, times: tuple[float, float, float],
                finish_reason: str | None, tree=None, drafted_by: str | None = None,
-               draws: ServerDraws | None = None) -> StepResult:
+               draws: ServerDraws | None = None, guessed: Guess | None = None) -> StepResult:
         """The frozen record of the step just taken (chain or tree), added to the steps and the running stats."""
         start, drafted_at, verified_at = times
         # Only this CPU's passes say whether it is busy. A server's pass time grows with the context and the network,
@@ -383,6 +395,7 @@ class Session:
             cpu_busy=cpu_busy,
             server_draws=draws.draws if draws else 0,
             draw_note="; ".join(draws.notes) if draws and draws.notes else None,
+            guess=guessed,
         )
         self.steps.append(result)
         self.stats = self.stats.with_step(result)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import Decision, Position, Source, StepResult, TreeNode, expected_speedup, shown
+from engine import Decision, Guess, Position, Source, StepResult, TreeNode, expected_speedup, shown
 
 DISCARDED_NOTE = "verifier predictions after a rejected draft are discarded (they assumed the rejected token)"
 MATCH_TOLERANCE = 1e-4  # how close min(1, p/q) from the recovered p and q must come to the recorded ratio
@@ -188,13 +188,35 @@ def narrate(result: StepResult) -> str:
         else:
             why = "no earlier match to copy, or no room left"
         return (f"Nothing was drafted this step ({why}): the verifier produced {emitted} on its own, as plain "
-                f"decoding would. {_count(result)}{_ending(result)}")
+                f"decoding would.{_guess_story(result)} {_count(result)}{_ending(result)}")
     if result.tree is not None:
         return _narrate_tree(result)
     guess = quote("".join(p.draft_piece or "" for p in result.positions[: result.drafted]))
     text = f"The drafter guessed {guess}. "
     text += _sampling_story(result) if result.verify_mode == "sampling" else _greedy_story(result)
     return f"{text} {_count(result)}{_ending(result)}"
+
+
+def guess_line(guess: Guess) -> str:
+    """The guess in a few words, for the stats: "guessed ' the': right"."""
+    if guess.token_id is None:
+        return "nothing to guess: a miss"
+    outcome = "right" if guess.rank == 1 else f"the verifier's token was #{guess.rank}" if guess.rank else "wrong"
+    return f"guessed {quote(guess.piece)}: {outcome}"
+
+
+def _guess_story(result: StepResult) -> str:
+    """A plain step's unverified guess, in words: what it guessed and whether the verifier's token was it."""
+    guess = result.guess
+    if guess is None:
+        return ""
+    who = f"The {guess.source} part" if guess.source else "The drafter"
+    if guess.token_id is None:
+        return f" {who} had nothing to guess here (a miss), which auto counts to keep its acceptance current."
+    verdict = ("it was right" if guess.rank == 1 else f"the verifier's token was its choice #{guess.rank}"
+               if guess.rank else "the verifier's token was not among its top 5")
+    return (f" Beside it, {who.lower()} guessed {quote(guess.piece)}, not verified (a guess costs a drafting pass, no "
+            f"verifier row), so auto sees whether drafting would pay again: {verdict}.")
 
 
 def _kept_pieces(result: StepResult) -> str:

@@ -20,8 +20,10 @@ Expected tokens per call of widths (w_1..w_D) are 1 + sum_d prod_{j<=d} hit_j(w_
 step costs D drafting passes, the pass over N = nodes + 1 tokens and the step's own bookkeeping (measured, a plain
 step's apart); the candidate with the best ratio runs.
 Plain decoding (k = 0: no drafts, one token per 1-token pass) is a candidate too: where drafting is expected to cost
-more than its guesses save (by over 5%), auto decodes plainly, and drafts one block every PROBE_EVERY plain steps to
-see whether that changed.
+more than its guesses save (by over 5%), auto decodes plainly, and every PROBE_EVERY plain steps re-measures the
+drafter: with greedy drafts and greedy verification by one guess beside a plain step, not verified (the plain step's
+own pass tells whether it was the verifier's token, for a drafting pass and no verify row: 2.6 ms against about 13 ms
+for a 2-token pass on the AMD EPYC), else by drafting one short block.
 Before anything is seen, a drafter's acceptance is what its card measured (a draft head's held-out acceptance by
 depth), else FIRST_PRIOR; a part whose drafting pass was never timed drafts k = 1 first, to time it.
 """
@@ -31,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..records.results import PLAIN_PLAN, TRIAL_PLAN, Decision, StepResult
+from ..records.results import GUESS_PLAN, PLAIN_PLAN, TRIAL_PLAN, Decision, StepResult
 
 CHAIN_LENGTHS = tuple(range(0, 9))  # 0: a plain step
 TREE_SHAPES = ("2", "3", "4", "8", "4,2")
@@ -40,7 +42,8 @@ RANKS = 5  # the records keep the drafter's top 5
 PRIOR_WEIGHT = 2.0  # pseudo-observations behind each acceptance estimate, so a few steps do not swing it to 0 or 1
 FIRST_PRIOR = 0.4  # rank-1 acceptance assumed at depth 1 before anything is seen
 SMOOTHING = 0.2  # weight of the newest step in the running cost scale and drafting pass seconds
-PROBE_EVERY = 8  # plain steps in a row after which one block is drafted anyway, to keep its acceptance current
+PROBE_EVERY = 8  # plain steps in a row after which the drafter is re-measured (a guess, or a block)
+PROBE_AT_MOST_EVERY = 32  # a drafter still losing after a re-measure is looked at half as often, down to this
 # A plain step only where the best drafting is expected to lose by more than this: closer than that the estimates
 # are noise (a pass's cost moves 10-20% between runs on a 2-core VM), and drafting keeps the acceptance current.
 PLAIN_MARGIN = 0.95
@@ -56,6 +59,7 @@ class Plan:
     expected_speedup: float  # expected tokens/s over plain decoding's, both at this run's measured costs
     reason: str  # one line for the screen and the summary
     source: str | None = None  # the part of a combined drafter it was made for (its estimates are kept apart)
+    guess: bool = False  # a plain step with one unverified draft beside it, to re-measure the drafter
 
     @property
     def label(self) -> str:
@@ -140,11 +144,15 @@ class Acceptance:
         self.reached: list[int] = []
         self.at_rank: list[list[int]] = []  # [depth][rank - 1]
         self.plain_run = 0  # plain steps chosen in a row
+        self.probe_every = PROBE_EVERY  # plain steps between re-measures now (backs off while drafting keeps losing)
 
     def observe(self, result: StepResult, planned_plain: bool = False) -> None:
         self.plain_run = self.plain_run + 1 if planned_plain else 0
         if planned_plain:
-            return  # nothing was drafted because auto chose so: no news about the drafter
+            if result.guess is not None:  # an unverified guess beside it: depth 1 measured, as a block's would be
+                self._count(0, result.guess.rank)
+                self.plain_run = 0
+            return  # else nothing was drafted because auto chose so: no news about the drafter
         sampling = result.verify_mode == "sampling"
         if not result.drafted and result.positions:  # the drafter had nothing (a lookup miss): a miss at depth 1
             self._count(0, None)
@@ -251,8 +259,9 @@ class AutoPlanner:
     def observe(self, result: StepResult, source: str | None, planned_plain: bool = False) -> None:
         self.costs.observe(result.drafted + 1, result.verify_s)
         self.acceptance(source).observe(result, planned_plain)
-        if result.depth and result.draft_s >= 0:
-            seconds, last = result.draft_s / result.depth, self.drafting_s.get(source)
+        passes = result.depth or (1 if result.guess is not None else 0)  # a guess is one drafting pass
+        if passes and result.draft_s >= 0:
+            seconds, last = result.draft_s / passes, self.drafting_s.get(source)
             self.drafting_s[source] = seconds if last is None else last + SMOOTHING * (seconds - last)
         other_s = max(0.0, result.step_s - result.draft_s - result.verify_s)  # bookkeeping: paid by every step
         plain = not result.drafted
@@ -284,9 +293,10 @@ class AutoPlanner:
                     depth=depth, tree=tree, tokens=tokens, rows=n, untried=untried))
         return options
 
-    def choose(self, source: str | None, limit: int, trees: bool = False) -> Plan:
+    def choose(self, source: str | None, limit: int, trees: bool = False, guesses: bool = False) -> Plan:
         """The best chain (or, with `trees`, chain or tree) at most `limit` deep (tokens left, room in the context),
-        or a plain step."""
+        or a plain step; with `guesses` (greedy drafts and verification) a plain step re-measures the drafter by an
+        unverified guess beside it, else by a short block."""
         acceptance = self.acceptance(source)
         who = f" ({source} drafts)" if source else ""
         if limit < 1:
@@ -305,14 +315,21 @@ class AutoPlanner:
             if trial:
                 return Plan(0, None, 1.0, 1.0, f"{PLAIN_PLAN}; a 1-token pass {TRIAL_PLAN} "
                             f"(best drafting{who}: {summary})", source)
-            if acceptance.plain_run + 1 < PROBE_EVERY:
+            if acceptance.plain_run + 1 < acceptance.probe_every:
                 return Plan(0, None, 1.0, 1.0, f"{PLAIN_PLAN}; drafting{who} would cost more than it saves "
                             f"(best: {summary})", source)
+            # Each re-measure costs (a guess: a drafting pass that feeds the head every plain step's position); one
+            # that finds drafting still losing makes the next wait twice as long.
+            acceptance.probe_every = min(PROBE_AT_MOST_EVERY, 2 * acceptance.probe_every)
+            if guesses:  # the drafter may have got better since: its guess of this token tells, unverified
+                return Plan(0, None, 1.0, 1.0, f"{PLAIN_PLAN}; {GUESS_PLAN}, after {acceptance.plain_run} plain "
+                            f"steps (best drafting{who}: {summary})", source, guess=True)
             # The drafter may have got better since: one short block to see.
             best = next(option for option in options
                         if option.depth == min(self.shortest, limit) and option.tree is None)
             shape = f"chain k={best.depth}{who}; after {acceptance.plain_run} plain steps, to re-measure"
         else:
+            acceptance.probe_every = PROBE_EVERY  # drafting pays again: re-measure at the first rhythm if it stops
             shape = (f"tree {best.tree} at depth {best.depth}" if best.tree else f"chain k={best.depth}") + who
         reason = (f"auto: {shape}; r({best.rows}) = {self.costs.ratio(best.rows):.2f}, expected {best.tokens:.1f} "
                   f"tokens/call, {best.speedup:.2f}x plain")

@@ -14,7 +14,7 @@ import torch
 from ..drafting.tree import ROOT, DraftTree
 from ..verification.acceptance import TreeVerdict, residual
 from .pieces import PieceDecoder
-from .results import Alternative, Decision, Position, Source, Token, TreeNode, TreeStep
+from .results import Alternative, Decision, Guess, Position, Source, Token, TreeNode, TreeStep
 
 TOP_ALTERNATIVES = 5
 
@@ -187,3 +187,18 @@ def _tree_record(decoder: PieceDecoder, context: list[int], tree: DraftTree, ver
         root_p_verifier=float(p_rows[0][chosen[0]]),
         root_verifier_top=verifier_tops[0],
     )
+
+
+def guess_record(decoder: PieceDecoder, context: list[int], guessed: list[int], drafter_probs: torch.Tensor | None,
+                 source: str | None, verifier_id: int) -> Guess:
+    """A plain step's unverified guess against the token the verifier produced: where that token stood among the
+    drafter's top 5 (a lookup copy has one candidate: its own token)."""
+    if not guessed:
+        return Guess(source, None, "", None)
+    if drafter_probs is None:
+        candidates = guessed[:1]
+    else:
+        values, indices = torch.topk(drafter_probs[0], min(TOP_ALTERNATIVES, drafter_probs.shape[-1]))
+        candidates = [i for v, i in zip(values.tolist(), indices.tolist()) if v > 0]  # a point mass has one
+    rank = candidates.index(verifier_id) + 1 if verifier_id in candidates else None
+    return Guess(source, guessed[0], decoder.piece(context, guessed[0]), rank)

@@ -125,6 +125,17 @@ class Token:
 
 PLAIN_PLAN = "auto: plain step"  # how a plan that chose not to draft begins (engine/planning/auto_plan.py)
 TRIAL_PLAN = "never ran here: once, to price it live"  # in a plan run to time a pass size it had only estimated
+GUESS_PLAN = "an unverified guess beside it, to re-measure"  # a plain step that carries a Guess
+
+
+@dataclass(frozen=True)
+class Guess:
+    """A plain step auto chose can carry one draft beside it, not verified: the drafter's guess of the token the
+    verifier then produced, to keep its acceptance current for the price of a drafting pass (no verify row)."""
+    source: str | None  # the part of a combined drafter that guessed ("lookup" or "head"), or None
+    token_id: int | None  # None: the drafter had nothing to guess (lookup without a match), a miss
+    piece: str
+    rank: int | None  # the verifier's token in the drafter's top 5 (1: the guess itself), None: outside them
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,7 @@ class StepResult:
     cpu_busy: str | None = None  # why this step's timings are unreliable (another process busy), or None
     server_draws: int = 0  # sampling against a server: its samples tried for the correction (server_draws.py)
     draw_note: str | None = None  # how a correction was drawn when the server's samples ran out (or NOT exact)
+    guess: Guess | None = None  # a plain step's unverified draft, to re-measure the drafter (auto only)
 
     @property
     def emitted_text(self) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config import DRAFT_MODES, MAX_BLOCK_SIZE, VERIFY_MODES, SpecConfig
 from ..drafting.tree_shape import MAX_TREE_NODES
 from ..errors import ConfigError, TraceError
-from .results import Alternative, Decision, Position, Source, StepResult, Token, TreeNode, TreeStep
+from .results import Alternative, Decision, Guess, Position, Source, StepResult, Token, TreeNode, TreeStep
 from .safe_text import json_line
 
 FORMAT = 1
@@ -81,9 +81,11 @@ def step_from_record(record: dict) -> StepResult:
         for p in record["positions"]
     )
     emitted = tuple(Token(t["token_id"], t["piece"], Source(_legacy_plain(t["source"], drafted))) for t in record["emitted"])
-    known = {f.name for f in dataclasses.fields(StepResult)} - {"positions", "emitted", "tree"}
+    known = {f.name for f in dataclasses.fields(StepResult)} - {"positions", "emitted", "tree", "guess"}
     tree = _tree_from_record(record["tree"], alternatives) if record.get("tree") else None
-    return StepResult(positions=positions, emitted=emitted, tree=tree, **{k: v for k, v in record.items() if k in known})
+    guess = Guess(**record["guess"]) if record.get("guess") else None
+    return StepResult(positions=positions, emitted=emitted, tree=tree, guess=guess,
+                      **{k: v for k, v in record.items() if k in known})
 
 
 def _tree_from_record(tree: dict, alternatives) -> TreeStep:
@@ -339,6 +341,7 @@ def _check_step(record: dict, expected: int) -> None:
         value = record.get(key)
         if value is not None and not (isinstance(value, str) and len(value) <= longest):
             raise _Bad(f"'{key}' must be short text or null, got {_short(value)}")
+    _check_guess(record.get("guess"), drafted)
     positions = _list(record, "positions")
     columns = len(positions) - 1 if tree else drafted  # draft columns shown
     if tree and not accepted + 1 <= len(positions) <= block + 1:
@@ -365,6 +368,23 @@ def _check_step(record: dict, expected: int) -> None:
             raise _Bad(f"unknown token source {_short(token.get('source'))}")
     if sum(1 for t in emitted if t["source"] == Source.DRAFT.value) != accepted:
         raise _Bad(f"'accepted' is {accepted} but the emitted tokens say otherwise")
+
+
+def _check_guess(guess, drafted: int) -> None:
+    """A plain step's unverified guess (traces from before guesses have none)."""
+    if guess is None:
+        return
+    if not isinstance(guess, dict) or set(guess) != {f.name for f in dataclasses.fields(Guess)}:
+        raise _Bad(f"'guess' must be an object with {', '.join(f.name for f in dataclasses.fields(Guess))}, or null")
+    if drafted:
+        raise _Bad("only a step with nothing drafted carries a guess")
+    if guess["token_id"] is not None:
+        _int(guess, "token_id", 0)
+    if guess["rank"] is not None:
+        _int(guess, "rank", 1, 5)
+    _text(guess, "piece")
+    if guess["source"] is not None and not (isinstance(guess["source"], str) and len(guess["source"]) <= 40):
+        raise _Bad(f"'source' of a guess must be short text or null, got {_short(guess['source'])}")
 
 
 def _check_position(position, index: int, drafted: int) -> str:

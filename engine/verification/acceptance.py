@@ -52,10 +52,12 @@ def verifier_distribution(config, logits: torch.Tensor) -> torch.Tensor:
 
 
 def accept(config, tree: DraftTree, logits: torch.Tensor, generator: torch.Generator,
-           p_verifier: torch.Tensor | None = None, draw: Draw | None = None) -> TreeVerdict:
-    """The rule in force (config.verify) over the verifier's logits [1 + nodes, V] for `tree`."""
+           p_verifier: torch.Tensor | None = None, draw: Draw | None = None,
+           verifier_argmax: list[int] | None = None) -> TreeVerdict:
+    """The rule in force (config.verify) over the verifier's logits [1 + nodes, V] for `tree` (`verifier_argmax`:
+    their argmax per row, where the caller has it already)."""
     if config.verify == "greedy":
-        return accept_greedy(tree, logits.argmax(dim=-1).tolist())
+        return accept_greedy(tree, logits.argmax(dim=-1).tolist() if verifier_argmax is None else verifier_argmax)
     p_verifier = verifier_distribution(config, logits) if p_verifier is None else p_verifier
     return accept_sampled(tree, p_verifier, generator, draw)
 

@@ -8,7 +8,7 @@ from textual.widgets import Static
 
 from engine import Stats, Theory
 
-from ..narration import path_acceptance, verdict_lines
+from ..narration import guess_line, path_acceptance, verdict_lines
 
 from ..view_model import Snapshot
 from .acceptance_plot import AcceptancePlot
@@ -193,6 +193,8 @@ def auto_and_load_lines(snap: Snapshot) -> list[Content]:
     if latest is not None and latest.plan:
         shape, _, why = latest.plan.partition("; ")
         lines += [Content.assemble((shape, "bold")), Content.styled(f"  {why}", "$text-muted")]
+        if latest.guess is not None:
+            lines.append(Content.styled(f"  {guess_line(latest.guess)}", "$text-muted"))
     if latest is not None and latest.cpu_busy:
         lines += [Content.styled("CPU busy: timings unreliable", "bold $text-warning"),
                   Content.styled(f"  {latest.cpu_busy}", "$text-muted")]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import make_session
-from engine import Alternative, ConfigError, Decision, Position, StepResult, Token, Source, read_trace
-from specdec_tui.narration import (Rule, chain_rule, narrate, node_rule, notebook_lines, num, quote,
+from engine import Alternative, ConfigError, Decision, Guess, Position, StepResult, Token, Source, read_trace
+from specdec_tui.narration import (Rule, chain_rule, guess_line, narrate, node_rule, notebook_lines, num, quote,
                                    DISCARDED_NOTE)
 
 DATA = Path(__file__).parent.parent / "data"
@@ -77,6 +77,26 @@ def test_a_step_with_no_drafts():
                                             "(best drafting: k=1, expected 1.6 tokens/call, 1.10x plain)")
     assert "auto chose a plain step once, to time one on this machine" in narrate(trial)
     assert "cost more time" not in narrate(trial)  # a step run to measure is not one auto expected to be faster
+
+
+def test_a_plain_steps_guess_says_what_was_guessed_and_whether_it_was_the_verifiers_token():
+    step = steps("greedy.jsonl")[0]
+    plain = dataclasses.replace(step, drafted=0, accepted=0, positions=(dataclasses.replace(
+        step.positions[0], index=0, draft_id=None, draft_piece=None, q_drafter=None, p_verifier_of_draft=None,
+        decision=Decision.PLAIN),), emitted=(Token(1, " the", Source.PLAIN),),
+        plan="auto: plain step; an unverified guess beside it, to re-measure, after 7 plain steps (best drafting: ...)")
+    stories = {rank: narrate(dataclasses.replace(plain, guess=Guess("head", 1 if rank == 1 else 9, "[b] the\n", rank)))
+               for rank in (1, 3, None)}
+    for story in stories.values():
+        assert "Beside it, the head part guessed '[b] the↵', not verified" in story  # the piece literally
+        assert "auto chose a plain step" in story
+    assert stories[1].endswith("it was right. 1 token for 1 verifier pass.")
+    assert "the verifier's token was its choice #3" in stories[3]
+    assert "the verifier's token was not among its top 5" in stories[None]
+    nothing = narrate(dataclasses.replace(plain, guess=Guess(None, None, "", None)))
+    assert "The drafter had nothing to guess here (a miss)" in nothing
+    assert guess_line(Guess("head", 1, "[b]", 1)) == "guessed '[b]': right"  # the stats' line
+    assert guess_line(Guess("head", 9, "x", 2)).endswith("#2") and guess_line(Guess(None, None, "", None)).endswith("miss")
 
 
 def test_model_text_is_quoted_literally():

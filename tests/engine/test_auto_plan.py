@@ -7,7 +7,7 @@ import pytest
 from conftest import make_session, plain_greedy
 from engine import ConfigError, SpecConfig
 from engine.planning.auto_plan import FIRST_PRIOR, PROBE_EVERY, Acceptance, AutoPlanner, VerifyCosts
-from engine.records.results import Alternative, Decision, Position, StepResult
+from engine.records.results import Alternative, Decision, Guess, Position, StepResult
 
 FLAT = {1: 0.050, 2: 0.051, 3: 0.052, 4: 0.053, 5: 0.054, 7: 0.056, 9: 0.058, 13: 0.062}  # bf16 on AMX: near free
 STEEP = {1: 0.050, 2: 0.065, 3: 0.080, 4: 0.095, 5: 0.110, 7: 0.140, 9: 0.170, 13: 0.230}  # fp32 on 2 cores
@@ -159,6 +159,55 @@ def test_plain_steps_are_chosen_where_drafting_does_not_pay_and_a_block_is_draft
     assert planner.acceptance(None).reached[0] == 100 + 2
 
 
+def test_with_greedy_drafts_a_plain_run_re_measures_by_a_guess_not_by_a_block():
+    """A guess beside a plain step costs a drafting pass and no verify row; it counts at depth 1 as a block's first
+    draft would, and its pass times the drafter."""
+    planner = AutoPlanner(VerifyCosts(STEEP))
+    for _ in range(20):
+        for ranks in ([1, None], [None], [None], [None], [None]):
+            planner.observe(_step(ranks, draft_s=0.010 * len(ranks), verify_s=STEEP[len(ranks) + 1]), None)
+    reached = planner.acceptance(None).reached[0]
+    kinds = []
+    for i in range(2 * PROBE_EVERY):
+        plan = planner.choose(None, limit=64, guesses=True)
+        kinds.append("guess" if plan.guess else "plain" if plan.plain else plan.label)
+        step = _step([], draft_s=0.002 if plan.guess else 0.0, verify_s=STEEP[1])
+        if plan.guess:
+            assert plan.plain and plan.reason.startswith("auto: plain step; an unverified guess beside it, to re-measure")
+            step = replace(step, guess=Guess("head", 7, "x", 1 if i < PROBE_EVERY else 3), step_s=0.052)
+        planner.observe(step, None, planned_plain=plan.plain)
+    rhythm = ["plain"] * (PROBE_EVERY - 1) + ["guess"]
+    assert kinds == rhythm + rhythm
+    acceptance = planner.acceptance(None)
+    assert acceptance.reached[0] == reached + 2 and acceptance.at_rank[0][0] == 20 + 1 and acceptance.at_rank[0][2] == 1
+    assert planner.drafting_s[None] < 0.010  # the guesses' 2 ms passes moved the drafting price
+
+
+def test_a_guess_beside_a_plain_step_changes_no_token_and_no_later_draft(tiny_head, tiny_verifier, monkeypatch):
+    """Auto forced into plain runs with a guess every other step: the text is plain greedy's, each guess is judged
+    against the verifier's token, and the head's drafts after a guess are those of a head that never guessed."""
+    from engine.planning import auto_plan
+    from engine.session import prefill
+
+    monkeypatch.setattr(auto_plan, "PLAIN_MARGIN", 1e6)  # a plain step always wins
+    monkeypatch.setattr(auto_plan, "PROBE_EVERY", 2)
+    spec = f"head:{tiny_head[0]}"
+    session = make_session(tiny_verifier, spec, block_size_schedule="auto", draft_mode="greedy", max_new_tokens=20)
+    session.reset("print(")
+    session.run()
+    assert session.new_token_ids == plain_greedy(tiny_verifier, session.prompt_ids, 20)
+    guesses = [(i, step) for i, step in enumerate(session.steps) if step.guess is not None]
+    assert len(guesses) >= 5 and all(step.drafted == 0 for _, step in guesses)
+    fresh = make_session(tiny_verifier, spec, block_size=1, draft_mode="greedy")
+    for i, step in guesses:
+        context = session.tokens[: len(session.prompt_ids) + sum(len(s.emitted) for s in session.steps[:i])]
+        assert (step.guess.rank == 1) == (step.guess.token_id == step.emitted[0].token_id)
+        prefill(fresh.verifier_lm, fresh.drafter, context)  # a head that never guessed, at the same context
+        assert fresh.drafter.propose(context, 1, fresh._knobs(), fresh.generator).ids == [step.guess.token_id]
+    ranks = [step.guess.rank for _, step in guesses]
+    assert session.planner.acceptance(None).at_rank[0][0] >= ranks.count(1)
+
+
 def test_a_drafter_with_a_card_starts_from_it_and_times_its_pass_first():
     card = (0.8, 0.9, 0.5)  # kept 80% at depth 1; of those that got there, 90% at depth 2 and 50% at depth 3
     planner = AutoPlanner(VerifyCosts(STEEP), prior_of=lambda source: card if source == "head" else ())
@@ -270,7 +319,9 @@ def test_auto_output_equals_plain_greedy_and_each_step_says_what_it_chose(tiny, 
         for step in session.steps:  # the step ran what its plan says (a chain may find no lookup match)
             if step.plan.startswith("auto: plain step"):
                 assert step.drafted == 0 and ("would cost more than it saves" in step.plan
-                                              or "a 1-token pass never ran here: once, to price it live" in step.plan)
+                                              or "a 1-token pass never ran here: once, to price it live" in step.plan
+                                              or "an unverified guess beside it, to re-measure" in step.plan)
+                assert (step.guess is not None) == ("unverified guess" in step.plan)
             else:
                 assert step.plan.startswith(f"auto: {'tree' if step.tree is not None else 'chain'}"), step.plan
 

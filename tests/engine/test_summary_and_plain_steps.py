@@ -54,6 +54,26 @@ def test_old_traces_that_called_a_plain_step_bonus_still_read(tmp_path, tiny_ver
     assert step.positions[0].decision is Decision.PLAIN and step.emitted[0].source is Source.PLAIN
 
 
+def test_a_guess_beside_a_plain_step_is_saved_in_the_trace_and_read_back(tmp_path, tiny_verifier):
+    from dataclasses import replace
+
+    from engine import Guess, TraceError
+
+    session = make_session(tiny_verifier, "ngram", max_new_tokens=4)
+    session.reset("ab")
+    step = replace(session.step(), plan="auto: plain step; an unverified guess beside it, to re-measure",
+                   guess=Guess("lookup", 7, "[i]x", 2))
+    head = json.loads((DATA / "greedy.jsonl").read_text().splitlines()[0])
+    path = tmp_path / "guess.jsonl"
+    path.write_text(json.dumps(head) + "\n" + json.dumps(step_record(step)) + "\n")
+    assert read_trace(path).steps[0] == step
+    for bad in ({"source": "lookup", "token_id": 7, "piece": "x", "rank": 9}, {"token_id": 7}, "x"):
+        record = {**step_record(step), "guess": bad}
+        path.write_text(json.dumps(head) + "\n" + json.dumps(record) + "\n")
+        with pytest.raises(TraceError, match="guess|rank"):
+            read_trace(path)
+
+
 @pytest.mark.anyio
 async def test_replay_shows_the_trace_warnings(tmp_path):
     lines = (DATA / "greedy.jsonl").read_text().splitlines()
