@@ -22,7 +22,7 @@ from .drafting.tree_shape import AUTO_TREE, TreeShape, parse_tree
 from .errors import ConfigError, EngineError, PromptError, ServerError
 from .forward.bf16_probe import require_exact_bf16
 from .forward.cached_lm import DecodingStream, open_cached_lm, require_lean_forward
-from .forward.costs import pass_seconds
+from .forward.costs import verify_curve
 from .forward.cpu_load import BUSY_CORES, LoadWatch, Sample, busy_cores_between
 from .models.loading import LoadedModel, Progress
 from .models.prompting import encode_prompt_text
@@ -345,7 +345,7 @@ class Session:
     def _choose(self, context: list[int], limit: int) -> Plan:
         """The auto schedule: the shape with the most expected tokens per second for the part about to draft."""
         if self.planner is None:
-            self.planner = AutoPlanner(VerifyCosts({n: pass_seconds(self, n, repeats=3) for n in MEASURED_PASSES}),
+            self.planner = AutoPlanner(VerifyCosts(verify_curve(self, MEASURED_PASSES)),
                                        prior_of=self.drafter.acceptance_prior)
         # Trees only where their rule is the greedy one and the drafts are the drafter's top candidates.
         c = self.config

@@ -19,13 +19,8 @@ def plain_step_seconds(session, repeats: int = 3) -> float:
     return pass_seconds(session, 1, repeats)
 
 
-@torch.inference_mode()
-def pass_seconds(session, tokens: int, repeats: int = 3) -> float:
-    """Median time of one verifier pass over `tokens` new tokens after the session's cached context.
-
-    What a verify pass of that size costs (k + 1 for a chain, nodes + 1 for a tree; its cost depends on the count,
-    not on the mask). Uses its own KV cache (the session's caches are untouched), so it can run between steps.
-    """
+def _timing_cache(session):
+    """A KV cache of its own over the session's context (the session's caches stay untouched), and its context."""
     if not session.tokens:
         raise ValueError("no context yet: reset the session first")
     verifier = session.verifier
@@ -33,11 +28,44 @@ def pass_seconds(session, tokens: int, repeats: int = 3) -> float:
     context = session.tokens[-512:]  # a realistic cache length, bounded so the prefill stays short
     if len(context) > 1:
         lm.extend(context[:-1])
-    block = context[-1:] * tokens
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        lm.extend(block, keep=tokens)
-        times.append(time.perf_counter() - start)
-        lm.rollback(len(context) - 1)
+    return lm, context
+
+
+def _timed_pass(lm, context: list[int], tokens: int) -> float:
+    start = time.perf_counter()
+    lm.extend(context[-1:] * tokens, keep=tokens)
+    seconds = time.perf_counter() - start
+    lm.rollback(len(context) - 1)
+    return seconds
+
+
+@torch.inference_mode()
+def pass_seconds(session, tokens: int, repeats: int = 3) -> float:
+    """Median time of one verifier pass over `tokens` new tokens after the session's cached context.
+
+    What a verify pass of that size costs (k + 1 for a chain, nodes + 1 for a tree; its cost depends on the count,
+    not on the mask). Uses its own KV cache (the session's caches are untouched), so it can run between steps.
+    """
+    lm, context = _timing_cache(session)
+    times = [_timed_pass(lm, context, tokens) for _ in range(repeats + 1)]
     return statistics.median(times[1:])  # the first pass warms up buffers
+
+
+@torch.inference_mode()
+def verify_curve(session, sizes, rounds: int = 5, warmup: int = 3) -> dict[int, float]:
+    """Seconds of a verify pass of each size: the fastest of `rounds`, the sizes interleaved in every round.
+
+    The start-up prices of `-k auto`. Fastest, not median: right after loading, the first few dozen passes run
+    slow (allocator and thread pool still settling) and a VM's spikes only ever slow a pass; on the AMD EPYC a
+    median of 3 once priced a 1-token pass at 35.8 ms against 25 ms live, and auto then drafted a whole text at
+    0.85x plain because a plain step looked dear. Interleaved, so a slow stretch hits every size alike and
+    their ratios (what the planner compares) hold.
+    """
+    lm, context = _timing_cache(session)
+    for _ in range(warmup):
+        _timed_pass(lm, context, max(sizes))
+    fastest = {n: float("inf") for n in sizes}
+    for _ in range(rounds):
+        for n in sizes:
+            fastest[n] = min(fastest[n], _timed_pass(lm, context, n))
+    return fastest

@@ -149,13 +149,14 @@ def test_plain_steps_are_chosen_where_drafting_does_not_pay_and_a_block_is_draft
         for ranks in ([1, None], [None], [None], [None], [None]):
             planner.observe(_step(ranks, draft_s=0.010 * len(ranks), verify_s=STEEP[len(ranks) + 1]), None)
     kinds = []
-    for _ in range(2 * PROBE_EVERY):
+    for _ in range(3 * PROBE_EVERY):
         plan = planner.choose(None, limit=64)
         kinds.append("plain" if plan.plain else plan.label)
         step = _step([], verify_s=STEEP[1]) if plan.plain else _step([None], draft_s=0.010, verify_s=STEEP[2])
         planner.observe(step, None, planned_plain=plan.plain)
-    probe = ["plain"] * (PROBE_EVERY - 1) + ["k=1"]
-    assert kinds == probe + probe  # the planned plain steps do not count as misses: the estimate stays put
+    # A re-measure that finds drafting still losing makes the next wait twice as long.
+    assert kinds == ["plain"] * (PROBE_EVERY - 1) + ["k=1"] + ["plain"] * (2 * PROBE_EVERY - 1) + ["k=1"]
+    # The planned plain steps do not count as misses: the estimate stays put.
     assert planner.acceptance(None).reached[0] == 100 + 2
 
 
@@ -168,7 +169,7 @@ def test_with_greedy_drafts_a_plain_run_re_measures_by_a_guess_not_by_a_block():
             planner.observe(_step(ranks, draft_s=0.010 * len(ranks), verify_s=STEEP[len(ranks) + 1]), None)
     reached = planner.acceptance(None).reached[0]
     kinds = []
-    for i in range(2 * PROBE_EVERY):
+    for i in range(3 * PROBE_EVERY):
         plan = planner.choose(None, limit=64, guesses=True)
         kinds.append("guess" if plan.guess else "plain" if plan.plain else plan.label)
         step = _step([], draft_s=0.002 if plan.guess else 0.0, verify_s=STEEP[1])
@@ -176,8 +177,7 @@ def test_with_greedy_drafts_a_plain_run_re_measures_by_a_guess_not_by_a_block():
             assert plan.plain and plan.reason.startswith("auto: plain step; an unverified guess beside it, to re-measure")
             step = replace(step, guess=Guess("head", 7, "x", 1 if i < PROBE_EVERY else 3), step_s=0.052)
         planner.observe(step, None, planned_plain=plan.plain)
-    rhythm = ["plain"] * (PROBE_EVERY - 1) + ["guess"]
-    assert kinds == rhythm + rhythm
+    assert kinds == ["plain"] * (PROBE_EVERY - 1) + ["guess"] + ["plain"] * (2 * PROBE_EVERY - 1) + ["guess"]
     acceptance = planner.acceptance(None)
     assert acceptance.reached[0] == reached + 2 and acceptance.at_rank[0][0] == 20 + 1 and acceptance.at_rank[0][2] == 1
     assert planner.drafting_s[None] < 0.010  # the guesses' 2 ms passes moved the drafting price
@@ -191,6 +191,7 @@ def test_a_guess_beside_a_plain_step_changes_no_token_and_no_later_draft(tiny_he
 
     monkeypatch.setattr(auto_plan, "PLAIN_MARGIN", 1e6)  # a plain step always wins
     monkeypatch.setattr(auto_plan, "PROBE_EVERY", 2)
+    monkeypatch.setattr(auto_plan, "PROBE_AT_MOST_EVERY", 2)  # no back-off: a guess every other step
     spec = f"head:{tiny_head[0]}"
     session = make_session(tiny_verifier, spec, block_size_schedule="auto", draft_mode="greedy", max_new_tokens=20)
     session.reset("print(")
