@@ -184,7 +184,7 @@ def narrate(result: StepResult) -> str:
         if result.planned_trial:
             why = "auto chose a plain step once, to time one on this machine: it had only an estimate of its cost"
         elif result.planned_plain:
-            why = "auto chose a plain step, as drafting here is expected to cost more time than its guesses save"
+            why = "auto chose a plain step, as drafting here is expected to cost more time than it saves"
         else:
             why = "no earlier match to copy, or no room left"
         return (f"Nothing was drafted this step ({why}): the verifier produced {emitted} on its own, as plain "
@@ -206,17 +206,17 @@ def guess_line(guess: Guess) -> str:
 
 
 def _guess_story(result: StepResult) -> str:
-    """A plain step's unverified guess, in words: what it guessed and whether the verifier's token was it."""
+    """A plain step's unverified guess, in words: what it guessed and whether the verifier's token was it. One
+    short sentence: at 80x24 a longer story pushes the pane below it off the screen."""
     guess = result.guess
     if guess is None:
         return ""
-    who = f"The {guess.source} part" if guess.source else "The drafter"
+    who = f"The {guess.source}" if guess.source else "The drafter"
     if guess.token_id is None:
-        return f" {who} had nothing to guess here (a miss), which auto counts to keep its acceptance current."
-    verdict = ("it was right" if guess.rank == 1 else f"the verifier's token was its choice #{guess.rank}"
-               if guess.rank else "the verifier's token was not among its top 5")
-    return (f" Beside it, {who.lower()} guessed {quote(guess.piece)}, not verified (a guess costs a drafting pass, no "
-            f"verifier row), so auto sees whether drafting would pay again: {verdict}.")
+        return f" {who} had nothing to guess here: a miss."
+    verdict = ("right" if guess.rank == 1 else f"wrong (the verifier's token was its #{guess.rank})"
+               if guess.rank else "wrong (not among its top 5)")
+    return f" {who}'s unverified guess, {quote(guess.piece)}, was {verdict}."
 
 
 def _kept_pieces(result: StepResult) -> str:

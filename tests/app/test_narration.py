@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import textwrap
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,13 +89,15 @@ def test_a_plain_steps_guess_says_what_was_guessed_and_whether_it_was_the_verifi
     stories = {rank: narrate(dataclasses.replace(plain, guess=Guess("head", 1 if rank == 1 else 9, "[b] the\n", rank)))
                for rank in (1, 3, None)}
     for story in stories.values():
-        assert "Beside it, the head part guessed '[b] the↵', not verified" in story  # the piece literally
+        assert "The head's unverified guess, '[b] the↵', was" in story  # the piece literally
         assert "auto chose a plain step" in story
-    assert stories[1].endswith("it was right. 1 token for 1 verifier pass.")
-    assert "the verifier's token was its choice #3" in stories[3]
-    assert "the verifier's token was not among its top 5" in stories[None]
+    assert stories[1].endswith("was right. 1 token for 1 verifier pass.")
+    assert "was wrong (the verifier's token was its #3)" in stories[3]
+    assert "was wrong (not among its top 5)" in stories[None]
+    for story in stories.values():  # at 80x24 a fifth line of story pushes the pane below off the screen
+        assert len(textwrap.wrap(story, 78)) <= 4, story
     nothing = narrate(dataclasses.replace(plain, guess=Guess(None, None, "", None)))
-    assert "The drafter had nothing to guess here (a miss)" in nothing
+    assert "The drafter had nothing to guess here: a miss." in nothing
     assert guess_line(Guess("head", 1, "[b]", 1)) == "guessed '[b]': right"  # the stats' line
     assert guess_line(Guess("head", 9, "x", 2)).endswith("#2") and guess_line(Guess(None, None, "", None)).endswith("miss")
 
