@@ -125,14 +125,14 @@ def record(path: Path, rounds: int) -> None:
 class Replay:
     """One recorded text walked block by block, each step charged the recorded costs."""
 
-    def __init__(self, text: dict, costs: dict, max_new_tokens: int):
+    def __init__(self, text: dict, costs: dict, max_new_tokens: int, guesses: bool = True):
         self.positions, self.new_tokens = text["positions"], text["new_tokens"]
         self.verify_s = verify_costs(costs)
         self.pass_s = costs["drafting_pass_s"]
         # A step's seconds outside its passes: a plain step's apart (one column of records), where recorded.
         self.bookkeeping_s = {False: costs["bookkeeping_s"], True: costs.get("plain_bookkeeping_s", costs["bookkeeping_s"])}
         self.max_new_tokens = max_new_tokens
-        self.guesses = True  # auto re-measures in plain runs by unverified guesses (greedy), as a session does
+        self.guesses = guesses  # auto re-measures plain runs by unverified guesses (greedy), as a session does
 
     @staticmethod
     def source(position: dict, drafter: str) -> str:
@@ -228,8 +228,7 @@ def replay(data: dict, offsets: int, lookup_card: bool = True, guesses: bool = T
     print(f"{'prompt':<26} {'best fixed (x plain)':<28} {'its start moved 0..' + str(offsets):<20} {'auto x plain':>12} "
           f"{'auto / best':>11}  auto's choices")
     for name, text in data["texts"].items():
-        walk = Replay(text, data["costs"], data["max_new_tokens"])
-        walk.guesses = guesses
+        walk = Replay(text, data["costs"], data["max_new_tokens"], guesses)
         chains = {f"{drafter} k={k}": (drafter, k) for drafter in ("head", "ngram+head") for k in CHAINS}
         fixed = {"plain greedy": plain_tps, **{label: walk.fixed(*chain) for label, chain in chains.items()}}
         best = max(fixed, key=fixed.get)

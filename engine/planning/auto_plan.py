@@ -21,9 +21,10 @@ step costs D drafting passes, the pass over N = nodes + 1 tokens and the step's 
 step's apart); the candidate with the best ratio runs.
 Plain decoding (k = 0: no drafts, one token per 1-token pass) is a candidate too: where drafting is expected to cost
 more than its guesses save (by over 5%), auto decodes plainly, and after PROBE_EVERY plain steps re-measures the
-drafter (a re-measure that finds drafting still losing doubles the wait, up to PROBE_AT_MOST_EVERY): with greedy drafts and greedy verification by one guess beside a plain step, not verified (the plain step's
-own pass tells whether it was the verifier's token, for a drafting pass and no verify row: 2.6 ms against about 13 ms
-for a 2-token pass on the AMD EPYC), else by drafting one short block.
+drafter (a re-measure that finds drafting still losing doubles the wait, up to PROBE_AT_MOST_EVERY): with greedy
+drafts and greedy verification by one guess beside a plain step, not verified (the plain step's own pass tells
+whether it was the verifier's token, for a drafting pass and no verify row: 2.6 ms against about 13 ms for a 2-token
+pass on the AMD EPYC), else by drafting one short block.
 Before anything is seen, a drafter's acceptance is what its card measured (a draft head's held-out acceptance by
 depth), else FIRST_PRIOR; a part whose drafting pass was never timed drafts k = 1 first, to time it.
 """
